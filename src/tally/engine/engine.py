@@ -1,0 +1,157 @@
+"""Run queries: cached compiled plans, range parameters, zero-filled periods, comparisons, derived metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from tally.engine import rows as rowops
+from tally.engine.catalog import Catalog
+from tally.engine.plan import Plan, Shape, build_plan, data_bounds_expr
+from tally.engine.spec import QuerySpec
+from tally.engine.timegrid import comparison_shift, offset_segments, period_labels, shift_local
+from tally.errors import QueryError
+from tally.project.schema import ProjectConfig
+from tally.warehouse import Warehouse
+
+UTC = dt.timezone.utc
+CACHE_SIZE = 256
+
+
+@dataclass
+class Result:
+    """Rows as an Arrow table plus what produced them."""
+
+    table: pa.Table
+    meta: dict = field(default_factory=dict)
+
+    def to_pylist(self) -> list[dict]:
+        return self.table.to_pylist()
+
+
+class Engine:
+    """Answers queries for one project on one warehouse; compiled SQL is cached per query shape."""
+
+    def __init__(self, config: ProjectConfig, warehouse: Warehouse):
+        self.config = config
+        self.catalog = Catalog(config)
+        self.warehouse = warehouse
+        self._plans: OrderedDict[Shape, Plan] = OrderedDict()
+        self._bounds: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def spec(self, metrics, **kwargs) -> QuerySpec:
+        kwargs.setdefault("timezone", self.config.timezone)
+        if kwargs["timezone"] is None:
+            kwargs["timezone"] = self.config.timezone
+        return QuerySpec.build(metrics, **kwargs)
+
+    def query(self, metrics, **kwargs) -> Result:
+        """Answer a query given as loose input (see QuerySpec.build)."""
+        return self.run(self.spec(metrics, **kwargs))
+
+    def run(self, spec: QuerySpec) -> Result:
+        for metric in spec.metrics:
+            self.catalog.check(metric)
+        self._check_order(spec)
+        start, end = self._resolve_range(spec)
+        table = self._answer(spec, start, end)
+        meta = {"timezone": spec.timezone, "from": _iso(start, spec.zone), "to": _iso(end, spec.zone),
+                "grain": spec.grain.value if spec.grain else None, "source": "live"}
+        if spec.compare:
+            delta = comparison_shift(spec.compare, start, end, spec.zone)
+            prev_start, prev_end = shift_local(start, delta, spec.zone), shift_local(end, delta, spec.zone)
+            previous = self._answer(spec, prev_start, prev_end)
+            table = rowops.attach_comparison(table, previous, spec, delta)
+            meta["compare"] = {"kind": spec.compare, "from": _iso(prev_start, spec.zone),
+                               "to": _iso(prev_end, spec.zone)}
+        return Result(table, meta)
+
+    # -- internals ----------------------------------------------------------
+
+    def _answer(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        plan = self._plan(spec, start, end)
+        values = {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
+        timed = timeless = None
+        if plan.timed:
+            timed = self.warehouse.run(plan.timed.query, values)
+            timed = rowops.conform(timed, plan.timed.schema)
+        if plan.timeless:
+            timeless = rowops.conform(self.warehouse.run(plan.timeless.query), plan.timeless.schema)
+        periods = None
+        if spec.grain and spec.fill and spec.limit is None:
+            periods = period_labels(spec.grain, start, end, spec.timezone, self.config.week_start_index)
+        rows = rowops.assemble(timed, timeless, periods, spec, plan)
+        rows = rowops.add_derived(rows, spec, self.catalog)
+        return rowops.order_and_limit(rows, spec, use_limit=not plan.sql_orders)
+
+    def _plan(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime) -> Plan:
+        segments = offset_segments(spec.timezone, start, end) if spec.grain else None
+        shape = Shape(spec.metrics, spec.by, spec.grain, spec.where, spec.order_by, spec.limit,
+                      self.config.week_start_index, segments)
+        with self._lock:
+            plan = self._plans.get(shape)
+            if plan is not None:
+                self._plans.move_to_end(shape)
+                return plan
+        plan = build_plan(shape, self.catalog, self.warehouse)
+        with self._lock:
+            self._plans[shape] = plan
+            while len(self._plans) > CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+    def _check_order(self, spec: QuerySpec) -> None:
+        allowed = set(spec.metrics) | set(spec.by) | ({"period"} if spec.grain else set())
+        for name, _ in spec.order_by:
+            if name not in allowed:
+                raise QueryError(f"cannot order by {name!r}: order by a metric, dimension or period "
+                                 f"of the query ({', '.join(sorted(allowed))})")
+
+    def _resolve_range(self, spec: QuerySpec) -> tuple[dt.datetime, dt.datetime]:
+        """The query's [start, end); open ends come from the data, widened to whole local days."""
+        if spec.start and spec.end:
+            return spec.start, spec.end
+        lo, hi = self._data_bounds(spec)
+        tz = spec.zone
+        start = spec.start or _local_midnight(lo, tz)
+        end = spec.end or _local_midnight(hi, tz, next_day=True)
+        if start >= end:
+            end = start + dt.timedelta(days=1)
+        return start, end
+
+    def _data_bounds(self, spec: QuerySpec) -> tuple[dt.datetime, dt.datetime]:
+        models = {ref.model for ref in self.catalog.base_measures(spec.metrics) if self.catalog.model(ref.model).time}
+        lows, highs = [], []
+        for model in sorted(models):
+            if model not in self._bounds:
+                self._bounds[model] = self.warehouse.compile(data_bounds_expr(self.catalog, self.warehouse, model))
+            row = self.warehouse.run(self._bounds[model]).to_pylist()[0]
+            if row["lo"] is not None:
+                lows.append(_aware(row["lo"]))
+                highs.append(_aware(row["hi"]))
+        if not lows:
+            today = dt.datetime.now(UTC)
+            return today, today
+        return min(lows), max(highs)
+
+
+def _aware(value) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _local_midnight(instant: dt.datetime, tz: ZoneInfo, next_day: bool = False) -> dt.datetime:
+    day = instant.astimezone(tz).date() + dt.timedelta(days=1 if next_day else 0)
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz)
+
+
+def _iso(instant: dt.datetime, tz: ZoneInfo) -> str:
+    local = instant.astimezone(tz)
+    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+        return local.date().isoformat()
+    return local.replace(tzinfo=None).isoformat()

@@ -1,0 +1,206 @@
+"""Compile a query shape into one portable Ibis expression per part, with the range as parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.datatypes as idt
+import pyarrow as pa
+
+from tally.engine.catalog import Catalog, MeasureRef
+from tally.engine.scope import ModelScope
+from tally.engine.timegrid import Grain
+from tally.engine.translate import to_ibis
+from tally.errors import QueryError
+from tally.project.expr import parse_row_expr
+from tally.warehouse import CompiledQuery, Warehouse
+
+UTC_TS = idt.Timestamp(timezone="UTC")
+_TRUNC = {Grain.hour: "h", Grain.day: "D", Grain.week: "W", Grain.month: "M", Grain.quarter: "Q", Grain.year: "Y"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Everything that changes the SQL text; the range's values are bound at run time."""
+
+    metrics: tuple[str, ...]
+    by: tuple[str, ...]
+    grain: Grain | None
+    where: str | None
+    order_by: tuple[tuple[str, bool], ...]
+    limit: int | None
+    week_start: int
+    segments: tuple | None        # (offset at start, ((utc instant, new offset), ...)) when bucketing
+
+
+@dataclass(frozen=True)
+class Part:
+    """One compiled SQL statement and the Arrow schema of its rows."""
+
+    query: CompiledQuery
+    schema: pa.Schema
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    timed: Part | None            # models with a time column, bucketed and range-filtered
+    timeless: Part | None         # snapshot models (no time), grouped by dimensions only
+    measures: tuple[MeasureRef, ...]
+    sql_orders: bool              # order and limit already applied in SQL
+
+
+def build_plan(shape: Shape, catalog: Catalog, warehouse: Warehouse) -> Plan:
+    measures = catalog.base_measures(shape.metrics)
+    _check_dimensions(shape, catalog, measures)
+    by_model: dict[str, list[MeasureRef]] = {}
+    for ref in measures:
+        by_model.setdefault(ref.model, []).append(ref)
+    timed = {m: refs for m, refs in by_model.items() if catalog.model(m).time}
+    timeless = {m: refs for m, refs in by_model.items() if not catalog.model(m).time}
+    if shape.grain and not timed:
+        names = ", ".join(shape.metrics)
+        raise QueryError(f"{names}: a snapshot with no time column; it can't be broken down by --grain")
+    params = {"start": ibis.param(UTC_TS), "end": ibis.param(UTC_TS)}
+    sql_orders = not timeless
+    timed_part = timeless_part = None
+    if timed:
+        expr = _combine([_branch(shape, catalog, warehouse, m, refs, params, True) for m, refs in timed.items()],
+                        measures=[r.name for refs in timed.values() for r in refs])
+        if sql_orders:
+            expr = _order_and_limit(expr, shape, catalog)
+        timed_part = _part(warehouse, expr, params, shape, with_period=shape.grain is not None)
+    if timeless:
+        expr = _combine([_branch(shape, catalog, warehouse, m, refs, params, False) for m, refs in timeless.items()],
+                        measures=[r.name for refs in timeless.values() for r in refs])
+        timeless_part = _part(warehouse, expr, {}, shape, with_period=False)
+    return Plan(timed_part, timeless_part, tuple(measures), sql_orders)
+
+
+def _part(warehouse: Warehouse, expr, params, shape: Shape, with_period: bool) -> Part:
+    keys = (("period",) if with_period else ()) + shape.by
+    return Part(warehouse.compile(expr, params), expr.schema().to_pyarrow(), keys)
+
+
+def _check_dimensions(shape: Shape, catalog: Catalog, measures: list[MeasureRef]) -> None:
+    wanted = set(shape.by)
+    if shape.where:
+        wanted |= set(parse_row_expr(shape.where).references)
+    for ref in measures:
+        dims = catalog.model(ref.model).dimensions
+        for dim in sorted(wanted):
+            if dim not in dims:
+                known = ", ".join(dims) or "none"
+                raise QueryError(f"metric {ref.name!r} (model {ref.model!r}) can't be broken down or filtered "
+                                 f"by {dim!r}: the model has no such dimension reachable without multiplying "
+                                 f"rows (its dimensions: {known})")
+
+
+def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: str, refs, params, timed: bool):
+    """One model's rows filtered, bucketed, grouped by the query keys and aggregated."""
+    model = catalog.model(model_name)
+    base = warehouse.table(model.table)
+    if timed:
+        ts = base[model.time]
+        base = base.filter(ts >= params["start"], ts < params["end"])
+    scope = ModelScope(catalog.config, warehouse, model_name, base=base)
+    keys = {}
+    if timed and shape.grain:
+        keys["period"] = _bucket(scope.column(model.time), shape)
+    for dim in shape.by:
+        keys[dim] = scope.value(model.dimensions[dim].expr)
+    aggregates = {ref.name: _aggregate(scope, ref) for ref in refs}
+    condition = None
+    if shape.where:
+        condition = to_ibis(parse_row_expr(shape.where).tree, lambda name: scope.value(model.dimensions[name].expr))
+    relation = scope.joined()
+    if condition is not None:
+        relation = relation.filter(condition)
+    if keys:
+        return relation.group_by(**keys).aggregate(**aggregates)
+    return relation.aggregate(**aggregates)
+
+
+def _aggregate(scope: ModelScope, ref: MeasureRef):
+    measure = ref.measure
+    where = scope.value(measure.where) if measure.where else None
+    if measure.aggregation == "count" and measure.value == "*":
+        return scope.base.count(where=where) if where is not None else scope.base.count()
+    value = scope.value(measure.value)
+    method = {"sum": "sum", "count": "count", "count_distinct": "nunique", "avg": "mean",
+              "min": "min", "max": "max"}[measure.aggregation]
+    return getattr(value, method)(where=where)
+
+
+def _bucket(ts, shape: Shape):
+    """The period start of a UTC timestamp in the query timezone, via fixed offset segments."""
+    first, changes = shape.segments
+    offset = ibis.literal(first)
+    if changes:
+        bounds = [when for when, _ in changes]
+        offsets = [first] + [off for _, off in changes]
+        offset = ibis.cases(*[(ts < ibis.literal(b, UTC_TS), offsets[i]) for i, b in enumerate(bounds)],
+                            else_=offsets[-1])
+    local = (ts + offset.as_interval("s")).cast(idt.Timestamp())
+    if shape.grain is Grain.hour:
+        return local.truncate("h")
+    if shape.grain is Grain.week and shape.week_start:
+        shift = ibis.interval(days=(7 - shape.week_start) % 7)
+        return ((local + shift).truncate("W") - shift).date()
+    return local.truncate(_TRUNC[shape.grain]).date()
+
+
+def _combine(branches: list, measures: list[str]):
+    """Several models' aggregates on one set of keys (a union, since MySQL has no full outer join)."""
+    if len(branches) == 1:
+        return branches[0]
+    key_names = [c for c in branches[0].columns if c not in measures]
+    types = {}
+    for branch in branches:
+        for name, dtype in branch.schema().items():
+            types.setdefault(name, dtype)
+    aligned = []
+    for branch in branches:
+        columns = {k: branch[k].cast(types[k]) for k in key_names}
+        for name in measures:
+            columns[name] = branch[name] if name in branch.columns else ibis.null().cast(types[name])
+        aligned.append(branch.select(**columns))
+    union = ibis.union(*aligned, distinct=False)
+    aggregates = {name: union[name].max() for name in measures}
+    if key_names:
+        return union.group_by(key_names).aggregate(**aggregates)
+    return union.aggregate(**aggregates)
+
+
+def _order_and_limit(expr, shape: Shape, catalog: Catalog):
+    if not shape.order_by and shape.limit is None:
+        return expr
+    derived = {}
+
+    def resolve(name: str):
+        if name in expr.columns:
+            return expr[name]
+        if name not in derived:
+            derived[name] = to_ibis(catalog.derived[name].expr.tree, resolve)
+        return derived[name]
+
+    keys = []
+    for name, desc in shape.order_by:
+        value = resolve(name)
+        keys.append(value.desc(nulls_first=False) if desc else value.asc(nulls_first=False))
+    keys += [expr[k].asc() for k in expr.columns if k in (("period",) + shape.by)]
+    expr = expr.order_by(keys)
+    return expr.limit(shape.limit) if shape.limit is not None else expr
+
+
+def data_bounds_expr(catalog: Catalog, warehouse: Warehouse, model_name: str):
+    """min and max of a model's time column, to give an open range its ends."""
+    model = catalog.model(model_name)
+    table = warehouse.table(model.table)
+    return table.aggregate(lo=table[model.time].min(), hi=table[model.time].max())
+
+
+def epoch() -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

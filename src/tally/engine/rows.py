@@ -1,0 +1,149 @@
+"""After the warehouse answers: types, zero-filled periods, snapshots, derived metrics, comparisons."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dateutil.relativedelta import relativedelta
+
+from tally.engine.catalog import Catalog
+from tally.engine.plan import Plan
+from tally.engine.spec import QuerySpec
+from tally.engine.translate import to_arrow
+
+FILLED_WITH_ZERO = ("sum", "count", "count_distinct")
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Give every warehouse's answer the same Arrow types (Ibis' view of the query)."""
+    table = table.rename_columns(schema.names)
+    return table if table.schema == schema else table.cast(schema)
+
+
+def _fills(plan: Plan) -> dict:
+    return {ref.name: (0 if ref.measure.aggregation in FILLED_WITH_ZERO else None) for ref in plan.measures}
+
+
+def assemble(timed: pa.Table | None, timeless: pa.Table | None, periods: list | None,
+             spec: QuerySpec, plan: Plan) -> pa.Table:
+    """One row per key: periods with no data added (zeros), snapshot measures joined by dimension."""
+    fills = _fills(plan)
+    if timeless is None and periods is None:
+        return _fill_nulls(_ensure_total(timed, spec, plan), fills)
+    keys = (("period",) if spec.grain else ()) + spec.by
+    timed_rows = timed.to_pylist() if timed is not None else []
+    snapshot = {tuple(r[d] for d in spec.by): r for r in timeless.to_pylist()} if timeless is not None else {}
+    keyed = {tuple(r[k] for k in keys): r for r in timed_rows}
+    combos = list(dict.fromkeys([tuple(r[d] for d in spec.by) for r in timed_rows] + list(snapshot)))
+    if not spec.by:
+        combos = [()]
+    if periods is not None:
+        for period in periods:
+            for combo in combos:
+                keyed.setdefault((period, *combo), {"period": period, **dict(zip(spec.by, combo))})
+    elif not spec.grain:
+        for combo in combos:
+            keyed.setdefault(combo, dict(zip(spec.by, combo)))
+    snapshot_names = set(timeless.column_names) - set(spec.by) if timeless is not None else set()
+    rows = list(keyed.values())
+    for row in rows:
+        snap = snapshot.get(tuple(row[d] for d in spec.by), {})
+        for name, fill in fills.items():
+            value = snap.get(name) if name in snapshot_names else row.get(name)
+            row[name] = fill if value is None else value
+    schema = _schema(timed, timeless, keys, plan)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _schema(timed, timeless, keys, plan: Plan) -> pa.Schema:
+    fields = {}
+    for table in (timed, timeless):
+        if table is not None:
+            for f in table.schema:
+                fields.setdefault(f.name, f)
+    names = list(keys) + [ref.name for ref in plan.measures]
+    return pa.schema([fields[n] for n in names])
+
+
+def _ensure_total(table: pa.Table, spec: QuerySpec, plan: Plan) -> pa.Table:
+    """A query with no keys always has its one total row."""
+    if spec.by or spec.grain or table.num_rows:
+        return table
+    return pa.Table.from_pylist([{ref.name: None for ref in plan.measures}], schema=table.schema)
+
+
+def _fill_nulls(table: pa.Table, fills: dict) -> pa.Table:
+    for name, fill in fills.items():
+        if fill is not None and table[name].null_count:
+            index = table.column_names.index(name)
+            filled = pc.fill_null(table[name], pa.scalar(fill).cast(table.schema.field(name).type))
+            table = table.set_column(index, name, filled)
+    return table
+
+
+def add_derived(table: pa.Table, spec: QuerySpec, catalog: Catalog) -> pa.Table:
+    """Compute derived metrics from aggregated measures and keep the requested columns."""
+    values: dict[str, object] = {}
+
+    def resolve(name: str):
+        if name in table.column_names:
+            return table[name]
+        if name not in values:
+            values[name] = to_arrow(catalog.derived[name].expr.tree, resolve, table.num_rows)
+        return values[name]
+
+    keys = (["period"] if spec.grain else []) + list(spec.by)
+    columns = {k: table[k] for k in keys}
+    for metric in spec.metrics:
+        columns[metric] = resolve(metric)
+    return pa.table(columns)
+
+
+def order_and_limit(table: pa.Table, spec: QuerySpec, *, use_limit: bool) -> pa.Table:
+    keys = (["period"] if spec.grain else []) + list(spec.by)
+    sort = [(name, "descending" if desc else "ascending") for name, desc in spec.order_by]
+    sort += [(k, "ascending") for k in keys if k not in dict(spec.order_by)]
+    if sort and table.num_rows > 1:
+        table = table.sort_by(sort)
+    if use_limit and spec.limit is not None:
+        table = table.slice(0, spec.limit)
+    return table
+
+
+def attach_comparison(current: pa.Table, previous: pa.Table, spec: QuerySpec, delta: relativedelta) -> pa.Table:
+    """Add m_previous, m_change and m_change_pct for each metric, matching rows by key."""
+    lookup = _previous_lookup(current, previous, spec, delta)
+    columns = {name: current[name] for name in current.column_names if name not in spec.metrics}
+    keys = list(columns)
+    current_keys = list(zip(*[current[k].to_pylist() for k in keys])) if keys else [()] * current.num_rows
+    for metric in spec.metrics:
+        now = current[metric]
+        before = pa.array([lookup.get(key, {}).get(metric) for key in current_keys], type=now.type)
+        a, b = _same_type(now, before)
+        change = pc.subtract(a, b)
+        pct = pc.multiply(pc.divide(pc.cast(change, pa.float64()),
+                                    pc.if_else(pc.equal(pc.cast(b, pa.float64()), 0.0),
+                                               pa.scalar(None, pa.float64()), pc.cast(b, pa.float64()))), 100.0)
+        columns.update({metric: now, f"{metric}_previous": before, f"{metric}_change": change,
+                        f"{metric}_change_pct": pct})
+    return pa.table(columns)
+
+
+def _same_type(a, b):
+    if pa.types.is_decimal(a.type):
+        target = pa.decimal128(37, a.type.scale)
+        return pc.cast(a, target), pc.cast(b, target)
+    return a, b
+
+
+def _previous_lookup(current: pa.Table, previous: pa.Table, spec: QuerySpec, delta: relativedelta) -> dict:
+    """Previous rows keyed like current rows: periods moved forward a year, or matched by position."""
+    rows = previous.to_pylist()
+    if not spec.grain:
+        return {tuple(r[d] for d in spec.by): r for r in rows}
+    if spec.compare == "previous_year":
+        return {(r["period"] + delta, *[r[d] for d in spec.by]): r for r in rows}
+    now_periods = sorted(set(current["period"].to_pylist()))
+    before_periods = sorted(set(r["period"] for r in rows))
+    position = {p: now_periods[i] for i, p in enumerate(before_periods[-len(now_periods):])} if now_periods else {}
+    return {(position[r["period"]], *[r[d] for d in spec.by]): r for r in rows if r["period"] in position}

@@ -1,0 +1,70 @@
+"""A model's rows with the joins a query needs, and names resolved to Ibis columns."""
+
+from __future__ import annotations
+
+import difflib
+
+from tally.engine.translate import to_ibis
+from tally.errors import QueryError
+from tally.project.expr import parse_row_expr
+from tally.project.schema import Join, ProjectConfig
+
+
+class ModelScope:
+    """Resolves `col` and `join.col` for one model, adding only the joins that are used."""
+
+    def __init__(self, config: ProjectConfig, warehouse, model_name: str, base=None):
+        self.config = config
+        self.warehouse = warehouse
+        self.name = model_name
+        self.model = config.models[model_name]
+        self.base = base if base is not None else warehouse.table(self.model.table)
+        self.used: dict[str, tuple] = {}   # join alias -> (ibis table, predicates), in join order
+        self._resolving: set[str] = set()
+
+    def column(self, ref: str):
+        """The Ibis column for `col` or `join.col`."""
+        if "." in ref:
+            alias, col = ref.split(".", 1)
+            table = self._join_table(alias)
+            return self._pick(table, col, f"{self.config.models[self.model.joins[alias].model].table}")
+        return self._pick(self.base, ref, self.model.table)
+
+    def value(self, text: str):
+        """An Ibis value for a row expression of this model."""
+        return to_ibis(parse_row_expr(text).tree, self.column)
+
+    def _pick(self, table, col: str, table_name: str):
+        if col not in table.columns:
+            hint = difflib.get_close_matches(col, table.columns, n=1)
+            raise QueryError(f"model {self.name!r}: column {col!r} not found in table {table_name!r}"
+                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        return table[col]
+
+    def _join_table(self, alias: str):
+        if alias not in self.model.joins:
+            raise QueryError(f"model {self.name!r} has no join named {alias!r} "
+                             f"(joins: {', '.join(self.model.joins) or 'none'})")
+        if alias not in self.used:
+            join = self.model.joins[alias]
+            target = self.warehouse.table(self.config.models[join.model].table).view()
+            if alias in self._resolving:
+                raise QueryError(f"model {self.name!r}: join {alias!r} refers to itself through its condition")
+            self._resolving.add(alias)
+            predicates = self._predicates(join, target)  # may join what the condition uses first
+            self.used[alias] = (target, predicates)
+            self._resolving.discard(alias)
+        return self.used[alias][0]
+
+    def _predicates(self, join: Join, target) -> list:
+        if join.on is not None:
+            return [self.column(local) == target[remote] for local, remote in join.keys.items()]
+        value = self.value(join.range)
+        return [target[join.from_] <= value, value < target[join.to]]
+
+    def joined(self):
+        """The base table left-joined to every join used so far (many-to-one, so no fan-out)."""
+        relation = self.base
+        for alias, (target, predicates) in self.used.items():
+            relation = relation.left_join(target, predicates, rname=f"__{alias}__{{name}}")
+        return relation

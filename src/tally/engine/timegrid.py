@@ -1,0 +1,152 @@
+"""Time in the query timezone: grains, half-open ranges, UTC offset segments, period labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+
+from tally.errors import QueryError
+
+UTC = dt.timezone.utc
+
+
+class Grain(str, Enum):
+    hour = "hour"
+    day = "day"
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+    @property
+    def step(self) -> relativedelta:
+        return {"hour": relativedelta(hours=1), "day": relativedelta(days=1), "week": relativedelta(weeks=1),
+                "month": relativedelta(months=1), "quarter": relativedelta(months=3),
+                "year": relativedelta(years=1)}[self.value]
+
+
+def parse_grain(value: str | Grain | None) -> Grain | None:
+    if value is None or isinstance(value, Grain):
+        return value
+    try:
+        return Grain(str(value).lower())
+    except ValueError:
+        raise QueryError(f"unknown grain {value!r} (use one of: {', '.join(g.value for g in Grain)})") from None
+
+
+def parse_local(value: str | dt.date | dt.datetime, tz: ZoneInfo, what: str) -> dt.datetime:
+    """A date or timestamp in the query timezone (or with its own offset) as an aware datetime."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime.combine(value, dt.time())
+    else:
+        text = str(value).strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace(" ", "T") if len(text) > 10 else text)
+        except ValueError:
+            raise QueryError(f"{what} {value!r} is not a date (YYYY-MM-DD) or timestamp (YYYY-MM-DDTHH:MM)") from None
+    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+
+
+@lru_cache(maxsize=512)
+def _year_transitions(zone: str, year: int) -> tuple[tuple[dt.datetime, int], ...]:
+    """UTC instants within `year` where the zone's offset changes, with the offset after."""
+    tz = ZoneInfo(zone)
+    found = []
+    day = dt.datetime(year, 1, 1, tzinfo=UTC)
+    previous = _offset(tz, day)
+    while day.year == year:
+        nxt = day + dt.timedelta(days=1)
+        offset = _offset(tz, nxt)
+        if offset != previous:
+            low, high = day, nxt  # offset(low) == previous, offset(high) == offset: bisect to the second
+            while (high - low) > dt.timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                low, high = (mid, high) if _offset(tz, mid) == previous else (low, mid)
+            found.append((high.replace(microsecond=0), offset))
+            previous = offset
+        day = nxt
+    return tuple(found)
+
+
+def _offset(tz: ZoneInfo, instant: dt.datetime) -> int:
+    return int(instant.astimezone(tz).utcoffset().total_seconds())
+
+
+def offset_segments(zone: str, start: dt.datetime, end: dt.datetime) -> tuple[int, tuple[tuple[dt.datetime, int], ...]]:
+    """The offset in force at `start` and each (instant, new offset) change before `end`."""
+    tz = ZoneInfo(zone)
+    changes = tuple((when, off) for year in range(start.year - 1, end.year + 1)
+                    for when, off in _year_transitions(zone, year) if start < when < end)
+    return _offset(tz, start), changes
+
+
+def truncate(local: dt.datetime, grain: Grain, week_start: int) -> dt.datetime:
+    """The start of the period holding a naive local wall-clock time."""
+    if grain is Grain.hour:
+        return local.replace(minute=0, second=0, microsecond=0)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain is Grain.day:
+        return day
+    if grain is Grain.week:
+        return day - dt.timedelta(days=(day.weekday() - week_start) % 7)
+    if grain is Grain.month:
+        return day.replace(day=1)
+    if grain is Grain.quarter:
+        return day.replace(day=1, month=(day.month - 1) // 3 * 3 + 1)
+    return day.replace(day=1, month=1)
+
+
+def period_labels(grain: Grain, start: dt.datetime, end: dt.datetime, zone: str, week_start: int) -> list:
+    """Every period label (date, or naive local datetime for hours) touching [start, end)."""
+    tz = ZoneInfo(zone)
+    if grain is Grain.hour:
+        labels, instant = {}, start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        while instant < end:
+            labels[truncate(instant.astimezone(tz).replace(tzinfo=None), grain, week_start)] = None
+            instant += dt.timedelta(minutes=30)  # half-hour zones: visit every local hour
+        return [label for label in labels if _hour_overlaps(label, tz, start, end)]
+    first = truncate(start.astimezone(tz).replace(tzinfo=None), grain, week_start)
+    last = (end - dt.timedelta(microseconds=1)).astimezone(tz).replace(tzinfo=None)
+    labels, current = [], first
+    while current <= last:
+        labels.append(current.date())
+        current = current + grain.step
+    return labels
+
+
+def _hour_overlaps(label: dt.datetime, tz: ZoneInfo, start: dt.datetime, end: dt.datetime) -> bool:
+    begin = label.replace(tzinfo=tz)
+    return begin < end and begin + dt.timedelta(hours=1) > start
+
+
+def whole_months(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> int | None:
+    """How many months [start, end) spans if both ends are local month starts, else None."""
+    a, b = start.astimezone(tz), end.astimezone(tz)
+    if any((x.day, x.hour, x.minute, x.second, x.microsecond) != (1, 0, 0, 0, 0) for x in (a, b)):
+        return None
+    return (b.year - a.year) * 12 + b.month - a.month
+
+
+def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> relativedelta:
+    """How far back the comparison range lies: a year, or the range's own length."""
+    if kind == "previous_year":
+        return relativedelta(years=1)
+    if kind != "previous_period":
+        raise QueryError(f"unknown comparison {kind!r} (use previous_period or previous_year)")
+    months = whole_months(start, end, tz)
+    if months:
+        return relativedelta(months=months)
+    a, b = start.astimezone(tz).replace(tzinfo=None), end.astimezone(tz).replace(tzinfo=None)
+    return relativedelta(seconds=int((b - a).total_seconds()))
+
+
+def shift_local(instant: dt.datetime, delta: relativedelta, tz: ZoneInfo) -> dt.datetime:
+    """Move an instant by a calendar delta in local wall-clock terms (DST-safe)."""
+    local = instant.astimezone(tz).replace(tzinfo=None) - delta
+    return local.replace(tzinfo=tz)

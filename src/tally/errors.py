@@ -1,0 +1,46 @@
+"""Typed errors for users: each says what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class TallyError(Exception):
+    """Base of every error Tally reports to a user (exit code 2 unless said otherwise)."""
+
+    exit_code = 2
+    code = "error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(TallyError):
+    """The project folder or tally.yml is invalid; carries the file and line."""
+
+    code = "bad_config"
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        self.file, self.line, self.reason = file, line, message
+        where = file or ""
+        if file and line:
+            where = f"{file}:{line}"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class QueryError(TallyError):
+    """A query asks for something the model can't answer (unknown metric, bad date, fan-out)."""
+
+    code = "bad_query"
+
+
+class ExpressionError(TallyError):
+    """An expression (measure, filter, --where) is not valid or uses something not allowed."""
+
+    code = "bad_expression"
+
+
+class WarehouseError(TallyError):
+    """The warehouse can't be reached or refused an operation."""
+
+    exit_code = 1
+    code = "warehouse_error"

@@ -1,0 +1,90 @@
+"""Parse config and CLI expressions with sqlglot and keep only an allowlisted subset.
+
+Expressions never reach SQL as text: the engine rebuilds each allowed node with Ibis,
+so identifiers are resolved against the model and values become escaped literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlglot
+import sqlglot.expressions as exp
+
+from tally.errors import ExpressionError
+
+ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+LOGIC = (exp.And, exp.Or, exp.Not)
+FUNCTIONS = (exp.Coalesce, exp.Abs, exp.Round, exp.Lower, exp.Upper, exp.Nullif,
+             exp.Greatest, exp.Least, exp.Trim, exp.Length)
+STRUCTURE = (exp.Paren, exp.Neg, exp.Literal, exp.Boolean, exp.Null, exp.Column,
+             exp.Identifier, exp.Tuple, exp.Case, exp.If, exp.In, exp.Is, exp.Between,
+             exp.Like, exp.ILike)
+
+ROW_NODES = ARITHMETIC + COMPARISONS + LOGIC + FUNCTIONS + STRUCTURE
+"""What a row expression (measure value, measure filter, --where) may contain."""
+
+FORMULA_NODES = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Paren, exp.Neg, exp.Literal, exp.Column,
+                 exp.Identifier, exp.Null, exp.Coalesce, exp.Abs, exp.Round, exp.Nullif,
+                 exp.Greatest, exp.Least)
+"""What a derived metric formula may contain: arithmetic over metric names."""
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A parsed, allowlisted expression and the names it refers to."""
+
+    text: str
+    tree: exp.Expression
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Names used, as written: `col` or `join.col`."""
+        seen: dict[str, None] = {}
+        for column in self.tree.find_all(exp.Column):
+            seen[column_name(column)] = None
+        return tuple(seen)
+
+
+def column_name(column: exp.Column) -> str:
+    """`join.col` for a qualified column, `col` otherwise."""
+    parts = [part.name for part in column.parts]
+    return ".".join(parts)
+
+
+def _describe(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return f"function {node.name}()"
+    if isinstance(node, exp.Func):
+        return f"function {node.sql_name().lower()}()"
+    return f"{node.key.upper()} ({node.sql()!r})"
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str, kind: str) -> Expr:
+    allowed = FORMULA_NODES if kind == "formula" else ROW_NODES
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError("empty expression")
+    try:
+        tree = sqlglot.parse_one(text, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        detail = exc.errors[0]["description"] if exc.errors else str(exc)
+        raise ExpressionError(f"cannot parse {text!r}: {detail}") from None
+    for node in tree.walk():
+        if isinstance(node, exp.Star) or isinstance(node, exp.Query) or not isinstance(node, allowed):
+            raise ExpressionError(f"{_describe(node)} is not allowed in {text!r}")
+        if isinstance(node, exp.Column) and len(node.parts) > 2:
+            raise ExpressionError(f"{column_name(node)!r} in {text!r}: use `column` or `join.column`")
+    return Expr(text=text, tree=tree)
+
+
+def parse_row_expr(text: str) -> Expr:
+    """Parse a row-level expression: columns, literals, arithmetic, comparisons, logic."""
+    return _parse(text, "row")
+
+
+def parse_formula(text: str) -> Expr:
+    """Parse a derived-metric formula: arithmetic over metric names."""
+    return _parse(str(text), "formula")

@@ -1,0 +1,101 @@
+"""Load tally.yml: apply a profile, expand ${ENV}, validate shape and cross-references."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tally.errors import ConfigError
+from tally.project.schema import SCHEMA_CLASSES, ProjectConfig
+from tally.project.yamlfile import Lines, expand_env, line_of, read_yaml
+
+CONFIG_FILE = "tally.yml"
+KNOWN_KEYS = sorted({f.alias or name for cls in SCHEMA_CLASSES for name, f in cls.model_fields.items()})
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with where it came from, for errors raised later."""
+
+    config: ProjectConfig
+    root: Path
+    file: str
+    profile: str | None
+    lines: Lines = field(repr=False)
+
+    def error(self, message: str, *path: Any) -> ConfigError:
+        """A ConfigError pointing at the line of `path` in tally.yml."""
+        return ConfigError(message, file=self.file, line=line_of(self.lines, path))
+
+
+def find_config(path: Path) -> Path:
+    """The tally.yml of a project folder (or the file itself)."""
+    path = Path(path)
+    candidate = path / CONFIG_FILE if path.is_dir() else path
+    if not candidate.exists():
+        raise ConfigError(f"no {CONFIG_FILE} here; run `tally init` or pass --project PATH", file=str(candidate))
+    return candidate
+
+
+def _apply_profile(data: dict, profile: str | None, file: str, lines: Lines) -> dict:
+    if profile is None:
+        return data
+    profiles = data.get("profiles") or {}
+    if profile not in profiles:
+        known = ", ".join(profiles) or "none defined"
+        raise ConfigError(f"unknown profile {profile!r} (profiles: {known})", file=file,
+                          line=line_of(lines, ("profiles",)))
+    return _deep_merge(data, profiles[profile] or {})
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validation_error(exc: ValidationError, file: str, lines: Lines) -> ConfigError:
+    first = exc.errors(include_url=False)[0]
+    loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and "[" in part))
+    where = ".".join(str(part) for part in loc)
+    if first["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+        message = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        where = ".".join(str(part) for part in loc[:-1])
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+    if where:
+        message = f"{where}: {message}"
+    count = exc.error_count()
+    if count > 1:
+        message += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+    return ConfigError(message, file=file, line=line_of(lines, loc))
+
+
+def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedConfig:
+    """Read and validate a project's tally.yml; raise ConfigError naming file and line."""
+    file_path = find_config(Path(path))
+    file = str(file_path)
+    data, lines = read_yaml(file_path)
+    if not isinstance(data, dict):
+        raise ConfigError("tally.yml must be a mapping of keys (name, models, metrics, ...)", file=file, line=1)
+    data = _apply_profile(data, profile, file, lines)
+    data = expand_env(data, lines, file)
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, file, lines) from None
+    loaded = LoadedConfig(config=config, root=file_path.parent.resolve(), file=file, profile=profile, lines=lines)
+    from tally.project.references import check_references
+
+    check_references(loaded)
+    return loaded

@@ -1,0 +1,90 @@
+"""Cross-reference checks: joins, metric names, formula cycles, fan-out risks."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+from tally.project.expr import parse_formula
+
+if TYPE_CHECKING:
+    from tally.project.loader import LoadedConfig
+
+
+def _suggest(name: str, known) -> str:
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def check_references(loaded: LoadedConfig) -> None:
+    """Refuse a config whose names don't resolve, before anything runs."""
+    _check_joins(loaded)
+    _check_metric_names(loaded)
+    _check_formulas(loaded)
+
+
+def _check_joins(loaded: LoadedConfig) -> None:
+    models = loaded.config.models
+    for name, model in models.items():
+        for alias, join in model.joins.items():
+            where = ("models", name, "joins", alias)
+            if join.model not in models:
+                raise loaded.error(f"join {alias!r} of model {name!r} points at unknown model {join.model!r}"
+                                   + _suggest(join.model, models), *where, "model")
+            if alias in model.dimensions or alias in model.measures:
+                raise loaded.error(f"join name {alias!r} is also a dimension or measure of {name!r}", *where)
+            target = models[join.model]
+            if join.on is not None:
+                wanted = sorted(join.keys.values())
+                if sorted(target.primary_key) != wanted:
+                    raise loaded.error(
+                        f"join {alias!r} of {name!r} on {wanted} is not many-to-one: model {join.model!r} must "
+                        f"declare primary_key: {wanted} (a join on a non-unique key would multiply measures)",
+                        *where, "on")
+
+
+def _check_metric_names(loaded: LoadedConfig) -> None:
+    owner: dict[str, str] = {}
+    for name, model in loaded.config.models.items():
+        for measure in model.measures:
+            if measure in owner:
+                raise loaded.error(f"measure {measure!r} is defined in both {owner[measure]!r} and {name!r}; "
+                                   "metric names must be unique", "models", name, "measures", measure)
+            owner[measure] = name
+    for metric in loaded.config.metrics:
+        if metric in owner:
+            raise loaded.error(f"metric {metric!r} has the same name as a measure of model {owner[metric]!r}",
+                               "metrics", metric)
+
+
+def _check_formulas(loaded: LoadedConfig) -> None:
+    config = loaded.config
+    measures = {m for model in config.models.values() for m in model.measures}
+    known = measures | set(config.metrics)
+    graph: dict[str, list[str]] = {}
+    for name, metric in config.metrics.items():
+        refs = list(parse_formula(metric.formula).references)
+        for ref in refs:
+            if ref not in known:
+                raise loaded.error(f"metric {name!r} uses unknown metric {ref!r}" + _suggest(ref, known),
+                                   "metrics", name)
+        graph[name] = [ref for ref in refs if ref in config.metrics]
+    _find_cycle(loaded, graph)
+
+
+def _find_cycle(loaded: LoadedConfig, graph: dict[str, list[str]]) -> None:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                raise loaded.error(f"metrics form a cycle: {' -> '.join(cycle)}", "metrics", nxt)
+            if state.get(nxt) is None:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])

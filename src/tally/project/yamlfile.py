@@ -1,0 +1,109 @@
+"""Read YAML keeping each key's line number, and expand ${ENV} references."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tally.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Lines = dict[tuple, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader that records the line of every mapping key and sequence item."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    mapping = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+        loader.key_lines[id(value_node)] = key_node.start_mark.line + 1
+    return mapping
+
+
+# YAML 1.1 reads `on`, `yes`, `off` as booleans; in tally.yml `on:` is a join key. Keep true/false only.
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_LineLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                  list("tTfF"))
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _collect_lines(node: yaml.Node, loader: _LineLoader, path: tuple, lines: Lines) -> None:
+    """Map each path (tuple of keys / indexes) to the line it starts on."""
+    lines[path] = loader.key_lines.get(id(node), node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            _collect_lines(value_node, loader, path + (key_node.value,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, loader, path + (index,), lines)
+
+
+def read_yaml(path: Path) -> tuple[Any, Lines]:
+    """Parse a YAML file; return the data and a path -> line map for error messages."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    loader = _LineLoader(text)
+    loader.key_lines = {}
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, file=str(path), line=exc.line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {reason}", file=str(path),
+                          line=mark.line + 1 if mark else None) from None
+    finally:
+        loader.dispose()
+    lines: Lines = {}
+    if node is not None:
+        _collect_lines(node, loader, (), lines)
+    return data, lines
+
+
+def line_of(lines: Lines, path: tuple) -> int | None:
+    """The line of the deepest known prefix of path."""
+    path = tuple(path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())
+
+
+def expand_env(value: Any, lines: Lines, file: str, path: tuple = ()) -> Any:
+    """Replace ${NAME} (or ${NAME:-default}) in every string with the environment's value."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, lines, file, path + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, lines, file, path + (i,)) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set (used at {'.'.join(map(str, path))})",
+                          file=file, line=line_of(lines, path))
+
+    return _ENV_REF.sub(substitute, value)

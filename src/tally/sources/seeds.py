@@ -1,0 +1,42 @@
+"""Seeds: small lookup files in the project folder (costs, rates) loaded whole into the warehouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from tally.errors import ConfigError
+from tally.project.schema import Seed
+from tally.warehouse import Warehouse
+from tally.warehouse.types import arrow_type
+
+
+def read_seed(root: Path, name: str, seed: Seed) -> pa.Table:
+    """Read a seed CSV with its declared column types; ConfigError with the file on bad data."""
+    path = root / seed.path
+    if not path.exists():
+        raise ConfigError(f"seed {name!r}: file {seed.path} not found in {root}")
+    types = {col: arrow_type(kind) for col, kind in seed.columns.items()}
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    except pa.ArrowInvalid as exc:
+        raise ConfigError(f"seed {name!r}: cannot read {seed.path}: {exc}") from None
+    missing = sorted(set(types) - set(table.column_names))
+    if missing:
+        raise ConfigError(f"seed {name!r}: {seed.path} has no column(s) {', '.join(missing)} "
+                          f"(it has: {', '.join(table.column_names)})")
+    return table
+
+
+def load_seeds(root: Path, seeds: dict[str, Seed], warehouse: Warehouse, names=None) -> dict[str, int]:
+    """Replace each seed's table with the file's rows; returns rows loaded per seed."""
+    loaded = {}
+    for name, seed in seeds.items():
+        if names and name not in names:
+            continue
+        table = read_seed(root, name, seed)
+        warehouse.write_table(seed.table or name, table)
+        loaded[name] = table.num_rows
+    return loaded

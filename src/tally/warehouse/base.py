@@ -1,0 +1,152 @@
+"""The warehouse: tables as Ibis expressions, compiled queries with bound parameters, bulk writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as idt
+import pyarrow as pa
+import sqlglot.expressions as sge
+
+from tally.errors import WarehouseError
+from tally.warehouse.connect import open_backend, redact
+
+UTC_TS = idt.Timestamp(timezone="UTC")
+_SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+_TOKEN = re.compile(r"__tally_param_([a-z_0-9]+)__")
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL text for one warehouse with named placeholders for its timestamp parameters."""
+
+    sql: str
+    params: tuple[str, ...]
+
+
+class Warehouse:
+    """One connection to DuckDB, PostgreSQL or MySQL/MariaDB through Ibis."""
+
+    def __init__(self, url: str, root: Path | str = "."):
+        self.url = url
+        self.backend, self.dialect = open_backend(url, Path(root))
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._tables: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Warehouse({redact(self.url)!r})"
+
+    # -- tables -------------------------------------------------------------
+
+    def table(self, name: str):
+        """The Ibis table `name`, cached; WarehouseError if it does not exist."""
+        if name not in self._tables:
+            try:
+                self._tables[name] = self.backend.table(name)
+            except Exception:
+                raise WarehouseError(f"table {name!r} does not exist in the warehouse {redact(self.url)} "
+                                     "(run `tally ingest` or `tally demo` first)") from None
+        return self._tables[name]
+
+    def has_table(self, name: str) -> bool:
+        return name in self.backend.list_tables()
+
+    def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
+        """Create (or replace) a table from Arrow data."""
+        with self._lock:
+            self._tables.pop(name, None)
+            if self.dialect.name == "duckdb":
+                cursor = self._cursor()
+                cursor.register("__tally_upload", data)
+                try:
+                    verb = "CREATE OR REPLACE TABLE" if overwrite else "CREATE TABLE"
+                    cursor.execute(f'{verb} {sge.to_identifier(name, quoted=True).sql("duckdb")} '
+                                   "AS SELECT * FROM __tally_upload")
+                finally:
+                    cursor.unregister("__tally_upload")
+            else:
+                self.backend.create_table(name, data, overwrite=overwrite)
+
+    def drop_table(self, name: str) -> None:
+        self._tables.pop(name, None)
+        self.backend.drop_table(name, force=True)
+
+    # -- compile and run ----------------------------------------------------
+
+    def compile(self, expr, params: dict[str, Any] | None = None) -> CompiledQuery:
+        """Compile an Ibis expression once; `params` (name -> ibis.param) become placeholders."""
+        params = params or {}
+        sentinels = {name: _SENTINEL_BASE + dt.timedelta(seconds=i) for i, name in enumerate(params)}
+        bound = {param: sentinels[name] for name, param in params.items()}
+        tree = self.backend.compiler.to_sqlglot(expr, params=bound)
+        replacements = {self._literal_node(value): name for name, value in sentinels.items()}
+
+        def to_token(node: sge.Expression) -> sge.Expression:
+            name = replacements.get(node)
+            return sge.Var(this=f"__tally_param_{name}__") if name else node
+
+        tree = tree.transform(to_token)
+        sql = tree.sql(dialect=self.backend.dialect)
+        used = tuple(dict.fromkeys(_TOKEN.findall(sql)))
+        if self.dialect.paramstyle == "pyformat":
+            sql = _TOKEN.sub(r"%(\1)s", sql.replace("%", "%%"))
+        else:
+            sql = _TOKEN.sub(r"$\1", sql)
+        return CompiledQuery(sql=sql, params=used)
+
+    def _literal_node(self, value: dt.datetime) -> sge.Expression:
+        probe = ibis.table({"x": "int64"}, name="t").select(v=ibis.literal(value, UTC_TS))
+        return self.backend.compiler.to_sqlglot(probe).find(sge.Alias).this
+
+    def run(self, query: CompiledQuery, values: dict[str, Any] | None = None) -> pa.Table:
+        """Execute a compiled query with parameter values; the rows as an Arrow table."""
+        values = {name: self._param_value(values[name]) for name in query.params} if query.params else {}
+        try:
+            if self.dialect.name == "duckdb":
+                return self._cursor().execute(query.sql, values).to_arrow_table()
+            return self._run_dbapi(query.sql, values)
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            raise WarehouseError(f"the warehouse refused a query: {str(exc).strip().splitlines()[0]}") from exc
+
+    def _param_value(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and self.dialect.naive_params:
+            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+
+    def _cursor(self):
+        """A DuckDB cursor per thread: one connection object must not be shared across threads."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self.backend.con.cursor()
+            cursor.execute(self.dialect.session_utc)
+        return cursor
+
+    def _run_dbapi(self, sql: str, values: dict[str, Any]) -> pa.Table:
+        with self._lock:
+            cursor = self.backend.con.cursor()
+            try:
+                cursor.execute(sql, values or None)
+                names = [col[0] for col in cursor.description]
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            if hasattr(self.backend.con, "commit") and self.dialect.name == "mysql":
+                self.backend.con.commit()  # end the read transaction so later reads see new rows
+        columns = list(zip(*rows)) if rows else [[] for _ in names]
+        return pa.table({name: pa.array(list(col)) for name, col in zip(names, columns)})
+
+    def execute_sql(self, sql: str) -> None:
+        """Run a statement Tally wrote itself (DDL, session settings); never user text."""
+        self.backend.raw_sql(sql)
+
+    def close(self) -> None:
+        self.backend.disconnect()

@@ -1,0 +1,58 @@
+"""Open an Ibis backend for a warehouse URL; the only place that knows URL schemes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import ibis
+
+from tally.errors import ConfigError, WarehouseError
+from tally.warehouse.dialects import SCHEMES, Dialect
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, safe for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def dialect_of(url: str) -> Dialect:
+    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unsupported warehouse URL scheme {scheme!r} in {redact(url)!r} "
+                          f"(use one of: {', '.join(sorted(SCHEMES))})")
+    return SCHEMES[scheme]
+
+
+def duckdb_path(url: str, root: Path) -> str:
+    """`duckdb:///file.duckdb` is relative to the project folder; `duckdb:////abs` is absolute."""
+    rest = url.split("://", 1)[1]
+    if rest in ("", ":memory:", "/:memory:"):
+        return ":memory:"
+    path = Path(rest[1:] if rest.startswith("/") else rest)
+    return str(path if path.is_absolute() else (root / path))
+
+
+def open_backend(url: str, root: Path):
+    """Connect to the warehouse and put the session in UTC."""
+    dialect = dialect_of(url)
+    try:
+        if dialect.name == "duckdb":
+            backend = ibis.duckdb.connect(duckdb_path(url, root))
+        else:
+            parts = urlsplit(url)
+            kwargs = dict(host=parts.hostname or "localhost", user=unquote(parts.username or ""),
+                          password=unquote(parts.password or ""), database=parts.path.lstrip("/") or None)
+            if parts.port:
+                kwargs["port"] = parts.port
+            backend = getattr(ibis, dialect.name).connect(**kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:  # drivers raise many types; the user needs the reason, not the type
+        raise WarehouseError(f"cannot connect to {redact(url)}: {str(exc).strip().splitlines()[0]}") from None
+    backend.raw_sql(dialect.session_utc)
+    return backend, dialect

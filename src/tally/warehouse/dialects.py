@@ -1,0 +1,29 @@
+"""What each warehouse can do, stated as data rather than as branches in the logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Capabilities of one kind of warehouse."""
+
+    name: str                 # ibis backend / sqlglot dialect name
+    paramstyle: str           # "dollar" ($name) or "pyformat" (%(name)s)
+    session_utc: str          # statement that puts the session in UTC
+    naive_params: bool        # timestamps bound as naive UTC (MySQL DATETIME)
+    supports_timestamptz: bool
+
+
+DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'", False, True)
+POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True)
+MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False)
+
+SCHEMES = {
+    "duckdb": DUCKDB,
+    "postgres": POSTGRES,
+    "postgresql": POSTGRES,
+    "mysql": MYSQL,
+    "mariadb": MYSQL,
+}
