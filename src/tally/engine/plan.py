@@ -190,7 +190,8 @@ def _order_and_limit(expr, shape: Shape, catalog: Catalog):
     for name, desc in shape.order_by:
         value = resolve(name)
         keys.append(value.desc(nulls_first=False) if desc else value.asc(nulls_first=False))
-    keys += [expr[k].asc() for k in expr.columns if k in (("period",) + shape.by)]
+    ordered = {name for name, _ in shape.order_by}
+    keys += [expr[k].asc() for k in expr.columns if k in (("period",) + shape.by) and k not in ordered]
     expr = expr.order_by(keys)
     return expr.limit(shape.limit) if shape.limit is not None else expr
 

@@ -89,7 +89,9 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     if not isinstance(data, dict):
         raise ConfigError("tally.yml must be a mapping of keys (name, models, metrics, ...)", file=file, line=1)
     data = _apply_profile(data, profile, file, lines)
-    data = expand_env(data, lines, file)
+    # profiles not in use may name variables that are not set here; expand only what is active
+    data = {**expand_env({k: v for k, v in data.items() if k != "profiles"}, lines, file),
+            "profiles": data.get("profiles") or {}}
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:

@@ -1,0 +1,218 @@
+"""The `tally` command line: thin Typer commands over the core."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tally.errors import TallyError
+
+app = typer.Typer(help="Tally: define sources and metrics once, get the same numbers everywhere.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class State:
+    project_path: Path = Path(".")
+    profile: Optional[str] = None
+    debug: bool = False
+
+
+state = State()
+
+
+def reports_errors(fn):
+    """Print a TallyError as one clear line and exit with its code (2: bad input/config, 1: failed job)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TallyError as exc:
+            if state.debug:
+                raise
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+    return wrapper
+
+
+def load_project():
+    from tally import Project
+
+    return Project.load(state.project_path, profile=state.profile)
+
+
+@app.callback()
+def main_options(
+    project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (holding tally.yml)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile from tally.yml to apply."),
+    debug: bool = typer.Option(False, "--debug", help="Show stack traces on errors."),
+) -> None:
+    state.project_path, state.profile, state.debug = project, profile, debug
+
+
+@app.command()
+@reports_errors
+def init(directory: Path = typer.Argument(Path("."), help="Folder to create the project in.")) -> None:
+    """Create a new project folder with a commented tally.yml."""
+    from tally.project.init import write_starter
+
+    path = write_starter(directory)
+    out.print(f"Created {path}. Next: edit it, then `tally query revenue --grain day`.")
+
+
+@app.command()
+@reports_errors
+def query(
+    metrics: List[str] = typer.Argument(..., help="Metrics to compute (see `tally metrics`)."),
+    by: List[str] = typer.Option([], "--by", "-b", help="Dimension to break down by (repeatable)."),
+    grain: Optional[str] = typer.Option(None, "--grain", "-g", help="hour, day, week, month, quarter or year."),
+    start: Optional[str] = typer.Option(None, "--from", help="Start, inclusive: YYYY-MM-DD or timestamp."),
+    end: Optional[str] = typer.Option(None, "--to", help="End, exclusive: YYYY-MM-DD or timestamp."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Filter on dimensions: \"status = 'paid'\"."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="previous_period or previous_year."),
+    order: List[str] = typer.Option([], "--order", "-o", help="Sort: `-revenue` or `revenue desc`."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Keep the first N rows (top-N)."),
+    timezone: Optional[str] = typer.Option(None, "--timezone", help="Override the project timezone."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+) -> None:
+    """Compute metrics live for a date range."""
+    project = load_project()
+    result = project.query_result(metrics, by=by, grain=grain, start=start, end=end, where=where,
+                                  compare=compare, order_by=order, limit=limit, timezone=timezone)
+    print_rows(result.table, fmt, project, title=_title(result.meta))
+
+
+@app.command()
+@reports_errors
+def metrics(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
+    """List the metrics the project defines, with their dimensions."""
+    import pyarrow as pa
+
+    project = load_project()
+    catalog = _catalog(project)
+    rows = [catalog.info(name) for name in catalog.names]
+    table = pa.Table.from_pylist([{"metric": i.name, "kind": i.kind, "model": i.model, "format": i.format,
+                                   "dimensions": ", ".join(i.dimensions), "definition": i.definition}
+                                  for i in rows])
+    print_rows(table, fmt, project, title="Metrics")
+
+
+@app.command()
+@reports_errors
+def seed(names: List[str] = typer.Argument(None, help="Seeds to load (default: all).")) -> None:
+    """Load the project's lookup files (seeds) into the warehouse."""
+    project = load_project()
+    for name, count in project.load_seeds(names or None).items():
+        out.print(f"seed {name}: {count:,} rows loaded")
+
+
+@app.command()
+@reports_errors
+def demo(
+    example: str = typer.Option("ecommerce", "--example", "-e", help="Example to run."),
+    rows: int = typer.Option(200_000, "--rows", help="Rows to generate (order lines for ecommerce)."),
+    directory: Path = typer.Option(Path("demo"), "--dir", help="Folder to write the example project into."),
+    seed_value: int = typer.Option(42, "--seed", help="Random seed for the generated data."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Prepare the project, then exit."),
+) -> None:
+    """Generate an example's data, load it, and show what it answers."""
+    from tally.demo import prepare
+
+    with err.status(f"Generating {rows:,} rows for the {example} example in {directory} ..."):
+        project, counts = prepare(example, directory, rows, seed_value)
+    for table_name, count in counts.items():
+        out.print(f"  {table_name:<20} {count:>12,} rows")
+    result = project.query_result(["revenue", "orders", "aov", "net_revenue", "profit", "margin"],
+                                  compare="previous_period", **_last_30_days(project))
+    print_rows(result.table, Format.table, project, title=_title(result.meta))
+    out.print(f"\nReady: try `tally -p {directory} query revenue orders --grain week --by shop --limit 10`")
+    if not no_serve:
+        out.print("(The dashboard and HTTP API are not part of this build yet; nothing to serve.)")
+
+
+def _catalog(project):
+    from tally.engine.catalog import Catalog
+
+    return Catalog(project.config)
+
+
+def _last_30_days(project) -> dict:
+    """The 30 whole days before the data's last day, in the project timezone."""
+    import datetime as dt
+
+    bounds = project.query_result(["orders"], grain="day", fill=False, order_by=["-period"], limit=1)
+    last = bounds.table["period"][0].as_py() if bounds.table.num_rows else dt.date.today()
+    return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
+
+
+def _title(meta: dict) -> str:
+    title = f"{meta.get('from')} → {meta.get('to')} ({meta.get('timezone')})"
+    if meta.get("compare"):
+        title += f" vs {meta['compare']['from']} → {meta['compare']['to']}"
+    return title
+
+
+def print_rows(table, fmt: Format, project, title: str = "") -> None:
+    from tally.delivery import tabular
+
+    if fmt is Format.json:
+        sys.stdout.write(tabular.to_json(table) + "\n")
+        return
+    if fmt is Format.csv:
+        sys.stdout.write(tabular.to_csv(table))
+        return
+    catalog = _catalog(project)
+    formats = {name: catalog.info(name).format for name in table.column_names if name in catalog.names}
+    symbol = project.config.currency.symbol
+    if table.num_rows == 1 and all(name in formats or name.rsplit("_", 1)[0] in formats
+                                   or name.endswith("_change_pct") for name in table.column_names):
+        out.print(_totals_view(table, formats, symbol, title))
+        return
+    view = Table(title=title or None, title_justify="left")
+    for name in table.column_names:
+        is_number = name not in ("period",) and (name in formats or any(name.startswith(f"{m}_") for m in formats))
+        view.add_column(name, justify="right" if is_number else "left")
+    for row in table.to_pylist():
+        view.add_row(*[tabular.cell_text(k, v, formats, symbol) for k, v in row.items()])
+    out.print(view)
+
+
+def _totals_view(table, formats: dict, symbol: str, title: str) -> Table:
+    """One total row reads better turned on its side: a line per metric."""
+    from tally.delivery import tabular
+
+    row = table.to_pylist()[0]
+    compared = any(name.endswith("_previous") for name in row)
+    view = Table(title=title or None, title_justify="left")
+    view.add_column("metric")
+    for header in ["value"] + (["previous", "change", "change %"] if compared else []):
+        view.add_column(header, justify="right")
+    for metric in formats:
+        cells = [tabular.cell_text(metric, row[metric], formats, symbol)]
+        if compared:
+            cells += [tabular.cell_text(f"{metric}{suffix}", row[f"{metric}{suffix}"], formats, symbol)
+                      for suffix in ("_previous", "_change", "_change_pct")]
+        view.add_row(metric, *cells)
+    return view
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

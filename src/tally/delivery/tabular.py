@@ -1,0 +1,78 @@
+"""Render query rows as JSON, CSV or a terminal table, with numbers formatted by metric format."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+
+import pyarrow as pa
+
+
+def json_value(value):
+    """A JSON-ready value: Decimals as numbers, dates as ISO strings, NaN as null."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
+def rows_for_json(table: pa.Table) -> list[dict]:
+    return [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def to_json(table: pa.Table) -> str:
+    return json.dumps(rows_for_json(table), ensure_ascii=False, indent=2)
+
+
+def to_csv(table: pa.Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for row in table.to_pylist():
+        writer.writerow(["" if v is None else json_value(v) for v in row.values()])
+    return out.getvalue()
+
+
+def format_number(value, kind: str, symbol: str = "$") -> str:
+    """Human text for a metric value: money with the currency symbol, percent, integer, number."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and math.isnan(value):
+        return "—"
+    if kind == "money":
+        sign = "-" if value < 0 else ""
+        return f"{sign}{symbol}{abs(float(value)):,.2f}"
+    if kind == "percent":
+        return f"{float(value) * 100:,.1f}%"
+    if kind == "integer" or isinstance(value, int):
+        return f"{int(value):,}"
+    return f"{float(value):,.2f}"
+
+
+def format_change_pct(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+,.1f}%"
+
+
+def cell_text(column: str, value, formats: dict[str, str], symbol: str) -> str:
+    """How one cell reads in a table: metrics by their format, keys as plain text."""
+    base = column
+    for suffix in ("_previous", "_change_pct", "_change"):
+        if column.endswith(suffix) and column[: -len(suffix)] in formats:
+            base = column[: -len(suffix)]
+            if suffix == "_change_pct":
+                return format_change_pct(value)
+            break
+    if base in formats:
+        return format_number(value, formats[base], symbol)
+    if value is None:
+        return "—"
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
