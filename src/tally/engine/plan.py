@@ -108,7 +108,7 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     scope = ModelScope(catalog.config, warehouse, model_name, base=base)
     keys = {}
     if timed and shape.grain:
-        keys["period"] = _bucket(scope.column(model.time), shape)
+        keys["period"] = _bucket(scope.column(model.time), shape, warehouse.dialect.truncates_weeks)
     for dim in shape.by:
         keys[dim] = scope.value(model.dimensions[dim].expr)
     aggregates = {ref.name: _aggregate(scope, ref) for ref in refs}
@@ -125,7 +125,7 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
 
 def _aggregate(scope: ModelScope, ref: MeasureRef):
     measure = ref.measure
-    where = scope.value(measure.where) if measure.where else None
+    where = scope.condition(measure.where) if measure.where else None
     if measure.aggregation == "count" and measure.value == "*":
         return scope.base.count(where=where) if where is not None else scope.base.count()
     value = scope.value(measure.value)
@@ -134,7 +134,7 @@ def _aggregate(scope: ModelScope, ref: MeasureRef):
     return getattr(value, method)(where=where)
 
 
-def _bucket(ts, shape: Shape):
+def _bucket(ts, shape: Shape, truncates_weeks: bool):
     """The period start of a UTC timestamp in the query timezone, via fixed offset segments."""
     first, changes = shape.segments
     offset = ibis.literal(first)
@@ -146,6 +146,10 @@ def _bucket(ts, shape: Shape):
     local = (ts + offset.as_interval("s")).cast(idt.Timestamp())
     if shape.grain is Grain.hour:
         return local.truncate("h")
+    if shape.grain is Grain.week and not truncates_weeks:
+        day = local.date()
+        back = (day.day_of_week.index() - shape.week_start + 7) % 7
+        return day - back.as_interval("D")
     if shape.grain is Grain.week and shape.week_start:
         shift = ibis.interval(days=(7 - shape.week_start) % 7)
         return ((local + shift).truncate("W") - shift).date()

@@ -34,6 +34,11 @@ class ModelScope:
         """An Ibis value for a row expression of this model."""
         return to_ibis(parse_row_expr(text).tree, self.column)
 
+    def condition(self, text: str):
+        """A row filter; a bare 0/1 column (MySQL's BOOL is TINYINT) counts as a boolean."""
+        value = self.value(text)
+        return value != 0 if value.type().is_integer() else value
+
     def _pick(self, table, col: str, table_name: str):
         if col not in table.columns:
             hint = difflib.get_close_matches(col, table.columns, n=1)

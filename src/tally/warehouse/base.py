@@ -72,7 +72,15 @@ class Warehouse:
                 finally:
                     cursor.unregister("__tally_upload")
             else:
-                self.backend.create_table(name, data, overwrite=overwrite)
+                self.backend.create_table(name, self._storable(data), overwrite=overwrite)
+
+    def _storable(self, data: pa.Table) -> pa.Table:
+        """Without a zoned timestamp type (MySQL), timestamps are stored as naive UTC."""
+        if self.dialect.supports_timestamptz:
+            return data
+        fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz
+                  else f for f in data.schema]
+        return data.cast(pa.schema(fields))
 
     def drop_table(self, name: str) -> None:
         self._tables.pop(name, None)

@@ -14,11 +14,12 @@ class Dialect:
     session_utc: str          # statement that puts the session in UTC
     naive_params: bool        # timestamps bound as naive UTC (MySQL DATETIME)
     supports_timestamptz: bool
+    truncates_weeks: bool     # date_trunc('week') exists (else weeks come from the weekday index)
 
 
-DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'", False, True)
-POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True)
-MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False)
+DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'", False, True, True)
+POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True)
+MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False)
 
 SCHEMES = {
     "duckdb": DUCKDB,
