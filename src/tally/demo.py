@@ -39,7 +39,7 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
     shutil.copy(source / "tally.yml", target / "tally.yml")
     generator = _generator(name)
     tables = generator.generate(rows, seed=seed)
-    generator.write_lookups(target, tables)
+    generator.write_lookups(target, tables, seed=seed)
     project = Project.load(target, warehouse=warehouse)
     for table_name, table in tables.items():
         project.warehouse.write_table(table_name, table)
