@@ -122,6 +122,56 @@ def seed(names: List[str] = typer.Argument(None, help="Seeds to load (default: a
 
 @app.command()
 @reports_errors
+def ingest(
+    sources: List[str] = typer.Argument(None, help="Sources to load (default: all)."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore watermarks; replace the tables."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read and check, report, write nothing."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Summary format (table or json)."),
+) -> None:
+    """Load sources into the warehouse: rows read / loaded / rejected per source."""
+    import json
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from tally.sources import ingest as run_ingest
+
+    project = load_project()
+    columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True, disable=fmt is not Format.table) as bar:
+        tasks: dict = {}
+
+        def progress(source: str, fraction, note: str) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(source, total=1.0, note="")
+            bar.update(tasks[source], completed=fraction if fraction is not None else None, note=note)
+
+        results = run_ingest(project, sources or None, full_refresh=full_refresh, dry_run=dry_run,
+                             progress=progress)
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
+    else:
+        view = Table(title="Dry run: nothing written" if dry_run else "Ingest", title_justify="left")
+        for header in ("source", "status", "read", "loaded", "rejected", "skipped", "watermark", "seconds"):
+            view.add_column(header, justify="right" if header in ("read", "loaded", "rejected", "skipped",
+                                                                   "seconds") else "left")
+        for r in results:
+            view.add_row(r.source, "[green]ok[/]" if r.status == "ok" else "[red]failed[/]", f"{r.rows_read:,}",
+                         f"{r.rows_loaded:,}", f"{r.rows_rejected:,}", f"{r.rows_skipped:,}",
+                         r.watermark_after or "—", f"{r.seconds:.2f}")
+        out.print(view)
+        for r in results:
+            if r.error:
+                err.print(f"[bold red]error:[/] source {r.source}: {r.error}", highlight=False)
+            if r.new_columns:
+                err.print(f"[yellow]note:[/] source {r.source} has undeclared column(s): {', '.join(r.new_columns)}",
+                          highlight=False)
+    if any(r.status != "ok" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
 def demo(
     example: str = typer.Option("ecommerce", "--example", "-e", help="Example to run."),
     rows: int = typer.Option(200_000, "--rows", help="Rows to generate (order lines for ecommerce)."),

@@ -44,3 +44,10 @@ class WarehouseError(TallyError):
 
     exit_code = 1
     code = "warehouse_error"
+
+
+class SourceError(TallyError):
+    """A source could not be read or loaded (missing file, missing column, HTTP failure)."""
+
+    exit_code = 1
+    code = "source_error"

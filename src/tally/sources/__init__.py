@@ -1,1 +1,18 @@
-"""sources layer."""
+"""Ingestion: sources loaded validated, incrementally and exactly once."""
+
+from __future__ import annotations
+
+from tally.errors import ConfigError
+
+
+def ingest(project, names=None, *, full_refresh: bool = False, dry_run: bool = False, progress=None) -> list:
+    """Run the named sources (all by default); each commits whole or not at all. Returns LoadResults."""
+    from tally.sources.pipeline import run_source, source_configs
+
+    configs = source_configs(project.loaded)
+    names = list(names or configs)
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        raise ConfigError(f"unknown source(s) {', '.join(unknown)} (sources: {', '.join(configs) or 'none'})")
+    return [run_source(project, name, configs[name], full_refresh=full_refresh, dry_run=dry_run,
+                       progress=progress) for name in names]

@@ -55,6 +55,10 @@ class Warehouse:
                                      "(run `tally ingest` or `tally demo` first)") from None
         return self._tables[name]
 
+    def forget(self, name: str) -> None:
+        """Drop the cached Ibis table after its schema may have changed."""
+        self._tables.pop(name, None)
+
     def has_table(self, name: str) -> bool:
         return name in self.backend.list_tables()
 
@@ -81,6 +85,22 @@ class Warehouse:
         fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz
                   else f for f in data.schema]
         return data.cast(pa.schema(fields))
+
+    def writer_connection(self):
+        """The DB-API connection used for writes (PostgreSQL / MySQL); DuckDB writes use `_cursor()`."""
+        return self.backend.con
+
+    def ensure_table(self, name: str, schema: pa.Schema) -> None:
+        """Create a table for an Arrow schema unless it exists (DDL: outside any transaction)."""
+        from tally.warehouse.txn import create_table_sql
+
+        storable = self._storable(schema.empty_table()).schema
+        self.execute_sql(create_table_sql(name, storable, self.dialect.name))
+        self._tables.pop(name, None)
+
+    def columns_of(self, name: str) -> list[str]:
+        self._tables.pop(name, None)
+        return list(self.table(name).columns)
 
     def drop_table(self, name: str) -> None:
         self._tables.pop(name, None)
@@ -154,7 +174,20 @@ class Warehouse:
 
     def execute_sql(self, sql: str) -> None:
         """Run a statement Tally wrote itself (DDL, session settings); never user text."""
-        self.backend.raw_sql(sql)
+        if self.dialect.name == "duckdb":
+            self._cursor().execute(sql)
+            return
+        with self._lock:
+            cursor = self.backend.con.cursor()
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.close()
+
+    def transaction(self):
+        from tally.warehouse.txn import transaction
+
+        return transaction(self)
 
     def close(self) -> None:
         self.backend.disconnect()

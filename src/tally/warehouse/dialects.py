@@ -15,11 +15,12 @@ class Dialect:
     naive_params: bool        # timestamps bound as naive UTC (MySQL DATETIME)
     supports_timestamptz: bool
     truncates_weeks: bool     # date_trunc('week') exists (else weeks come from the weekday index)
+    transactional_ddl: bool   # CREATE TABLE can sit inside a transaction (MySQL commits implicitly)
 
 
-DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'", False, True, True)
-POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True)
-MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False)
+DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'", False, True, True, True)
+POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True)
+MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False)
 
 SCHEMES = {
     "duckdb": DUCKDB,

@@ -1,0 +1,119 @@
+"""The `sources:` section: what every connector shares (table, keys, cursor, types, cleaning, checks)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tally.errors import ExpressionError
+from tally.project.expr import parse_row_expr
+from tally.warehouse.types import arrow_type
+
+_EVERY = re.compile(r"^every\s+(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Check(BaseModel):
+    """One rule rows must pass; exactly one key is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    not_null: list[str] | None = None
+    unique: list[str] | None = None
+    min: dict[str, float] | None = None
+    max: dict[str, float] | None = None
+    accepted_values: dict[str, list[Any]] | None = None
+    regex: dict[str, str] | None = None
+    expression: str | None = None
+    exists_in: dict[str, str] | None = None   # {column: "table.column"}
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Check:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a check has exactly one rule of {', '.join(type(self).model_fields)}; got {given}")
+        if self.expression is not None:
+            try:
+                parse_row_expr(self.expression)
+            except ExpressionError as exc:
+                raise ValueError(exc.message) from None
+        if self.regex:
+            for column, pattern in self.regex.items():
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"regex for {column!r} is invalid: {exc}") from None
+        if self.exists_in:
+            for column, target in self.exists_in.items():
+                if target.count(".") != 1:
+                    raise ValueError(f"exists_in for {column!r}: write `table.column`, not {target!r}")
+        return self
+
+    @property
+    def rule(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+
+class SourceConfig(BaseModel):
+    """Options every source has; the connector's own options are validated by the connector."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str
+    table: str
+    primary_key: list[str] = []
+    cursor: str | None = None
+    columns: dict[str, str] = {}
+    rename: dict[str, str] = {}
+    trim: bool = True
+    defaults: dict[str, Any] = {}
+    formats: dict[str, str] = {}          # column -> strptime format for dates / timestamps
+    data_timezone: str = "UTC"            # zone of timestamps that carry none
+    checks: list[Check] = []
+    schedule: str | None = None
+    on_new_columns: Literal["ignore", "add", "fail"] = "ignore"
+    description: str | None = Field(default=None)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, kind in value.items():
+            try:
+                arrow_type(kind)
+            except Exception as exc:
+                raise ValueError(f"column {column!r}: {getattr(exc, 'reason', exc)}") from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedule(value)
+        return value
+
+    @model_validator(mode="after")
+    def _keys_declared(self) -> SourceConfig:
+        if self.columns:
+            for name in [*self.primary_key, *([self.cursor] if self.cursor else [])]:
+                if name not in self.columns:
+                    raise ValueError(f"{name!r} (primary key / cursor) must be one of the declared columns")
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The connector-specific keys."""
+        return dict(self.model_extra or {})
+
+
+def parse_schedule(text: str) -> dict:
+    """`every 12s` / `every 6h` -> interval seconds; otherwise a 5-field cron expression."""
+    text = str(text).strip()
+    match = _EVERY.match(text)
+    if match:
+        return {"kind": "interval", "seconds": int(match.group(1)) * _SECONDS[match.group(2)[0]]}
+    fields = text.split()
+    if len(fields) != 5 or not all(re.fullmatch(r"[\d*/,\-A-Za-z]+", f) for f in fields):
+        raise ValueError(f"schedule {text!r} is neither `every N(s|m|h|d)` nor a 5-field cron expression")
+    return {"kind": "cron", "expression": text}

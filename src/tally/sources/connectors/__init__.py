@@ -1,0 +1,19 @@
+"""Connector registry: kind -> module. Modules load only when a source of that kind runs."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from tally.errors import ConfigError
+
+REGISTRY = {
+    "csv": "tally.sources.connectors.csv_files",
+}
+
+
+def connector(kind: str) -> ModuleType:
+    """The connector module for a source kind (it has `Options`, `CAPABILITIES` and `read`)."""
+    if kind not in REGISTRY:
+        raise ConfigError(f"unknown source kind {kind!r} (kinds: {', '.join(sorted(REGISTRY))})")
+    return importlib.import_module(REGISTRY[kind])

@@ -1,0 +1,316 @@
+"""Run one source: read, type and check in DuckDB, then merge into the warehouse in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import duckdb
+import pyarrow as pa
+from pydantic import ValidationError
+
+from tally.errors import ConfigError, SourceError, TallyError
+from tally.sources import validate
+from tally.sources.config import SourceConfig
+from tally.sources.connectors import connector
+from tally.sources.connectors.base import RawData, ReadContext
+from tally.warehouse.internal import ensure_internal_tables, insert_rows, now, read_state, write_state
+from tally.warehouse.txn import create_table_sql, ident, merge_sql
+
+log = logging.getLogger("tally.ingest")
+Progress = Callable[[str, float | None, str], None]     # (source, fraction done or None, message)
+
+
+@dataclass
+class LoadResult:
+    """What one run of one source did (printed by `tally ingest`, stored in _tally_loads)."""
+
+    source: str
+    load_id: str
+    status: str = "ok"
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    new_columns: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def source_configs(loaded) -> dict[str, SourceConfig]:
+    """Every source of the project validated, or a ConfigError naming the line."""
+    configs = {}
+    for name, raw in loaded.config.sources.items():
+        try:
+            config = SourceConfig.model_validate(raw)
+            connector(config.kind).Options.model_validate(config.options)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            loc = ("sources", name, *first["loc"])
+            key = first["loc"][-1] if first["loc"] else ""
+            message = (f"unknown key {key!r}" if first["type"] == "extra_forbidden"
+                       else first["msg"].removeprefix("Value error, "))
+            raise loaded.error(f"source {name!r}: {'.'.join(map(str, first['loc']))}: {message}".replace(": : ", ": "),
+                               *loc) from None
+        except ConfigError as exc:
+            raise loaded.error(f"source {name!r}: {exc.reason}", "sources", name, "kind") from None
+        configs[name] = config
+    return configs
+
+
+def state_key(name: str) -> str:
+    return f"source:{name}"
+
+
+def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool = False, dry_run: bool = False,
+               progress: Progress | None = None) -> LoadResult:
+    """Load one source; on failure record it in _tally_loads and return status 'failed'."""
+    warehouse = project.warehouse
+    progress = progress or (lambda *args: None)
+    result = LoadResult(source=name, load_id=uuid.uuid4().hex, dry_run=dry_run)
+    started, clock = now(), time.perf_counter()
+    ensure_internal_tables(warehouse)
+    result.watermark_before = read_state(warehouse, state_key(name))
+    watermark = None if full_refresh else result.watermark_before
+    try:
+        _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started)
+    except TallyError as exc:
+        result.status, result.error = "failed", exc.message
+    except Exception as exc:  # a connector or driver failure: record it, keep other sources running
+        log.debug("source %s failed", name, exc_info=True)
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - clock
+    if result.status == "failed" and not dry_run:
+        _record_failure(warehouse, result, started)
+    log.info("ingest source=%s status=%s read=%d loaded=%d rejected=%d skipped=%d seconds=%.2f",
+             name, result.status, result.rows_read, result.rows_loaded, result.rows_rejected,
+             result.rows_skipped, result.seconds)
+    return result
+
+
+def _record_failure(warehouse, result: LoadResult, started) -> None:
+    with warehouse.transaction() as tx:
+        insert_rows(tx, "_tally_loads", [_load_row(result, started, "failed")])
+
+
+def _load_row(result: LoadResult, started, status: str) -> dict:
+    return {"load_id": result.load_id, "source": result.source, "started_at": started, "ended_at": now(),
+            "rows_read": result.rows_read, "rows_loaded": result.rows_loaded, "rows_rejected": result.rows_rejected,
+            "rows_skipped": result.rows_skipped, "watermark_before": result.watermark_before,
+            "watermark_after": result.watermark_after, "status": status, "error": result.error}
+
+
+@contextmanager
+def _session_timezone(con, zone: str):
+    """Naive timestamps in the source are read in its data timezone, then kept as UTC instants."""
+    con.execute(f"SET TimeZone = {validate.lit(zone)}")
+    try:
+        yield
+    finally:
+        con.execute("SET TimeZone = 'UTC'")
+
+
+def _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started) -> None:
+    warehouse = project.warehouse
+    module = connector(config.kind)
+    options = module.Options.model_validate(config.options)
+    in_warehouse = warehouse.dialect.name == "duckdb"
+    con = warehouse._cursor() if in_warehouse else duckdb.connect()
+    progress(name, None, "reading")
+    ctx = ReadContext(root=project.root, name=name, config=config, watermark=watermark,
+                      progress=lambda rows: progress(name, None, f"read {rows:,} rows"))
+    raw = module.read(options, ctx)
+    tag = result.load_id[:10]
+    raw_view, checked = f"__tally_raw_{tag}", f"__tally_checked_{tag}"
+    try:
+        relation = raw.relation(con) if raw.relation else con.from_arrow(_as_table(raw.arrow))
+        relation.create_view(raw_view, replace=True)
+        described = con.execute(f"DESCRIBE {validate.q(raw_view)}").fetchall()
+        raw_types = {row[0]: row[1] for row in described}
+        raw_columns = [row[0] for row in described]
+        _prepare_exists_checks(warehouse, config, con, in_warehouse)
+        plan = validate.build(config, f"(SELECT *, ROW_NUMBER() OVER () AS _tally_row FROM {validate.q(raw_view)})",
+                              raw_columns, raw_types, watermark)
+        result.new_columns = list(plan.new_columns)
+        with _session_timezone(con, config.data_timezone), _track_progress(con, name, progress):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {validate.q(checked)} AS {plan.sql}")
+        malformed = raw.malformed(con) if raw.malformed else []
+        _count(con, checked, result, malformed, config, watermark)
+        if dry_run:
+            return
+        progress(name, None, "merging")
+        if in_warehouse:
+            _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
+        else:
+            _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view)}")
+        con.execute(f"DROP TABLE IF EXISTS {validate.q(checked)}")
+        if raw.cleanup:
+            raw.cleanup(con)
+        if not in_warehouse:
+            con.close()
+
+
+def _as_table(data) -> pa.Table:
+    return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+
+
+@contextmanager
+def _track_progress(con, name: str, progress: Progress):
+    """Report DuckDB's own progress of the long statement from a side thread."""
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.2):
+            try:
+                fraction = con.query_progress()
+            except Exception:  # the statement may just have finished
+                return
+            if fraction is not None and fraction >= 0:
+                progress(name, min(fraction / 100.0, 1.0), "checking")
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _prepare_exists_checks(warehouse, config: SourceConfig, con, in_warehouse: bool) -> None:
+    """Make the looked-up keys of `exists_in` checks visible to the checking SQL."""
+    for check in config.checks:
+        for _, target in (check.exists_in or {}).items():
+            table, key = target.split(".")
+            view = validate.exists_name(table, key)
+            if in_warehouse:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {validate.q(view)} AS "
+                            f"SELECT DISTINCT {validate.q(key)} FROM {validate.q(table)}")
+            else:
+                source = warehouse.table(table)
+                keys = warehouse.run(warehouse.compile(source.select(key).distinct()))
+                con.register(view, keys)
+
+
+def _count(con, checked: str, result: LoadResult, malformed: list, config: SourceConfig, watermark) -> None:
+    q = validate.q
+    read, rejected, skipped, top = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE _tally_rule IS NOT NULL AND NOT _tally_skip), "
+        f"count(*) FILTER (WHERE _tally_skip), "
+        + (f"max({q(config.cursor)}) FILTER (WHERE _tally_rule IS NULL AND NOT _tally_skip)" if config.cursor
+           else "NULL")
+        + f" FROM {q(checked)}").fetchone()
+    result.rows_read = read - skipped + len(malformed)
+    result.rows_skipped = skipped
+    result.rows_rejected = rejected + len(malformed)
+    result.rows_loaded = read - rejected - skipped
+    result.watermark_after = _later(watermark, top)
+
+
+def _later(watermark: str | None, top) -> str | None:
+    if top is None:
+        return watermark
+    text = top.isoformat() if hasattr(top, "isoformat") else str(top)
+    return text if watermark is None or top_greater(text, watermark, top) else watermark
+
+
+def top_greater(text: str, watermark: str, top) -> bool:
+    if isinstance(top, (int, float)):
+        return float(text) > float(watermark)
+    return text > watermark  # ISO timestamps and dates sort as text
+
+
+def _stage_select(plan, checked: str) -> str:
+    cols = ", ".join(validate.q(c) for c in plan.columns)
+    return f"SELECT {cols} FROM {validate.q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip"
+
+
+def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
+    q = validate.q
+    target = config.table
+    stage = f"__tally_stage_{result.load_id[:10]}"
+    with warehouse.transaction() as tx:
+        tx.execute(f"CREATE OR REPLACE TEMP VIEW {q(stage)} AS {_stage_select(plan, checked)}")
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {q(target)} AS SELECT * FROM {q(stage)} LIMIT 0")
+        existing = {row[0] for row in tx.execute(f"DESCRIBE {q(target)}").fetchall()}
+        for column in plan.columns:
+            if column not in existing:
+                kind = tx.execute(f"SELECT typeof({q(column)}) FROM {q(checked)} LIMIT 1").fetchone()
+                tx.execute(f"ALTER TABLE {q(target)} ADD COLUMN {q(column)} {kind[0] if kind else 'VARCHAR'}")
+        if full_refresh or not config.primary_key:
+            tx.execute(f"DELETE FROM {q(target)}")
+        for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
+                                   "duckdb"):
+            tx.execute(statement)
+        tx.execute(f"INSERT INTO {q('_tally_rejects')} SELECT ?, ?, _tally_row, _tally_raw, _tally_rule, ? "
+                   f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
+                   f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
+                   f"AND x.rule = c._tally_rule)", [result.load_id, name, now(), name])
+        _finish(tx, name, malformed, result, started)
+        tx.execute(f"DROP VIEW IF EXISTS {q(stage)}")
+    warehouse.forget(target)
+
+
+def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
+    q = validate.q
+    good = con.execute(_stage_select(plan, checked)).to_arrow_table()
+    rejects = con.execute(f"SELECT _tally_row AS row_number, _tally_raw AS raw, _tally_rule AS rule "
+                          f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip").to_arrow_table()
+    target, dialect = config.table, warehouse.dialect
+    stage = f"tally_stage_{result.load_id[:10]}"
+    storable = warehouse._storable(good.schema.empty_table()).schema
+    if not dialect.transactional_ddl:
+        warehouse.ensure_table(target, good.schema)
+    with warehouse.transaction() as tx:
+        if dialect.transactional_ddl:
+            tx.execute(create_table_sql(target, storable, dialect.name))
+        tx.execute(create_table_sql(stage, storable, dialect.name, temporary=True))
+        tx.insert_arrow(stage, good)
+        if full_refresh or not config.primary_key:
+            tx.execute(f"DELETE FROM {ident(target).sql(dialect.name)}")
+        for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
+                                   dialect.name):
+            tx.execute(statement)
+        _finish(tx, name, malformed + rejects.to_pylist(), result, started)
+        tx.execute(f"DROP TABLE {ident(stage).sql(dialect.name)}")
+    warehouse.forget(target)
+
+
+def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:
+    """Rejects not already stored for this source: re-reading the same bad row records it once."""
+    marker = "?" if tx.dialect.name == "duckdb" else "%s"
+    table = ident("_tally_rejects").sql(tx.dialect.name)
+    seen = set()
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        sql = (f"SELECT raw, rule FROM {table} WHERE source = {marker} "
+               f"AND raw IN ({', '.join([marker] * len(chunk))})")
+        seen.update(tuple(r) for r in tx.execute(sql, [name, *[row["raw"] for row in chunk]]).fetchall())
+    fresh = {}
+    for row in rows:
+        fresh.setdefault((row["raw"], row["rule"]), row)
+    return [row for key, row in fresh.items() if key not in seen]
+
+
+def _finish(tx, name: str, rejects: list, result: LoadResult, started) -> None:
+    """Inside the load's transaction: rejects not yet recorded, the watermark and the load record."""
+    rejects = _unrecorded(tx, name, rejects) if rejects else []
+    if rejects:
+        stamp = now()
+        insert_rows(tx, "_tally_rejects", [{"load_id": result.load_id, "source": name, "rejected_at": stamp, **row}
+                                           for row in rejects])
+    write_state(tx, state_key(name), result.watermark_after)
+    insert_rows(tx, "_tally_loads", [_load_row(result, started, "ok")])

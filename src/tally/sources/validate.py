@@ -1,0 +1,192 @@
+"""Build the DuckDB SQL that types, cleans and checks raw rows, naming the first rule each row breaks.
+
+Identifiers and values reach the SQL only through sqlglot's quoting; check expressions are the
+allowlisted trees of `tally.project.expr`, rendered by sqlglot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import sqlglot.expressions as sge
+
+from tally.errors import SourceError
+from tally.project.expr import parse_row_expr
+from tally.sources.config import SourceConfig
+from tally.warehouse.types import arrow_type
+
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+NUMBER_NOISE = r"[\s,\p{Sc}]"      # spaces, thousands separators, currency symbols: "₦45,750.00"
+
+
+def q(name: str) -> str:
+    return sge.to_identifier(name, quoted=True).sql("duckdb")
+
+
+def lit(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return sge.Literal.number(value).sql("duckdb")
+    return sge.Literal.string(str(value)).sql("duckdb")
+
+
+def duck_type(kind: str) -> str:
+    """The DuckDB type for a declared column type."""
+    t = arrow_type(kind)
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    return {pa.string(): "VARCHAR", pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER",
+            pa.int64(): "BIGINT", pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
+            pa.date32(): "DATE"}[t]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The checked-rows SQL and what it will produce."""
+
+    sql: str                      # SELECT typed columns, _tally_row, _tally_raw, _tally_rule, _tally_skip
+    columns: tuple[str, ...]      # the typed columns loaded into the table
+    new_columns: tuple[str, ...]  # source columns that were not declared
+
+
+def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Target column -> (source column, DuckDB type); SourceError if a declared column is missing."""
+    source_of = {target: source for source, target in config.rename.items()}
+    if not config.columns:
+        return {config.rename.get(c, c): (c, raw_types[c]) for c in raw_columns}
+    missing = [f"{source_of.get(c, c)}" for c in config.columns if source_of.get(c, c) not in raw_columns]
+    if missing:
+        raise SourceError(f"declared column(s) missing from the source: {', '.join(missing)} "
+                          f"(it has: {', '.join(raw_columns)}); nothing was loaded")
+    return {c: (source_of.get(c, c), duck_type(kind)) for c, kind in config.columns.items()}
+
+
+def _typed(config: SourceConfig, target: str, source: str, kind: str, raw_type: str) -> tuple[str, str]:
+    """(typed expression, cleaned raw expression) for one column."""
+    col = f"r.{q(source)}"
+    if raw_type != "VARCHAR":
+        if raw_type == kind:
+            return col, col
+        return f"TRY_CAST({col} AS {kind})", col
+    clean = f"NULLIF(TRIM({col}), '')" if config.trim else f"NULLIF({col}, '')"
+    fmt = config.formats.get(target)
+    if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
+        return f"TRY_CAST(REGEXP_REPLACE({clean}, {lit(NUMBER_NOISE)}, '', 'g') AS {kind})", clean
+    if kind in ("DATE", "TIMESTAMPTZ") and fmt:
+        return f"CAST(TRY_STRPTIME({clean}, {lit(fmt)}) AS {kind})", clean
+    if kind == "BOOLEAN":
+        words = lambda ws: ", ".join(lit(w) for w in ws)  # noqa: E731
+        return (f"CASE WHEN LOWER({clean}) IN ({words(TRUE_WORDS)}) THEN TRUE "
+                f"WHEN LOWER({clean}) IN ({words(FALSE_WORDS)}) THEN FALSE END"), clean
+    if kind == "VARCHAR":
+        return clean, clean
+    return f"TRY_CAST({clean} AS {kind})", clean
+
+
+def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
+          watermark: str | None) -> Plan:
+    """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL."""
+    columns = mapping(config, raw_columns, raw_types)
+    used_sources = {source for source, _ in columns.values()}
+    new_columns = tuple(c for c in raw_columns if c not in used_sources and c != "filename")
+    if new_columns and config.on_new_columns == "fail":
+        raise SourceError(f"the source has new column(s) not declared: {', '.join(new_columns)}")
+    if new_columns and config.on_new_columns == "add":
+        for c in new_columns:
+            columns[config.rename.get(c, c)] = (c, "VARCHAR")
+    typed_parts, type_rules = [], []
+    for target, (source, kind) in columns.items():
+        typed, clean = _typed(config, target, source, kind, raw_types.get(source, "VARCHAR"))
+        default = config.defaults.get(target)
+        value = f"COALESCE({typed}, CAST({lit(default)} AS {kind}))" if default is not None else typed
+        typed_parts.append(f"{value} AS {q(target)}")
+        if raw_types.get(source, "VARCHAR") == "VARCHAR" or kind != raw_types.get(source):
+            type_rules.append((f"{clean} IS NOT NULL AND {typed} IS NULL",
+                               f"type: {target} is not a valid {kind.lower()}"))
+    rules = _check_rules(config, columns)
+    skip = "FALSE"
+    if config.cursor and watermark is not None:
+        kind = columns[config.cursor][1]
+        skip = f"COALESCE(t.{q(config.cursor)} <= CAST({lit(watermark)} AS {kind}), FALSE)"  # seen before
+    type_case, rule_case = _case(type_rules), _case(rules)
+    typed_sql = (f"SELECT {', '.join(typed_parts)}, r._tally_row, "
+                 f"to_json(struct_pack({', '.join(f'{q(c)} := r.{q(c)}' for c in raw_columns if c != 'filename')})) "
+                 f"AS _tally_raw, {type_case} AS _tally_type_rule FROM {raw} AS r")
+    checked = (f"SELECT t.* EXCLUDE (_tally_type_rule), COALESCE(t._tally_type_rule, {rule_case}) AS _tally_rule, "
+               f"{skip} AS _tally_skip FROM ({typed_sql}) AS t")
+    sql = _deduplicate(config, checked, [c for c in columns])
+    return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns)
+
+
+def _case(rules: list[tuple[str, str]]) -> str:
+    """The text of the first rule whose condition holds, else NULL."""
+    if not rules:
+        return "CAST(NULL AS VARCHAR)"
+    return "CASE " + " ".join(f"WHEN {cond} THEN {lit(text)}" for cond, text in rules) + " END"
+
+
+def _check_rules(config: SourceConfig, columns: dict) -> list[tuple[str, str]]:
+    def col(name: str) -> str:
+        if name not in columns:
+            raise SourceError(f"a check names column {name!r}, which the source does not load "
+                              f"(columns: {', '.join(columns)})")
+        return f"t.{q(name)}"
+
+    rules = []
+    for check in config.checks:
+        kind = check.rule
+        if kind == "not_null":
+            rules += [(f"{col(c)} IS NULL", f"not_null: {c}") for c in check.not_null]
+        elif kind in ("min", "max"):
+            op = "<" if kind == "min" else ">"
+            rules += [(f"{col(c)} {op} {lit(v)}", f"{kind}: {c} {'>=' if kind == 'min' else '<='} {v}")
+                      for c, v in getattr(check, kind).items()]
+        elif kind == "accepted_values":
+            for c, values in check.accepted_values.items():
+                listed = ", ".join(lit(v) for v in values)
+                rules.append((f"{col(c)} IS NOT NULL AND CAST({col(c)} AS VARCHAR) NOT IN "
+                              f"({', '.join(lit(str(v)) for v in values)})", f"accepted_values: {c} in [{listed}]"))
+        elif kind == "regex":
+            rules += [(f"{col(c)} IS NOT NULL AND NOT regexp_full_match(CAST({col(c)} AS VARCHAR), {lit(p)})",
+                       f"regex: {c} ~ {p}") for c, p in check.regex.items()]
+        elif kind == "expression":
+            tree = parse_row_expr(check.expression).tree.copy()
+            for node in tree.find_all(sge.Column):
+                col(node.name)
+                node.set("table", sge.to_identifier("t"))
+                node.set("this", sge.to_identifier(node.name, quoted=True))
+            rules.append((f"NOT COALESCE(({tree.sql('duckdb')}), FALSE)", f"check: {check.expression}"))
+        elif kind == "exists_in":
+            for c, target in check.exists_in.items():
+                table, key = target.split(".")
+                rules.append((f"{col(c)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {q(exists_name(table, key))} "
+                               f"AS e WHERE e.{q(key)} = {col(c)})", f"exists_in: {c} in {target}"))
+    return rules
+
+
+def exists_name(table: str, key: str) -> str:
+    """The scratch relation holding the keys an `exists_in` check looks up."""
+    return f"__tally_keys_{table}_{key}"
+
+
+def _deduplicate(config: SourceConfig, checked: str, columns: list[str]) -> str:
+    """Among good rows, keep the one with the highest cursor per primary key (and per unique set)."""
+    groups = [("duplicate_key", config.primary_key)] if config.primary_key else []
+    groups += [(f"unique: {', '.join(check.unique)}", check.unique) for check in config.checks if check.unique]
+    sql = checked
+    for index, (rule, keys) in enumerate(groups):
+        order = (f"{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "") + "_tally_row DESC"
+        partition = ", ".join(q(k) for k in keys)
+        rank = (f"CASE WHEN _tally_rule IS NULL AND NOT _tally_skip THEN ROW_NUMBER() OVER "
+                f"(PARTITION BY _tally_rule IS NULL AND NOT _tally_skip, {partition} ORDER BY {order}) END")
+        sql = (f"SELECT * REPLACE (CASE WHEN _rank{index} > 1 THEN {lit(rule + ' (a later row was kept)')} "
+               f"ELSE _tally_rule END AS _tally_rule) FROM (SELECT *, {rank} AS _rank{index} FROM ({sql}) AS d{index})")
+        sql = f"SELECT * EXCLUDE (_rank{index}) FROM ({sql}) AS e{index}"
+    return sql

@@ -1,0 +1,64 @@
+"""Tally's own tables in the warehouse (`_tally_*`): loads, rejects, state, job runs, deliveries, rollup state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+
+from tally.warehouse.txn import Transaction, ident
+
+TS = pa.timestamp("us", tz="UTC")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "_tally_loads": pa.schema([
+        ("load_id", pa.string()), ("source", pa.string()), ("started_at", TS), ("ended_at", TS),
+        ("rows_read", pa.int64()), ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()),
+        ("rows_skipped", pa.int64()), ("watermark_before", pa.string()), ("watermark_after", pa.string()),
+        ("status", pa.string()), ("error", pa.string()),
+    ]),
+    "_tally_rejects": pa.schema([
+        ("load_id", pa.string()), ("source", pa.string()), ("row_number", pa.int64()), ("raw", pa.string()),
+        ("rule", pa.string()), ("rejected_at", TS),
+    ]),
+    "_tally_state": pa.schema([("key", pa.string()), ("value", pa.string()), ("updated_at", TS)]),
+    "_tally_job_runs": pa.schema([
+        ("run_id", pa.string()), ("kind", pa.string()), ("name", pa.string()), ("started_at", TS),
+        ("ended_at", TS), ("status", pa.string()), ("detail", pa.string()),
+    ]),
+}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def ensure_internal_tables(warehouse, names=None) -> None:
+    """Create the internal tables that don't exist yet."""
+    existing = set(warehouse.backend.list_tables())
+    for name, schema in SCHEMAS.items():
+        if (names is None or name in names) and name not in existing:
+            warehouse.ensure_table(name, schema)
+
+
+def insert_rows(tx: Transaction, table: str, rows: list[dict[str, Any]]) -> None:
+    tx.insert_arrow(table, pa.Table.from_pylist(rows, schema=SCHEMAS[table]))
+
+
+def read_state(warehouse, key: str) -> str | None:
+    """The stored value for a state key (a watermark), or None."""
+    table = warehouse.table("_tally_state")
+    expr = table.filter(table.key == key).select("value")
+    rows = warehouse.run(warehouse.compile(expr)).to_pylist()
+    return rows[0]["value"] if rows else None
+
+
+def write_state(tx: Transaction, key: str, value: str | None) -> None:
+    """Set a state key inside the caller's transaction, so it moves only if the work commits."""
+    dialect = tx.dialect
+    marker = "?" if dialect.name == "duckdb" else "%s"
+    tx.execute(f"DELETE FROM {ident('_tally_state').sql(dialect.name)} WHERE {ident('key').sql(dialect.name)} "
+               f"= {marker}", [key])
+    if value is not None:
+        insert_rows(tx, "_tally_state", [{"key": key, "value": value, "updated_at": now()}])

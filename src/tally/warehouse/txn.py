@@ -1,0 +1,128 @@
+"""Transactions and bulk writes: DDL from Arrow schemas, COPY / multi-row inserts, keyed merges."""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import ibis
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlglot.expressions as sge
+
+INSERT_BATCH = 2000
+
+
+def ident(name: str) -> sge.Identifier:
+    return sge.to_identifier(name, quoted=True)
+
+
+def table_ref(name: str) -> sge.Table:
+    return sge.Table(this=ident(name))
+
+
+def create_table_sql(name: str, schema: pa.Schema, dialect: str, *, temporary: bool = False,
+                     if_not_exists: bool = True) -> str:
+    """CREATE TABLE for an Arrow schema in the warehouse's own types."""
+    columns = ibis.Schema.from_pyarrow(schema).to_sqlglot_column_defs(dialect)
+    properties = sge.Properties(expressions=[sge.TemporaryProperty()]) if temporary else None
+    create = sge.Create(this=sge.Schema(this=table_ref(name), expressions=columns), kind="TABLE",
+                        exists=if_not_exists, properties=properties)
+    return create.sql(dialect)
+
+
+def merge_sql(target: str, stage: str, keys: Sequence[str], columns: Sequence[str], dialect: str) -> list[str]:
+    """Replace target rows that share a key with the stage, then insert the stage (one transaction)."""
+    statements = []
+    if keys:
+        match = sge.and_(*[sge.column(k, table="s", quoted=True).eq(sge.column(k, table="t", quoted=True))
+                           for k in keys])
+        subquery = sge.select("1").from_(sge.alias_(table_ref(stage), "s")).where(match)
+        delete = sge.Delete(this=sge.alias_(table_ref(target), "t", table=True),
+                            where=sge.Where(this=sge.Exists(this=subquery)))
+        statements.append(delete.sql(dialect))
+    cols = [ident(c) for c in columns]
+    insert = sge.insert(sge.select(*cols).from_(table_ref(stage)),
+                        sge.Schema(this=table_ref(target), expressions=cols))
+    statements.append(insert.sql(dialect))
+    return statements
+
+
+class Transaction:
+    """One warehouse transaction; `execute` runs Tally-built SQL, `insert_arrow` bulk-loads rows."""
+
+    def __init__(self, warehouse, connection):
+        self.warehouse = warehouse
+        self.dialect = warehouse.dialect
+        self.con = connection
+
+    def execute(self, sql: str, params: Sequence | None = None):
+        if self.dialect.name == "duckdb":
+            return self.con.execute(sql, params or [])
+        cursor = self.con.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """Append Arrow rows to an existing table, in bulk."""
+        if data.num_rows == 0:
+            return
+        data = self.warehouse._storable(data)
+        if self.dialect.name == "duckdb":
+            self.con.register("__tally_rows", data)
+            try:
+                cols = ", ".join(ident(c).sql("duckdb") for c in data.column_names)
+                self.con.execute(f"INSERT INTO {ident(table).sql('duckdb')} ({cols}) "
+                                 f"SELECT {cols} FROM __tally_rows")
+            finally:
+                self.con.unregister("__tally_rows")
+        elif self.dialect.name == "postgres":
+            self._copy_postgres(table, data)
+        else:
+            self._insert_batches(table, data)
+
+    def _copy_postgres(self, table: str, data: pa.Table) -> None:
+        cols = ", ".join(ident(c).sql("postgres") for c in data.column_names)
+        buffer = io.BytesIO()
+        pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        with self.con.cursor() as cursor:
+            with cursor.copy(f"COPY {ident(table).sql('postgres')} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buffer.getvalue())
+
+    def _insert_batches(self, table: str, data: pa.Table) -> None:
+        cols = ", ".join(ident(c).sql("mysql") for c in data.column_names)
+        marks = ", ".join(["%s"] * data.num_columns)
+        sql = f"INSERT INTO {ident(table).sql('mysql')} ({cols}) VALUES ({marks})"
+        cursor = self.con.cursor()
+        for batch in data.to_batches(INSERT_BATCH):
+            rows = list(zip(*[column.to_pylist() for column in batch.columns]))
+            cursor.executemany(sql, rows)
+        cursor.close()
+
+
+@contextmanager
+def transaction(warehouse) -> Iterator[Transaction]:
+    """Commit on success, roll back on any error (or when the process dies before COMMIT)."""
+    if warehouse.dialect.name == "duckdb":
+        con = warehouse._cursor()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield Transaction(warehouse, con)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        return
+    con = warehouse.writer_connection()
+    if warehouse.dialect.name == "postgres":
+        with con.transaction():
+            yield Transaction(warehouse, con)
+        return
+    con.query("START TRANSACTION")
+    try:
+        yield Transaction(warehouse, con)
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
