@@ -36,11 +36,11 @@ def merge_sql(target: str, stage: str, keys: Sequence[str], columns: Sequence[st
     """Replace target rows that share a key with the stage, then insert the stage (one transaction)."""
     statements = []
     if keys:
-        match = sge.and_(*[sge.column(k, table="s", quoted=True).eq(sge.column(k, table="t", quoted=True))
+        # no alias on the target: MariaDB 10 refuses `DELETE FROM t AS x`
+        match = sge.and_(*[sge.column(k, table="s", quoted=True).eq(sge.column(k, table=target, quoted=True))
                            for k in keys])
         subquery = sge.select("1").from_(sge.alias_(table_ref(stage), "s")).where(match)
-        delete = sge.Delete(this=sge.alias_(table_ref(target), "t", table=True),
-                            where=sge.Where(this=sge.Exists(this=subquery)))
+        delete = sge.Delete(this=table_ref(target), where=sge.Where(this=sge.Exists(this=subquery)))
         statements.append(delete.sql(dialect))
     cols = [ident(c) for c in columns]
     insert = sge.insert(sge.select(*cols).from_(table_ref(stage)),

@@ -9,6 +9,13 @@ from tally.errors import ConfigError
 
 REGISTRY = {
     "csv": "tally.sources.connectors.csv_files",
+    "excel": "tally.sources.connectors.excel_files",
+    "parquet": "tally.sources.connectors.parquet_files",
+    "json": "tally.sources.connectors.json_files",
+    "ndjson": "tally.sources.connectors.json_files",
+    "http": "tally.sources.connectors.http_api",
+    "sql": "tally.sources.connectors.sql_database",
+    "mongodb": "tally.sources.connectors.mongodb",
 }
 
 
