@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tally.errors import TallyError
@@ -44,7 +45,7 @@ def reports_errors(fn):
         except TallyError as exc:
             if state.debug:
                 raise
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
     return wrapper
 
@@ -162,7 +163,7 @@ def ingest(
         out.print(view)
         for r in results:
             if r.error:
-                err.print(f"[bold red]error:[/] source {r.source}: {r.error}", highlight=False)
+                err.print(f"[bold red]error:[/] source {r.source}: {escape(r.error)}", highlight=False)
             if r.new_columns:
                 err.print(f"[yellow]note:[/] source {r.source} has undeclared column(s): {', '.join(r.new_columns)}",
                           highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass
 
 import ibis
@@ -88,14 +89,17 @@ def _check_dimensions(shape: Shape, catalog: Catalog, measures: list[MeasureRef]
     wanted = set(shape.by)
     if shape.where:
         wanted |= set(parse_row_expr(shape.where).references)
-    for ref in measures:
-        dims = catalog.model(ref.model).dimensions
-        for dim in sorted(wanted):
-            if dim not in dims:
-                known = ", ".join(dims) or "none"
-                raise QueryError(f"metric {ref.name!r} (model {ref.model!r}) can't be broken down or filtered "
-                                 f"by {dim!r}: the model has no such dimension reachable without multiplying "
-                                 f"rows (its dimensions: {known})")
+    for metric in shape.metrics:
+        for ref in catalog.base_measures([metric]):
+            dims = catalog.model(ref.model).dimensions
+            for dim in sorted(wanted):
+                if dim not in dims:
+                    known = ", ".join(dims) or "none"
+                    hint = difflib.get_close_matches(dim, list(dims), n=1)
+                    raise QueryError(f"metric {metric!r} (model {ref.model!r}) can't be broken down or filtered by {dim!r}"
+                                     + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                     + f": no such dimension is reachable without multiplying rows "
+                                       f"(its dimensions: {known})")
 
 
 def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: str, refs, params, timed: bool):

@@ -6,6 +6,7 @@ so identifiers are resolved against the model and values become escaped literals
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -54,12 +55,27 @@ def column_name(column: exp.Column) -> str:
     return ".".join(parts)
 
 
+_PLAIN_NAMES = {"block": "a second statement after `;`", "subquery": "a subquery", "select": "a subquery",
+                "star": "`*`", "command": "a SQL command", "drop": "a SQL command", "semicolon": "`;`"}
+
+
 def _describe(node: exp.Expression) -> str:
+    """What a disallowed node is, in words a user knows."""
     if isinstance(node, exp.Anonymous):
         return f"function {node.name}()"
-    if isinstance(node, exp.Func):
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Query):
         return f"function {node.sql_name().lower()}()"
+    plain = _PLAIN_NAMES.get(node.key)
+    if plain:
+        return plain
     return f"{node.key.upper()} ({node.sql()!r})"
+
+
+def _parse_problem(exc: sqlglot.errors.ParseError) -> str:
+    detail = exc.errors[0]["description"] if exc.errors else str(exc)
+    if "Required keyword" in detail or "Expected" in detail and "expression" in detail:
+        return "the expression is incomplete"
+    return re.sub(r"\s*for <class '[^']+'>", "", detail)
 
 
 @lru_cache(maxsize=4096)
@@ -70,8 +86,7 @@ def _parse(text: str, kind: str) -> Expr:
     try:
         tree = sqlglot.parse_one(text, read="duckdb")
     except sqlglot.errors.ParseError as exc:
-        detail = exc.errors[0]["description"] if exc.errors else str(exc)
-        raise ExpressionError(f"cannot parse {text!r}: {detail}") from None
+        raise ExpressionError(f"cannot parse {text!r}: {_parse_problem(exc)}") from None
     for node in tree.walk():
         if isinstance(node, exp.Star) or isinstance(node, exp.Query) or not isinstance(node, allowed):
             raise ExpressionError(f"{_describe(node)} is not allowed in {text!r}")

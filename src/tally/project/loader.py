@@ -89,6 +89,11 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     if not isinstance(data, dict):
         raise ConfigError("tally.yml must be a mapping of keys (name, models, metrics, ...)", file=file, line=1)
     data = _apply_profile(data, profile, file, lines)
+    if profile is not None:
+        # keys a profile sets are reported at the profile's lines
+        prefix = ("profiles", profile)
+        lines = {**lines, **{path[2:]: line for path, line in lines.items()
+                             if path[:2] == prefix and len(path) > 2}}
     # profiles not in use may name variables that are not set here; expand only what is active
     data = {**expand_env({k: v for k, v in data.items() if k != "profiles"}, lines, file),
             "profiles": data.get("profiles") or {}}

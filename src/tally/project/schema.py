@@ -88,6 +88,8 @@ class Measure(Strict):
         given = [name for name in AGGREGATIONS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"a measure needs exactly one of {', '.join(AGGREGATIONS)}; got {given or 'none'}")
+        if self.value == "*" and self.aggregation != "count":
+            raise ValueError(f"`*` only counts rows (`count: \"*\"`); {self.aggregation} needs a column or expression")
         if self.value != "*":
             _row_expr(self.value)
         if self.where is not None:

@@ -68,6 +68,11 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc)
+        opened = getattr(exc, "context_mark", None)
+        if opened is not None and mark is not None and opened.line != mark.line:
+            reason += f" ({exc.context} opened on line {opened.line + 1})"
+            if "flow" in (exc.context or ""):
+                mark = opened  # an unclosed { or [: the line that opened it is the one to fix
         raise ConfigError(f"invalid YAML: {reason}", file=str(path),
                           line=mark.line + 1 if mark else None) from None
     finally:

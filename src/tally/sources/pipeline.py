@@ -127,6 +127,8 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
     options = module.Options.model_validate(config.options)
     in_warehouse = warehouse.dialect.name == "duckdb"
     con = warehouse._cursor() if in_warehouse else duckdb.connect()
+    if not in_warehouse:
+        con.execute("SET enable_progress_bar = false")
     progress(name, None, "reading")
     ctx = ReadContext(root=project.root, name=name, config=config, watermark=watermark,
                       progress=lambda rows: progress(name, None, f"read {rows:,} rows"))
@@ -134,18 +136,19 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
     tag = result.load_id[:10]
     raw_view, checked = f"__tally_raw_{tag}", f"__tally_checked_{tag}"
     try:
-        relation = raw.relation(con) if raw.relation else con.from_arrow(_as_table(raw.arrow))
-        relation.create_view(raw_view, replace=True)
-        described = con.execute(f"DESCRIBE {validate.q(raw_view)}").fetchall()
-        raw_types = {row[0]: row[1] for row in described}
-        raw_columns = [row[0] for row in described]
-        _prepare_exists_checks(warehouse, config, con, in_warehouse)
-        plan = validate.build(config, f"(SELECT *, ROW_NUMBER() OVER () AS _tally_row FROM {validate.q(raw_view)})",
-                              raw_columns, raw_types, watermark)
+        if raw.relation is None and len(raw.arrow.schema) == 0:
+            return  # the source had nothing at all to say: an empty, successful load
+        relation = raw.relation(con) if raw.relation else con.from_arrow(raw.arrow)
+        plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True)
         result.new_columns = list(plan.new_columns)
-        with _session_timezone(con, config.data_timezone), _track_progress(con, name, progress):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {validate.q(checked)} AS {plan.sql}")
         malformed = raw.malformed(con) if raw.malformed else []
+        if raw.failures:
+            malformed, untyped = raw.failures(con)
+            if untyped:
+                _check_into(con, raw.as_text(con, untyped), f"{raw_view}_text", checked, config, watermark,
+                            name, progress, create=False)
+        for statement in validate.dedupe_statements(config, checked, validate.typed_json(plan.columns)):
+            con.execute(statement)
         _count(con, checked, result, malformed, config, watermark)
         if dry_run:
             return
@@ -156,6 +159,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view)}")
+        con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view + '_text')}")
         con.execute(f"DROP TABLE IF EXISTS {validate.q(checked)}")
         if raw.cleanup:
             raw.cleanup(con)
@@ -163,8 +167,18 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             con.close()
 
 
-def _as_table(data) -> pa.Table:
-    return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+def _check_into(con, relation, view: str, checked: str, config, watermark, name, progress, *, create: bool):
+    """Type and check a relation's rows into the `checked` table (created, or appended to by name)."""
+    relation.create_view(view, replace=True)
+    described = con.execute(f"DESCRIBE {validate.q(view)}").fetchall()
+    raw_types = {row[0]: row[1] for row in described}
+    plan = validate.build(config, validate.q(view), [row[0] for row in described], raw_types, watermark)
+    with _session_timezone(con, config.data_timezone), _track_progress(con, name, progress):
+        if create:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {validate.q(checked)} AS {plan.sql}")
+        else:
+            con.execute(f"INSERT INTO {validate.q(checked)} BY NAME {plan.sql}")
+    return plan
 
 
 @contextmanager
@@ -255,7 +269,8 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    "duckdb"):
             tx.execute(statement)
-        tx.execute(f"INSERT INTO {q('_tally_rejects')} SELECT ?, ?, _tally_row, _tally_raw, _tally_rule, ? "
+        tx.execute(f"INSERT INTO {q('_tally_rejects')} SELECT ?, ?, COALESCE(_tally_row, rowid + 1), _tally_raw, "
+                   f"_tally_rule, ? "
                    f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
                    f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
                    f"AND x.rule = c._tally_rule)", [result.load_id, name, now(), name])
@@ -267,7 +282,8 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
 def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
     q = validate.q
     good = con.execute(_stage_select(plan, checked)).to_arrow_table()
-    rejects = con.execute(f"SELECT _tally_row AS row_number, _tally_raw AS raw, _tally_rule AS rule "
+    rejects = con.execute(f"SELECT COALESCE(_tally_row, rowid + 1) AS row_number, _tally_raw AS raw, "
+                          f"_tally_rule AS rule "
                           f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip").to_arrow_table()
     target, dialect = config.table, warehouse.dialect
     stage = f"tally_stage_{result.load_id[:10]}"
@@ -276,7 +292,7 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
         warehouse.ensure_table(target, good.schema)
     with warehouse.transaction() as tx:
         if dialect.transactional_ddl:
-            tx.execute(create_table_sql(target, storable, dialect.name))
+            tx.execute(create_table_sql(target, storable, dialect.name, collation=dialect.table_collation))
         tx.execute(create_table_sql(stage, storable, dialect.name, temporary=True))
         tx.insert_arrow(stage, good)
         if full_refresh or not config.primary_key:

@@ -92,10 +92,15 @@ def _typed(config: SourceConfig, target: str, source: str, kind: str, raw_type: 
 
 def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
           watermark: str | None) -> Plan:
-    """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL."""
+    """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL.
+
+    The raw row is kept as JSON only for rows that break a rule; duplicates are marked afterwards
+    (`dedupe_statements`), on the materialized rows.
+    """
     columns = mapping(config, raw_columns, raw_types)
+    source_columns = [c for c in raw_columns if c != "_tally_row"]
     used_sources = {source for source, _ in columns.values()}
-    new_columns = tuple(c for c in raw_columns if c not in used_sources and c != "filename")
+    new_columns = tuple(c for c in source_columns if c not in used_sources)
     if new_columns and config.on_new_columns == "fail":
         raise SourceError(f"the source has new column(s) not declared: {', '.join(new_columns)}")
     if new_columns and config.on_new_columns == "add":
@@ -103,25 +108,31 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
             columns[config.rename.get(c, c)] = (c, "VARCHAR")
     typed_parts, type_rules = [], []
     for target, (source, kind) in columns.items():
-        typed, clean = _typed(config, target, source, kind, raw_types.get(source, "VARCHAR"))
+        raw_type = raw_types.get(source, "VARCHAR")
+        typed, clean = _typed(config, target, source, kind, raw_type)
         default = config.defaults.get(target)
         value = f"COALESCE({typed}, CAST({lit(default)} AS {kind}))" if default is not None else typed
         typed_parts.append(f"{value} AS {q(target)}")
-        if raw_types.get(source, "VARCHAR") == "VARCHAR" or kind != raw_types.get(source):
+        if raw_type != kind:
             type_rules.append((f"{clean} IS NOT NULL AND {typed} IS NULL",
                                f"type: {target} is not a valid {kind.lower()}"))
-    rules = _check_rules(config, columns)
     skip = "FALSE"
     if config.cursor and watermark is not None:
         kind = columns[config.cursor][1]
-        skip = f"COALESCE(t.{q(config.cursor)} <= CAST({lit(watermark)} AS {kind}), FALSE)"  # seen before
-    type_case, rule_case = _case(type_rules), _case(rules)
-    typed_sql = (f"SELECT {', '.join(typed_parts)}, r._tally_row, "
-                 f"to_json(struct_pack({', '.join(f'{q(c)} := r.{q(c)}' for c in raw_columns if c != 'filename')})) "
-                 f"AS _tally_raw, {type_case} AS _tally_type_rule FROM {raw} AS r")
-    checked = (f"SELECT t.* EXCLUDE (_tally_type_rule), COALESCE(t._tally_type_rule, {rule_case}) AS _tally_rule, "
-               f"{skip} AS _tally_skip FROM ({typed_sql}) AS t")
-    sql = _deduplicate(config, checked, [c for c in columns])
+        # with a key, a row at the watermark is re-read (the merge replaces it): a row updated in the same
+        # instant as the last loaded one is not lost; without a key it would be loaded twice
+        op = "<" if config.primary_key else "<="
+        skip = f"COALESCE(t.{q(config.cursor)} {op} CAST({lit(watermark)} AS {kind}), FALSE)"
+    row = "r._tally_row" if "_tally_row" in raw_columns else "CAST(NULL AS BIGINT)"
+    passthrough = [f"r.{q(c)} AS {q(f'__raw_{i}')}" for i, c in enumerate(source_columns)]
+    typed_sql = (f"SELECT {', '.join(typed_parts + passthrough)}, {row} AS _tally_row, "
+                 f"{_case(type_rules)} AS _tally_type_rule FROM {raw} AS r")
+    ruled = (f"SELECT t.*, COALESCE(t._tally_type_rule, {_case(_check_rules(config, columns))}) AS _tally_rule, "
+             f"{skip} AS _tally_skip FROM ({typed_sql}) AS t")
+    raw_json = ", ".join(f"{q(c)} := {q(f'__raw_{i}')}" for i, c in enumerate(source_columns))
+    hidden = ", ".join(["_tally_type_rule"] + [q(f"__raw_{i}") for i in range(len(source_columns))])
+    sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
+           f"THEN to_json(struct_pack({raw_json})) END AS _tally_raw FROM ({ruled}) AS u")
     return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns)
 
 
@@ -176,17 +187,28 @@ def exists_name(table: str, key: str) -> str:
     return f"__tally_keys_{table}_{key}"
 
 
-def _deduplicate(config: SourceConfig, checked: str, columns: list[str]) -> str:
-    """Among good rows, keep the one with the highest cursor per primary key (and per unique set)."""
+def dedupe_statements(config: SourceConfig, checked: str, raw_json: str) -> list[str]:
+    """UPDATEs marking all but the highest-cursor row per primary key (and per `unique` set) as rejected.
+
+    Only keys that really repeat are ranked, so a load without duplicates pays one hash aggregate.
+    """
     groups = [("duplicate_key", config.primary_key)] if config.primary_key else []
     groups += [(f"unique: {', '.join(check.unique)}", check.unique) for check in config.checks if check.unique]
-    sql = checked
-    for index, (rule, keys) in enumerate(groups):
-        order = (f"{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "") + "_tally_row DESC"
-        partition = ", ".join(q(k) for k in keys)
-        rank = (f"CASE WHEN _tally_rule IS NULL AND NOT _tally_skip THEN ROW_NUMBER() OVER "
-                f"(PARTITION BY _tally_rule IS NULL AND NOT _tally_skip, {partition} ORDER BY {order}) END")
-        sql = (f"SELECT * REPLACE (CASE WHEN _rank{index} > 1 THEN {lit(rule + ' (a later row was kept)')} "
-               f"ELSE _tally_rule END AS _tally_rule) FROM (SELECT *, {rank} AS _rank{index} FROM ({sql}) AS d{index})")
-        sql = f"SELECT * EXCLUDE (_rank{index}) FROM ({sql}) AS e{index}"
-    return sql
+    order = (f"c.{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "") + "c.rowid DESC"
+    statements = []
+    for rule, keys in groups:
+        cols = ", ".join(q(k) for k in keys)
+        live = "_tally_rule IS NULL AND NOT _tally_skip"
+        repeated = f"SELECT {cols} FROM {q(checked)} WHERE {live} GROUP BY ALL HAVING count(*) > 1"
+        match = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in keys)
+        ranked = (f"SELECT c.rowid AS id, ROW_NUMBER() OVER (PARTITION BY {', '.join(f'c.{q(k)}' for k in keys)} "
+                  f"ORDER BY {order}) AS n FROM {q(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
+                  f"WHERE c.{live.replace(' AND NOT ', ' AND NOT c.')}")
+        statements.append(f"UPDATE {q(checked)} SET _tally_rule = {lit(rule + ' (a later row was kept)')}, "
+                          f"_tally_raw = {raw_json} WHERE rowid IN (SELECT id FROM ({ranked}) WHERE n > 1)")
+    return statements
+
+
+def typed_json(columns) -> str:
+    """JSON of a checked row's typed values (for rejects found after typing, like duplicates)."""
+    return f"to_json(struct_pack({', '.join(f'{q(c)} := {q(c)}' for c in columns)}))"

@@ -76,7 +76,11 @@ class Warehouse:
                 finally:
                     cursor.unregister("__tally_upload")
             else:
-                self.backend.create_table(name, self._storable(data), overwrite=overwrite)
+                if overwrite:
+                    self.drop_table(name)
+                self.ensure_table(name, data.schema)
+                with self.transaction() as tx:
+                    tx.insert_arrow(name, data)
 
     def _storable(self, data: pa.Table) -> pa.Table:
         """Without a zoned timestamp type (MySQL), timestamps are stored as naive UTC."""
@@ -95,7 +99,7 @@ class Warehouse:
         from tally.warehouse.txn import create_table_sql
 
         storable = self._storable(schema.empty_table()).schema
-        self.execute_sql(create_table_sql(name, storable, self.dialect.name))
+        self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation))
         self._tables.pop(name, None)
 
     def columns_of(self, name: str) -> list[str]:

@@ -23,10 +23,15 @@ def table_ref(name: str) -> sge.Table:
 
 
 def create_table_sql(name: str, schema: pa.Schema, dialect: str, *, temporary: bool = False,
-                     if_not_exists: bool = True) -> str:
+                     if_not_exists: bool = True, collation: str | None = None) -> str:
     """CREATE TABLE for an Arrow schema in the warehouse's own types."""
     columns = ibis.Schema.from_pyarrow(schema).to_sqlglot_column_defs(dialect)
-    properties = sge.Properties(expressions=[sge.TemporaryProperty()]) if temporary else None
+    props = [sge.TemporaryProperty()] if temporary else []
+    if collation:
+        # text compares the same (case-sensitively) as on DuckDB and PostgreSQL
+        props += [sge.CharacterSetProperty(this=sge.Var(this=collation.split("_")[0]), default=True),
+                  sge.CollateProperty(this=sge.Var(this=collation), default=True)]
+    properties = sge.Properties(expressions=props) if props else None
     create = sge.Create(this=sge.Schema(this=table_ref(name), expressions=columns), kind="TABLE",
                         exists=if_not_exists, properties=properties)
     return create.sql(dialect)

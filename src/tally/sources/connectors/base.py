@@ -43,5 +43,8 @@ class RawData:
     arrow: pa.Table | pa.RecordBatchReader | None = None
     relation: Callable[[Any], Any] | None = None     # con -> DuckDBPyRelation (files DuckDB reads directly)
     malformed: Callable[[Any], list[dict]] | None = None   # con -> rows the reader could not parse
+    # con -> (rows it could not parse, [(line, text)] it parsed but could not type): CSV's fast path
+    failures: Callable[[Any], tuple[list[dict], list[tuple[int, str]]]] | None = None
+    as_text: Callable[[Any, list], Any] | None = None      # (con, [(line, text)]) -> relation of text values
     cleanup: Callable[[Any], None] | None = None
     details: dict = field(default_factory=dict)

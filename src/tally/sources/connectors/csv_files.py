@@ -1,10 +1,16 @@
-"""CSV files (a glob, optionally gzipped), read by DuckDB's parallel reader; bad lines become rejects."""
+"""CSV files (a glob, optionally gzipped), read by DuckDB's parallel reader.
+
+With declared column types, DuckDB types values while parsing (the fast path); lines it cannot
+type ("1,250.00", dates in other layouts) are re-read as text and cleaned by the shared checks,
+and lines it cannot parse at all become rejects.
+"""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -30,16 +36,20 @@ def files(root: Path, pattern: str) -> list[Path]:
     return [f for f in found if f.is_file()]
 
 
-def _open_text(path: Path, encoding: str):
+def open_text(path: Path, encoding: str):
+    """A text handle on a plain or gzipped file."""
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
 
 
+_open_text = open_text  # kept for connectors written against the earlier name
+
+
 def header(path: Path, options: Options) -> list[str]:
     """The column names on the first (non-skipped) line of a file."""
     try:
-        with _open_text(path, options.encoding) as handle:
+        with open_text(path, options.encoding) as handle:
             for _ in range(options.skip_rows):
                 handle.readline()
             row = next(csv.reader(handle, delimiter=options.delimiter, quotechar=options.quote), None)
@@ -50,38 +60,74 @@ def header(path: Path, options: Options) -> list[str]:
     return [name.strip().lstrip("\ufeff") for name in row]
 
 
+def _parse_types(ctx: ReadContext, names: list[str]) -> dict[str, str]:
+    """The type DuckDB parses each column as: declared types where it can, text otherwise."""
+    from tally.sources.validate import duck_type
+
+    config = ctx.config
+    if not config.columns:
+        return {}
+    targets = {source: config.rename.get(source, source) for source in names}
+    kinds = {}
+    for source, target in targets.items():
+        kind = duck_type(config.columns[target]) if target in config.columns else "VARCHAR"
+        if kind == "TIMESTAMPTZ" or (kind == "DATE" and target in config.formats):
+            # DuckDB's reader turns a bad TIMESTAMPTZ into NULL silently and drops offsets from a naive
+            # TIMESTAMP: timestamps (and dates with a declared format) are typed by the checks instead
+            kind = "VARCHAR"
+        kinds[source] = kind
+    return kinds
+
+
 def read(options: Options, ctx: ReadContext) -> RawData:
     paths = files(ctx.root, options.path)
     if not paths:
         raise SourceError(f"no files match {options.path!r} (in {ctx.root})")
-    names = header(paths[0], options) if options.header else None
-    for other in paths[1:] if options.header else []:
+    if not options.header:
+        raise SourceError("CSV sources need a header line naming the columns (`header: true`)")
+    names = header(paths[0], options)
+    for other in paths[1:]:
         if header(other, options) != names:
             raise SourceError(f"{other.name} has columns {header(other, options)}, unlike {paths[0].name} {names}")
-    if names is None:
-        raise SourceError("CSV without a header needs `header: true` files (column names) for now")
-    typed_reading = not ctx.config.columns
+    kinds = _parse_types(ctx, names)
     rejects = f"__tally_csv_rejects_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(header=options.header, sep=options.delimiter, quotechar=options.quote, encoding=options.encoding,
-                  skiprows=options.skip_rows, store_rejects=True, rejects_table=rejects,
-                  rejects_scan=f"{rejects}_scan", filename=len(paths) > 1)
+    base = dict(header=True, sep=options.delimiter, quotechar=options.quote, encoding=options.encoding)
     if options.escape:
-        kwargs["escapechar"] = options.escape
-    if not typed_reading:
-        kwargs.update(auto_detect=False, columns={name: "VARCHAR" for name in names})
+        base["escapechar"] = options.escape
+    kwargs = dict(base, skiprows=options.skip_rows, store_rejects=True, rejects_table=rejects,
+                  rejects_scan=f"{rejects}_scan")
+    if kinds:
+        kwargs.update(auto_detect=False, columns=kinds)
+    scratch = tempfile.TemporaryDirectory(prefix="tally-csv-")
 
     def relation(con):
         return con.read_csv([str(p) for p in paths], **kwargs)
 
-    def malformed(con) -> list[dict]:
-        rows = con.execute(f'SELECT file_id, line, any_value(csv_line), min(error_message) FROM "{rejects}" '
+    def failures(con) -> tuple[list[dict], list[tuple[int, str]]]:
+        rows = con.execute(f'SELECT file_id, line, any_value(csv_line), min(error_message), '
+                           f'bool_and(error_type = \'CAST\') FROM "{rejects}" '
                            "GROUP BY file_id, line ORDER BY file_id, line").fetchall()
-        return [{"row_number": line, "raw": text.rstrip("\r\n") if text else "",
-                 "rule": f"malformed CSV line: {message.splitlines()[0]}"} for _, line, text, message in rows]
+        malformed = [{"row_number": line, "raw": (text or "").rstrip("\r\n"),
+                      "rule": f"malformed CSV line: {message.splitlines()[0]}"}
+                     for _, line, text, message, cast in rows if not cast]
+        untyped = [(line, (text or "").rstrip("\r\n")) for _, line, text, _, cast in rows if cast]
+        return malformed, untyped
+
+    def as_text(con, lines: list[tuple[int, str]]):
+        """The lines DuckDB could not type, re-read as text with their line numbers."""
+        path = Path(scratch.name) / f"{uuid.uuid4().hex}.csv"
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, delimiter=options.delimiter, quotechar=options.quote,
+                       lineterminator="\n").writerow(names + ["_tally_row"])
+            for line, text in lines:
+                handle.write(f"{text}{options.delimiter}{line}\n")
+        columns = {name: "VARCHAR" for name in names} | {"_tally_row": "BIGINT"}
+        return con.read_csv(str(path), **dict(base, encoding="utf-8", auto_detect=False, columns=columns))
 
     def cleanup(con) -> None:
         con.execute(f'DROP TABLE IF EXISTS "{rejects}"')
         con.execute(f'DROP TABLE IF EXISTS "{rejects}_scan"')
+        scratch.cleanup()
 
-    return RawData(relation=relation, malformed=malformed, cleanup=cleanup,
+    return RawData(relation=relation, failures=failures, as_text=as_text if kinds else None, cleanup=cleanup,
                    details={"files": [str(p) for p in paths]})

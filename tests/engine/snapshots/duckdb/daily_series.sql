@@ -1,0 +1,2 @@
+-- timed (params: start, end)
+SELECT CAST(DATE_TRUNC('DAY', CAST("t1"."ordered_at" + TO_SECONDS(10800) AS TIMESTAMP)) AS DATE) AS "period", SUM("t1"."quantity" * "t1"."unit_price") FILTER(WHERE "t1"."status" <> 'cancelled') AS "gross_sales", SUM("t1"."discount") FILTER(WHERE "t1"."status" <> 'cancelled') AS "discounts", COUNT(DISTINCT "t1"."order_id") FILTER(WHERE "t1"."status" <> 'cancelled') AS "orders" FROM (SELECT * FROM "orders" AS "t0" WHERE "t0"."ordered_at" >= $start AND "t0"."ordered_at" < $end) AS "t1" GROUP BY 1

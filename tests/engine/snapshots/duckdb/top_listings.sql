@@ -1,0 +1,2 @@
+-- timed (params: start, end)
+SELECT * FROM (SELECT "t1"."listing_id" AS "listing", SUM("t1"."quantity" * "t1"."unit_price") FILTER(WHERE "t1"."status" <> 'cancelled') AS "gross_sales", SUM("t1"."discount") FILTER(WHERE "t1"."status" <> 'cancelled') AS "discounts", SUM("t1"."quantity") FILTER(WHERE "t1"."status" <> 'cancelled') AS "units" FROM (SELECT * FROM "orders" AS "t0" WHERE "t0"."ordered_at" >= $start AND "t0"."ordered_at" < $end) AS "t1" GROUP BY 1) AS "t2" ORDER BY "t2"."gross_sales" - "t2"."discounts" DESC, "t2"."listing" ASC LIMIT 20

@@ -1,0 +1,2 @@
+-- timed (params: start, end)
+SELECT `t1`.`shop_id` AS `shop`, SUM(CASE WHEN `t1`.`status` <> 'cancelled' THEN `t1`.`quantity` * `t1`.`unit_price` ELSE NULL END) AS `gross_sales`, SUM(CASE WHEN `t1`.`status` <> 'cancelled' THEN `t1`.`discount` ELSE NULL END) AS `discounts`, COUNT(DISTINCT CASE WHEN `t1`.`status` <> 'cancelled' THEN `t1`.`order_id` END) AS `orders` FROM (SELECT * FROM `orders` AS `t0` WHERE `t0`.`ordered_at` >= %(start)s AND `t0`.`ordered_at` < %(end)s AND CAST(`t0`.`status` AS BINARY) = 'shipped' AND `t0`.`shop_id` IN (6, 7)) AS `t1` GROUP BY 1

@@ -1,0 +1,2 @@
+-- timed (params: start, end)
+SELECT DATE(DATE_TRUNC('DAY', CAST("t1"."ordered_at" + MAKE_INTERVAL(secs => CAST(10800 AS DOUBLE PRECISION)) AS TIMESTAMP))) AS "period", SUM("t1"."quantity" * "t1"."unit_price") FILTER(WHERE "t1"."status" <> 'cancelled') AS "gross_sales", SUM("t1"."discount") FILTER(WHERE "t1"."status" <> 'cancelled') AS "discounts", COUNT(DISTINCT "t1"."order_id") FILTER(WHERE "t1"."status" <> 'cancelled') AS "orders" FROM (SELECT * FROM "orders" AS "t0" WHERE "t0"."ordered_at" >= %(start)s AND "t0"."ordered_at" < %(end)s) AS "t1" GROUP BY 1

@@ -1,0 +1,2 @@
+-- timed (params: start, end)
+SELECT "t1"."shop_id" AS "shop", SUM("t1"."quantity" * "t1"."unit_price") FILTER(WHERE "t1"."status" <> 'cancelled') AS "gross_sales", SUM("t1"."discount") FILTER(WHERE "t1"."status" <> 'cancelled') AS "discounts", COUNT(DISTINCT "t1"."order_id") FILTER(WHERE "t1"."status" <> 'cancelled') AS "orders" FROM (SELECT * FROM "orders" AS "t0" WHERE "t0"."ordered_at" >= %(start)s AND "t0"."ordered_at" < %(end)s AND "t0"."status" = 'shipped' AND "t0"."shop_id" IN (6, 7)) AS "t1" GROUP BY 1
