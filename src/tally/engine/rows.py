@@ -83,6 +83,12 @@ def _fill_nulls(table: pa.Table, fills: dict) -> pa.Table:
 
 def add_derived(table: pa.Table, spec: QuerySpec, catalog: Catalog) -> pa.Table:
     """Compute derived metrics from aggregated measures and keep the requested columns."""
+    keys = (["period"] if spec.grain else []) + list(spec.by)
+    return derive(table, keys, spec.metrics, catalog)
+
+
+def derive(table: pa.Table, keys: list[str], metrics, catalog: Catalog) -> pa.Table:
+    """The key columns and `metrics`, derived ones computed from the measure columns present."""
     values: dict[str, object] = {}
 
     def resolve(name: str):
@@ -92,9 +98,8 @@ def add_derived(table: pa.Table, spec: QuerySpec, catalog: Catalog) -> pa.Table:
             values[name] = to_arrow(catalog.derived[name].expr.tree, resolve, table.num_rows)
         return values[name]
 
-    keys = (["period"] if spec.grain else []) + list(spec.by)
     columns = {k: table[k] for k in keys}
-    for metric in spec.metrics:
+    for metric in metrics:
         columns[metric] = resolve(metric)
     return pa.table(columns)
 

@@ -24,9 +24,11 @@ class Grain(str, Enum):
 
     @property
     def step(self) -> relativedelta:
-        return {"hour": relativedelta(hours=1), "day": relativedelta(days=1), "week": relativedelta(weeks=1),
-                "month": relativedelta(months=1), "quarter": relativedelta(months=3),
-                "year": relativedelta(years=1)}[self.value]
+        return _STEPS[self.value]
+
+
+_STEPS = {"hour": relativedelta(hours=1), "day": relativedelta(days=1), "week": relativedelta(weeks=1),
+          "month": relativedelta(months=1), "quarter": relativedelta(months=3), "year": relativedelta(years=1)}
 
 
 def parse_grain(value: str | Grain | None) -> Grain | None:

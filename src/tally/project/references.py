@@ -21,6 +21,7 @@ def check_references(loaded: LoadedConfig) -> None:
     _check_joins(loaded)
     _check_metric_names(loaded)
     _check_formulas(loaded)
+    _check_rollups(loaded)
 
 
 def _check_joins(loaded: LoadedConfig) -> None:
@@ -88,3 +89,43 @@ def _find_cycle(loaded: LoadedConfig, graph: dict[str, list[str]]) -> None:
     for node in graph:
         if node not in state:
             visit(node, [node])
+
+
+def _check_rollups(loaded: LoadedConfig) -> None:
+    """Rollup metrics exist, have a time axis, and can be broken down by the rollup's dimensions."""
+    config = loaded.config
+    measures = {m: name for name, model in config.models.items() for m in model.measures}
+    known = set(measures) | set(config.metrics)
+    tables = {}
+    for name, rollup in config.rollups.items():
+        where = ("rollups", name)
+        table = rollup.table or name
+        if table in tables:
+            raise loaded.error(f"rollups {tables[table]!r} and {name!r} both write table {table!r}", *where)
+        tables[table] = name
+        if table in {m.table for m in config.models.values()}:
+            raise loaded.error(f"rollup {name!r} would write over the model table {table!r}", *where, "table")
+        for metric in rollup.metrics:
+            if metric not in known:
+                raise loaded.error(f"rollup {name!r} uses unknown metric {metric!r}" + _suggest(metric, known),
+                                   *where, "metrics")
+        for model_name in _models_behind(config, rollup.metrics, measures):
+            model = config.models[model_name]
+            if model.time is None:
+                raise loaded.error(f"rollup {name!r}: {', '.join(rollup.metrics)} include a snapshot of model "
+                                   f"{model_name!r} (no time column); rollups store periods", *where, "metrics")
+            for dim in rollup.by:
+                if dim not in model.dimensions:
+                    raise loaded.error(f"rollup {name!r}: model {model_name!r} has no dimension {dim!r}"
+                                       + _suggest(dim, model.dimensions), *where, "by")
+
+
+def _models_behind(config, metrics, measures: dict[str, str]) -> set[str]:
+    found, stack = set(), list(metrics)
+    while stack:
+        name = stack.pop()
+        if name in measures:
+            found.add(measures[name])
+        elif name in config.metrics:
+            stack.extend(parse_formula(config.metrics[name].formula).references)
+    return found

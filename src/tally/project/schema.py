@@ -134,6 +134,7 @@ class Metric(Strict):
 class Model(Strict):
     table: str
     time: str | None = None
+    updated: str | None = None      # change-time column: rows touched since a rollup build are found by it
     primary_key: list[str] = []
     joins: dict[str, Join] = {}
     dimensions: dict[str, Dimension] = {}
@@ -144,6 +145,37 @@ class Model(Strict):
     def _short_dimensions(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"expr": str(v)} if isinstance(v, (str, int)) else v for k, v in value.items()}
+        return value
+
+
+ROLLUP_GRAINS = ("day", "week", "month", "quarter", "year")
+
+
+class Rollup(Strict):
+    """Metrics stored per period and per level in a report table, refreshed incrementally."""
+
+    metrics: list[str]
+    grains: list[Literal[ROLLUP_GRAINS]] = ["day", "week", "month", "quarter", "year"]
+    by: list[str] = []
+    where: str | None = None
+    timezone: str | None = None
+    table: str | None = None
+    category: str | None = None     # groups rollups for `--category` (user, business, system, financial)
+    growth: bool = False            # add m_previous / m_change_pct columns (period over period)
+
+    @field_validator("where")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        return _row_expr(value) if value is not None else None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r}") from None
         return value
 
 
@@ -165,9 +197,9 @@ class ProjectConfig(Strict):
     seeds: dict[str, Seed] = {}
     models: dict[str, Model] = {}
     metrics: dict[str, Metric] = {}
-    # Sections owned by later layers; each validates its own part when it runs.
+    # Sections owned by other layers; each validates its own part (sources: before any ingest runs).
     sources: dict[str, Any] = {}
-    rollups: dict[str, Any] = {}
+    rollups: dict[str, Rollup] = {}
     reports: dict[str, Any] = {}
     alerts: dict[str, Any] = {}
     channels: dict[str, Any] = {}
@@ -195,4 +227,4 @@ class ProjectConfig(Strict):
         return WEEKDAYS.index(self.week_start)
 
 
-SCHEMA_CLASSES = (ProjectConfig, Currency, Join, Dimension, Measure, Metric, Model, Seed)
+SCHEMA_CLASSES = (ProjectConfig, Currency, Join, Dimension, Measure, Metric, Model, Seed, Rollup)

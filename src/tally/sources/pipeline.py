@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
 import threading
 import time
@@ -135,10 +136,11 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
     raw = module.read(options, ctx)
     tag = result.load_id[:10]
     raw_view, checked = f"__tally_raw_{tag}", f"__tally_checked_{tag}"
+    guard = _ReaderGuard()
     try:
         if raw.relation is None and len(raw.arrow.schema) == 0:
             return  # the source had nothing at all to say: an empty, successful load
-        relation = raw.relation(con) if raw.relation else con.from_arrow(raw.arrow)
+        relation = raw.relation(con) if raw.relation else con.from_arrow(guard.wrap(raw.arrow))
         plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True)
         result.new_columns = list(plan.new_columns)
         malformed = raw.malformed(con) if raw.malformed else []
@@ -157,6 +159,10 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
         else:
             _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
+    except Exception:
+        if guard.error is not None:  # the connector failed while DuckDB pulled rows: report its own error
+            raise guard.error from None
+        raise
     finally:
         con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view)}")
         con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view + '_text')}")
@@ -179,6 +185,26 @@ def _check_into(con, relation, view: str, checked: str, config, watermark, name,
         else:
             con.execute(f"INSERT INTO {validate.q(checked)} BY NAME {plan.sql}")
     return plan
+
+
+class _ReaderGuard:
+    """Remembers an error a connector raised inside DuckDB's pull of its Arrow stream."""
+
+    def __init__(self):
+        self.error: Exception | None = None
+
+    def wrap(self, data):
+        if not isinstance(data, pa.RecordBatchReader):
+            return data
+
+        def batches():
+            try:
+                yield from data
+            except Exception as exc:
+                self.error = exc
+                raise
+
+        return pa.RecordBatchReader.from_batches(data.schema, batches())
 
 
 @contextmanager
@@ -242,8 +268,8 @@ def _later(watermark: str | None, top) -> str | None:
 
 
 def top_greater(text: str, watermark: str, top) -> bool:
-    if isinstance(top, (int, float)):
-        return float(text) > float(watermark)
+    if isinstance(top, (int, float, decimal.Decimal)):
+        return decimal.Decimal(text) > decimal.Decimal(watermark)
     return text > watermark  # ISO timestamps and dates sort as text
 
 

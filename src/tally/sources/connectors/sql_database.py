@@ -1,10 +1,10 @@
 """Tables or SELECT queries in PostgreSQL, MySQL/MariaDB or SQLite, read through Ibis in batches past the watermark.
 
-The watermark is pushed to the source as `cursor > watermark OR cursor IS NULL`: exactly the rows
-the pipeline keeps (it skips rows at or before the watermark and loads rows without a cursor
-value), so pushing it only saves reading. `>=` would read the rows at the watermark again just for
-the pipeline to skip them: a row committed later with a cursor value equal to the watermark is
-missed either way, so the cursor should be a value the source sets when it commits (see the docs).
+The watermark is pushed to the source as `cursor > watermark OR cursor IS NULL`: the rows the
+pipeline keeps (it skips rows at or before the watermark and loads rows without a cursor value),
+so pushing it only saves reading. `>=` would re-read rows at the watermark only for the pipeline to
+skip them: a row committed later with a cursor value at or below the watermark is missed either
+way, so the cursor should be set when a row is committed, not when its transaction began.
 """
 
 from __future__ import annotations

@@ -1,0 +1,91 @@
+"""What changed in a model since a watermark, by local day: what incremental rollups recompute."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+
+from tally.engine.plan import Shape, _bucket
+from tally.engine.scope import ModelScope
+from tally.engine.timegrid import Grain, offset_segments
+
+UTC = dt.timezone.utc
+
+
+def _day(engine, model_name: str, table, zone: str, bounds: tuple[dt.datetime, dt.datetime]):
+    model = engine.catalog.model(model_name)
+    shape = Shape((), (), Grain.day, None, (), None, engine.config.week_start_index,
+                  offset_segments(zone, bounds[0], bounds[1] + dt.timedelta(days=1)))
+    return _bucket(table[model.time], shape, engine.warehouse.dialect.truncates_weeks)
+
+
+def _run(engine, expr) -> list[dict]:
+    warehouse = engine.warehouse
+    return warehouse.run(warehouse.compile(expr)).to_pylist()
+
+
+def bounds(engine, model_name: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """The first and last time of a model's rows (UTC), or None when it has none."""
+    model = engine.catalog.model(model_name)
+    table = engine.warehouse.table(model.table)
+    row = _run(engine, table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()))[0]
+    if row["lo"] is None:
+        return None
+    aware = [v if v.tzinfo else v.replace(tzinfo=UTC) for v in (row["lo"], row["hi"])]
+    return aware[0], aware[1]
+
+
+def day_counts(engine, model_name: str, zone: str) -> dict[str, int]:
+    """Rows per local day (ISO date -> count): a deleted or inserted row changes its day's count."""
+    span = bounds(engine, model_name)
+    if span is None:
+        return {}
+    table = engine.warehouse.table(engine.catalog.model(model_name).table)
+    expr = table.group_by(day=_day(engine, model_name, table, zone, span)).aggregate(rows=table.count())
+    return {row["day"].isoformat(): row["rows"] for row in _run(engine, expr)}
+
+
+def max_updated(engine, model_name: str) -> str | None:
+    """The latest change time of a model's rows, as ISO text (its watermark)."""
+    model = engine.catalog.model(model_name)
+    if not model.updated:
+        return None
+    table = engine.warehouse.table(model.table)
+    value = _run(engine, table.aggregate(top=table[model.updated].max()))[0]["top"]
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str | None]) -> set[str]:
+    """Local days (ISO) holding rows changed after the watermarks, directly or through a join's change."""
+    model = engine.catalog.model(model_name)
+    span = bounds(engine, model_name)
+    if span is None:
+        return set()
+    scope = ModelScope(engine.config, engine.warehouse, model_name)
+    conditions = []
+    if model.updated and watermarks.get(model_name):
+        conditions.append(scope.column(model.updated) > _instant(engine, watermarks[model_name]))
+    for alias, join in model.joins.items():
+        target = engine.catalog.model(join.model)
+        if target.updated and watermarks.get(join.model):
+            conditions.append(scope.column(f"{alias}.{target.updated}") > _instant(engine, watermarks[join.model]))
+    if not conditions:
+        return set()
+    condition = conditions[0]
+    for other in conditions[1:]:
+        condition = condition | other
+    day = _day(engine, model_name, scope.base, zone, span)
+    relation = scope.joined().filter(condition)
+    expr = relation.group_by(day=day).aggregate(rows=relation.count())
+    return {row["day"].isoformat() for row in _run(engine, expr)}
+
+
+def _instant(engine, text: str):
+    value = dt.datetime.fromisoformat(text)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if engine.warehouse.dialect.naive_params:  # MySQL keeps naive UTC
+        return ibis.literal(value.astimezone(UTC).replace(tzinfo=None), "timestamp")
+    return ibis.literal(value, "timestamp('UTC')")

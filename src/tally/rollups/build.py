@@ -1,0 +1,189 @@
+"""`tally rollup build`: full or incremental refresh of rollup tables, replacing whole periods atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from tally.engine import changes
+from tally.engine.timegrid import Grain
+from tally.rollups import compute
+from tally.rollups.definition import RollupDef, definitions
+from tally.rollups.growth import add_growth
+from tally.warehouse.internal import ensure_internal_tables, now, read_state, write_state
+from tally.warehouse.txn import ident
+
+UTC = dt.timezone.utc
+
+
+@dataclass
+class BuildResult:
+    rollup: str
+    table: str
+    mode: str                 # full | incremental | unchanged
+    periods: int = 0
+    rows: int = 0
+    days_changed: int = 0
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def state_key(name: str) -> str:
+    return f"rollup:{name}"
+
+
+def build(project, names=None, *, full: bool = False, start: str | None = None, end: str | None = None,
+          category: str | None = None, progress=None) -> list[BuildResult]:
+    """Build or refresh rollups; each commits whole, readers see the old rows until then."""
+    progress = progress or (lambda *args: None)
+    ensure_internal_tables(project.warehouse)
+    return [build_one(project, rdef, full=full, start=start, end=end, progress=progress)
+            for rdef in definitions(project, names, category)]
+
+
+def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, progress=None) -> BuildResult:
+    clock = time.perf_counter()
+    engine, warehouse = project.engine, project.warehouse
+    progress = progress or (lambda *args: None)
+    stored = _load_state(warehouse, rdef)
+    exists = warehouse.has_table(rdef.table)
+    fresh = _snapshot(engine, rdef)
+    if start or end:
+        periods = _forced_periods(rdef, start, end, fresh)
+        mode = "range"
+    elif full or stored is None or not exists or stored.get("definition") != rdef.fingerprint:
+        periods, mode = None, "full"
+    else:
+        days = _changed_days(engine, rdef, stored, fresh)
+        if not days:
+            return BuildResult(rdef.name, rdef.table, "unchanged", seconds=time.perf_counter() - clock)
+        periods = {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
+        mode = "incremental"
+    if periods is not None and rdef.rollup.growth:
+        # a changed period moves the growth of the one after it
+        periods = {g: sorted(set(ps) | {rdef.period_end(p, g) for p in ps}) for g, ps in periods.items()}
+    progress(rdef.name, 0.1, mode)
+    built_at = now()
+    tables = _compute(engine, rdef, periods, fresh, built_at, progress)
+    if rdef.rollup.growth:
+        tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None)
+                  for g, t in tables.items()}
+    progress(rdef.name, 0.9, "writing")
+    written = _write(warehouse, rdef, tables, periods, fresh, exists)
+    result = BuildResult(rdef.name, rdef.table, mode, periods=sum(len({r for r in t["period_start"].to_pylist()})
+                                                                   for t in tables.values()),
+                         rows=written, seconds=time.perf_counter() - clock)
+    if mode == "incremental":
+        result.days_changed = len({d for ds in periods.values() for d in ds})
+    progress(rdef.name, 1.0, "done")
+    return result
+
+
+def _load_state(warehouse, rdef: RollupDef) -> dict | None:
+    text = read_state(warehouse, state_key(rdef.name))
+    return json.loads(text) if text else None
+
+
+def _snapshot(engine, rdef: RollupDef) -> dict:
+    """What the models look like now: change watermarks, rows per local day, and the data's span."""
+    spans = [s for s in (changes.bounds(engine, m) for m in sorted(rdef.models)) if s]
+    zone = ZoneInfo(rdef.zone)
+    first = min(s[0] for s in spans).astimezone(zone).date() if spans else None
+    last = max(s[1] for s in spans).astimezone(zone).date() if spans else None
+    related = set(rdef.models)
+    for model in rdef.models:
+        related |= {j.model for j in engine.catalog.model(model).joins.values()}
+    return {
+        "definition": rdef.fingerprint,
+        "watermarks": {m: changes.max_updated(engine, m) for m in sorted(related)},
+        "days": {m: changes.day_counts(engine, m, rdef.zone) for m in sorted(rdef.models)},
+        "first": first.isoformat() if first else None,
+        "last": last.isoformat() if last else None,
+    }
+
+
+def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict) -> set[dt.date]:
+    """Days whose rows changed (by change time, directly or through joins) or whose row count moved."""
+    days: set[str] = set()
+    for model in rdef.models:
+        days |= changes.changed_days(engine, model, rdef.zone, stored.get("watermarks", {}))
+        before, after = stored.get("days", {}).get(model, {}), fresh["days"].get(model, {})
+        days |= {d for d in set(before) | set(after) if before.get(d) != after.get(d)}
+    return {dt.date.fromisoformat(d) for d in days}
+
+
+def _forced_periods(rdef: RollupDef, start, end, fresh) -> dict[Grain, list[dt.date]]:
+    """Every period touching [start, end) (local dates), for `--from/--to` rebuilds."""
+    first = dt.date.fromisoformat(str(start)) if start else dt.date.fromisoformat(fresh["first"])
+    last = dt.date.fromisoformat(str(end)) if end else dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days)]
+    return {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
+
+
+def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress) -> dict[Grain, pa.Table]:
+    catalog = engine.catalog
+    if periods is None:
+        if fresh["first"] is None:
+            return {g: compute.finish(_empty(engine, rdef), rdef, g, catalog, built_at) for g in rdef.grains}
+        first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
+        last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
+        raw = compute.full_rows(engine, rdef, first, rdef.period_end(rdef.period(last, Grain.year), Grain.year))
+        return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}
+    tables = {}
+    for index, (grain, starts) in enumerate(periods.items()):
+        progress(rdef.name, 0.1 + 0.8 * index / max(len(periods), 1), f"{grain.value}: {len(starts)} periods")
+        parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in _blocks(rdef, grain, starts)]
+        rows = pa.concat_tables(parts) if parts else _empty(engine, rdef)
+        wanted = set(starts)
+        keep = [p in wanted for p in rows["period"].to_pylist()]
+        tables[grain] = compute.finish(rows.filter(pa.array(keep, pa.bool_())), rdef, grain, catalog, built_at)
+    return tables
+
+
+def _empty(engine, rdef: RollupDef) -> pa.Table:
+    today = dt.date.today()
+    return compute.live_rows(engine, rdef, Grain.day, today, today + dt.timedelta(days=1), rdef.base_names).slice(0, 0)
+
+
+def _blocks(rdef: RollupDef, grain: Grain, starts: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Contiguous runs of periods as [first start, last end) ranges: one query each."""
+    blocks: list[list[dt.date]] = []
+    for start in starts:
+        if blocks and rdef.period_end(blocks[-1][1], grain) == start:
+            blocks[-1][1] = start
+        else:
+            blocks.append([start, start])
+    return [(a, rdef.period_end(b, grain)) for a, b in blocks]
+
+
+def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, fresh, exists: bool) -> int:
+    """Replace the periods built (or everything, for a full build) and the state, in one transaction."""
+    data = pa.concat_tables(list(tables.values()), promote_options="permissive")
+    dialect = warehouse.dialect
+    if not exists:
+        warehouse.ensure_table(rdef.table, data.schema)
+    table = ident(rdef.table).sql(dialect.name)
+    marker = "?" if dialect.name == "duckdb" else "%s"
+    state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last")}
+    state["built_at"] = now().isoformat()
+    with warehouse.transaction() as tx:
+        if periods is None:
+            tx.execute(f"DELETE FROM {table}")
+        else:
+            for grain, starts in periods.items():
+                for chunk in range(0, len(starts), 500):
+                    part = starts[chunk:chunk + 500]
+                    tx.execute(f"DELETE FROM {table} WHERE grain = {marker} AND period_start IN "
+                               f"({', '.join([marker] * len(part))})", [grain.value, *part])
+        tx.insert_arrow(rdef.table, data)
+        write_state(tx, state_key(rdef.name), json.dumps(state, sort_keys=True))
+    warehouse.forget(rdef.table)
+    return data.num_rows
