@@ -36,14 +36,20 @@ def bounds(engine, model_name: str) -> tuple[dt.datetime, dt.datetime] | None:
     return aware[0], aware[1]
 
 
-def day_counts(engine, model_name: str, zone: str) -> dict[str, int]:
-    """Rows per local day (ISO date -> count): a deleted or inserted row changes its day's count."""
+def day_counts(engine, model_name: str, zone: str) -> dict[str, str]:
+    """Per local day, its rows and how many find their join targets ("rows/matched..."): a deleted
+    or inserted row changes its day's count, and so does a deleted row another model joins to."""
     span = bounds(engine, model_name)
     if span is None:
         return {}
-    table = engine.warehouse.table(engine.catalog.model(model_name).table)
-    expr = table.group_by(day=_day(engine, model_name, table, zone, span)).aggregate(rows=table.count())
-    return {row["day"].isoformat(): row["rows"] for row in _run(engine, expr)}
+    model = engine.catalog.model(model_name)
+    scope = ModelScope(engine.config, engine.warehouse, model_name)
+    matched = {f"m{i}": scope.column(f"{alias}.{next(iter(join.keys.values()))}").count()
+               for i, (alias, join) in enumerate(model.joins.items()) if join.on is not None}
+    day = _day(engine, model_name, scope.base, zone, span)
+    relation = scope.joined()
+    expr = relation.group_by(day=day).aggregate(rows=relation.count(), **matched)
+    return {row["day"].isoformat(): "/".join(str(row[k]) for k in ["rows", *matched]) for row in _run(engine, expr)}
 
 
 def max_updated(engine, model_name: str) -> str | None:

@@ -19,6 +19,7 @@ from tally.warehouse.internal import ensure_internal_tables, now, read_state, wr
 from tally.warehouse.txn import ident
 
 UTC = dt.timezone.utc
+MAX_BLOCKS = 4
 
 
 @dataclass
@@ -140,7 +141,10 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress) -> dic
     tables = {}
     for index, (grain, starts) in enumerate(periods.items()):
         progress(rdef.name, 0.1 + 0.8 * index / max(len(periods), 1), f"{grain.value}: {len(starts)} periods")
-        parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in _blocks(rdef, grain, starts)]
+        blocks = _blocks(rdef, grain, starts)
+        if len(blocks) > MAX_BLOCKS:  # scattered changes: one query over their whole span beats many small ones
+            blocks = [(blocks[0][0], blocks[-1][1])]
+        parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in blocks]
         rows = pa.concat_tables(parts) if parts else _empty(engine, rdef)
         wanted = set(starts)
         keep = [p in wanted for p in rows["period"].to_pylist()]
