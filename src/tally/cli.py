@@ -171,6 +171,88 @@ def ingest(
         raise typer.Exit(1)
 
 
+rollup_app = typer.Typer(help="Stored period reports: build and refresh.", no_args_is_help=True)
+app.add_typer(rollup_app, name="rollup")
+
+
+@rollup_app.command("build")
+@reports_errors
+def rollup_build(
+    names: List[str] = typer.Argument(None, help="Rollups to build (default: all)."),
+    full: bool = typer.Option(False, "--full", help="Recompute everything instead of only what changed."),
+    start: Optional[str] = typer.Option(None, "--from", help="Rebuild the periods from this local date."),
+    end: Optional[str] = typer.Option(None, "--to", help="... up to this local date (exclusive)."),
+    category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Summary format (table or json)."),
+) -> None:
+    """Build rollups, or refresh only the periods touched since the last build."""
+    import json
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tally.rollups import build
+
+    project = load_project()
+    columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True, disable=fmt is not Format.table) as bar:
+        tasks: dict = {}
+
+        def progress(name: str, fraction, note: str) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=1.0, note="")
+            bar.update(tasks[name], completed=fraction, note=note)
+
+        results = build(project, names or None, full=full, start=start, end=end, category=category,
+                        progress=progress)
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
+        return
+    view = Table(title="Rollups", title_justify="left")
+    for header in ("rollup", "table", "mode", "periods", "rows", "seconds"):
+        view.add_column(header, justify="right" if header in ("periods", "rows", "seconds") else "left")
+    for r in results:
+        view.add_row(r.rollup, r.table, r.mode, f"{r.periods:,}", f"{r.rows:,}", f"{r.seconds:.2f}")
+    out.print(view)
+
+
+@app.command()
+@reports_errors
+def verify(
+    names: List[str] = typer.Argument(None, help="Rollups to check (default: all)."),
+    repair: bool = typer.Option(False, "--repair", help="Rewrite the periods that differ."),
+    category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+) -> None:
+    """Recompute stored rollups live and report any difference (exit 1 if one is found)."""
+    import json
+
+    from tally.rollups import verify as run_verify
+
+    project = load_project()
+    report = run_verify(project, names or None, repair=repair, category=category)
+    found = [m for ms in report.values() for m in ms]
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps({k: [m.as_dict() for m in ms] for k, ms in report.items()}, indent=2,
+                                    default=str) + "\n")
+    else:
+        for name, ms in report.items():
+            status = "[green]ok[/]" if not ms else f"[red]{len(ms)} mismatch(es)[/]"
+            out.print(f"{name}: {status}" + (" (repaired)" if ms and repair else ""))
+            view = Table(show_header=True) if ms else None
+            if view is not None:
+                for header in ("grain", "period", "key", "metric", "stored", "live"):
+                    view.add_column(header)
+                for m in ms[:50]:
+                    view.add_row(m.grain, m.period_start, escape(str(m.key)), m.metric, escape(str(m.stored)),
+                                 escape(str(m.live)))
+                out.print(view)
+                if len(ms) > 50:
+                    out.print(f"... and {len(ms) - 50} more")
+    if found and not repair:
+        raise typer.Exit(1)
+
+
 @app.command()
 @reports_errors
 def demo(

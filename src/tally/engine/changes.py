@@ -52,6 +52,12 @@ def day_counts(engine, model_name: str, zone: str) -> dict[str, str]:
     return {row["day"].isoformat(): "/".join(str(row[k]) for k in ["rows", *matched]) for row in _run(engine, expr)}
 
 
+def row_count(engine, model_name: str) -> int:
+    """All rows of a model (cheap: a deleted row shows up here before any rollup reads it)."""
+    table = engine.warehouse.table(engine.catalog.model(model_name).table)
+    return _run(engine, table.aggregate(rows=table.count()))[0]["rows"]
+
+
 def max_updated(engine, model_name: str) -> str | None:
     """The latest change time of a model's rows, as ISO text (its watermark)."""
     model = engine.catalog.model(model_name)

@@ -44,6 +44,7 @@ class Engine:
         self._plans: OrderedDict[Shape, Plan] = OrderedDict()
         self._bounds: dict[str, object] = {}
         self._lock = threading.Lock()
+        self.router = None   # set by the project when rollups exist: (spec, start, end, measures) -> rows | None
 
     def spec(self, metrics, **kwargs) -> QuerySpec:
         kwargs.setdefault("timezone", self.config.timezone)
@@ -60,13 +61,13 @@ class Engine:
             self.catalog.check(metric)
         self._check_order(spec)
         start, end = self._resolve_range(spec)
-        table = self._answer(spec, start, end)
         meta = {"timezone": spec.timezone, "from": _iso(start, spec.zone), "to": _iso(end, spec.zone),
                 "grain": spec.grain.value if spec.grain else None, "source": "live"}
+        table = self._answer(spec, start, end, meta)
         if spec.compare:
             delta = comparison_shift(spec.compare, start, end, spec.zone)
             prev_start, prev_end = shift_local(start, delta, spec.zone), shift_local(end, delta, spec.zone)
-            previous = self._answer(spec, prev_start, prev_end)
+            previous = self._answer(spec, prev_start, prev_end, {})
             table = rowops.attach_comparison(table, previous, spec, delta)
             meta["compare"] = {"kind": spec.compare, "from": _iso(prev_start, spec.zone),
                                "to": _iso(prev_end, spec.zone)}
@@ -74,11 +75,17 @@ class Engine:
 
     # -- internals ----------------------------------------------------------
 
-    def _answer(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    def _answer(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime, meta: dict) -> pa.Table:
         plan = self._plan(spec, start, end)
         values = {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
         timed = timeless = None
-        if plan.timed:
+        routed = self.router(spec, start, end, plan.measures) if self.router and plan.timed and not plan.timeless \
+            else None
+        if routed is not None:
+            timed, info = routed
+            timed = rowops.conform(timed.select(plan.timed.schema.names), plan.timed.schema)
+            meta.update(info)
+        elif plan.timed:
             timed = self.warehouse.run(plan.timed.query, values)
             timed = rowops.conform(timed, plan.timed.schema)
         if plan.timeless:

@@ -13,7 +13,8 @@ from tally.project.loader import LoadedConfig, load_config
 class Project:
     """A loaded, validated project and lazy access to its warehouse and engine."""
 
-    def __init__(self, loaded: LoadedConfig, warehouse_url: str | None = None):
+    def __init__(self, loaded: LoadedConfig, warehouse_url: str | None = None, use_rollups: bool = True):
+        self.use_rollups = use_rollups  # answer from fresh rollups when they hold the exact numbers
         self.loaded = loaded
         self.config = loaded.config
         self.root = loaded.root
@@ -38,7 +39,12 @@ class Project:
     def engine(self):
         from tally.engine.engine import Engine
 
-        return Engine(self.config, self.warehouse)
+        engine = Engine(self.config, self.warehouse)
+        if self.config.rollups and self.use_rollups:
+            from tally.rollups.routing import Router
+
+            engine.router = Router(self)
+        return engine
 
     def query(self, metrics, **kwargs) -> pa.Table:
         """Answer a query as an Arrow table (see `tally query --help` for the arguments)."""

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 
-from tally.engine.catalog import MeasureRef
+from tally.engine.catalog import Catalog, MeasureRef
 from tally.engine.timegrid import Grain, truncate
 from tally.errors import ConfigError
 from tally.project.schema import Rollup
@@ -86,7 +86,7 @@ def definitions(project, names=None, category: str | None = None) -> list[Rollup
         if not chosen:
             known = sorted({r.category for r in config.rollups.values() if r.category})
             raise ConfigError(f"no rollup in category {category!r} (categories: {', '.join(known) or 'none'})")
-    catalog = project.engine.catalog
+    catalog = Catalog(config)
     return [RollupDef(name=n, rollup=config.rollups[n], table=config.rollups[n].table or n,
                       zone=config.rollups[n].timezone or config.timezone, week_start=config.week_start_index,
                       bases=tuple(catalog.base_measures(config.rollups[n].metrics))) for n in chosen]

@@ -22,6 +22,13 @@ _SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
 _TOKEN = re.compile(r"__tally_param_([a-z_0-9]+)__")
 
 
+def _sentinel(param, index: int):
+    """A value no query uses, standing for a parameter until it becomes a placeholder."""
+    if param.type().is_date():
+        return dt.date(1901, 2, 3) + dt.timedelta(days=index)
+    return _SENTINEL_BASE + dt.timedelta(seconds=index)
+
+
 @dataclass(frozen=True)
 class CompiledQuery:
     """SQL text for one warehouse with named placeholders for its timestamp parameters."""
@@ -115,10 +122,10 @@ class Warehouse:
     def compile(self, expr, params: dict[str, Any] | None = None) -> CompiledQuery:
         """Compile an Ibis expression once; `params` (name -> ibis.param) become placeholders."""
         params = params or {}
-        sentinels = {name: _SENTINEL_BASE + dt.timedelta(seconds=i) for i, name in enumerate(params)}
+        sentinels = {name: _sentinel(param, i) for i, (name, param) in enumerate(params.items())}
         bound = {param: sentinels[name] for name, param in params.items()}
         tree = self.backend.compiler.to_sqlglot(expr, params=bound)
-        replacements = {self._literal_node(value): name for name, value in sentinels.items()}
+        replacements = {self._literal_node(sentinels[name], param.type()): name for name, param in params.items()}
 
         def to_token(node: sge.Expression) -> sge.Expression:
             name = replacements.get(node)
@@ -133,8 +140,8 @@ class Warehouse:
             sql = _TOKEN.sub(r"$\1", sql)
         return CompiledQuery(sql=sql, params=used)
 
-    def _literal_node(self, value: dt.datetime) -> sge.Expression:
-        probe = ibis.table({"x": "int64"}, name="t").select(v=ibis.literal(value, UTC_TS))
+    def _literal_node(self, value, dtype) -> sge.Expression:
+        probe = ibis.table({"x": "int64"}, name="t").select(v=ibis.literal(value, dtype))
         return self.backend.compiler.to_sqlglot(probe).find(sge.Alias).this
 
     def run(self, query: CompiledQuery, values: dict[str, Any] | None = None) -> pa.Table:
