@@ -10,7 +10,7 @@ from types import ModuleType
 
 from tally.errors import ConfigError
 
-EXAMPLES = ("ecommerce",)
+EXAMPLES = ("ecommerce", "retail", "stats")
 
 
 def examples_dir() -> Path:
@@ -39,7 +39,8 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
     shutil.copy(source / "tally.yml", target / "tally.yml")
     generator = _generator(name)
     tables = generator.generate(rows, seed=seed)
-    generator.write_lookups(target, tables, seed=seed)
+    if hasattr(generator, "write_lookups"):
+        generator.write_lookups(target, tables, seed=seed)
     project = Project.load(target, warehouse=warehouse)
     for table_name, table in tables.items():
         project.warehouse.write_table(table_name, table)
