@@ -269,6 +269,13 @@ def demo(
         project, counts = prepare(example, directory, rows, seed_value)
     for table_name, count in counts.items():
         out.print(f"  {table_name:<20} {count:>12,} rows")
+    if project.config.rollups:
+        from tally.rollups import build
+
+        with err.status("Building rollups ..."):
+            built = build(project)
+        for r in built:
+            out.print(f"  rollup {r.rollup:<13} {r.rows:>12,} rows in {r.seconds:.1f}s ({r.mode})")
     result = project.query_result(["revenue", "orders", "aov", "net_revenue", "profit", "margin"],
                                   compare="previous_period", **_last_30_days(project))
     print_rows(result.table, Format.table, project, title=_title(result.meta))
