@@ -131,7 +131,10 @@ def _aggregate(scope: ModelScope, ref: MeasureRef):
     measure = ref.measure
     where = scope.condition(measure.where) if measure.where else None
     if measure.aggregation == "count" and measure.value == "*":
-        return scope.base.count(where=where) if where is not None else scope.base.count()
+        # rows, as a sum over a value of the model's own table so it resolves through any join
+        anchor = scope.base[scope.base.columns[0]]
+        counted = where if where is not None else (anchor.isnull() | anchor.notnull())
+        return ibis.cases((counted, 1), else_=0).sum()
     value = scope.value(measure.value)
     method = {"sum": "sum", "count": "count", "count_distinct": "nunique", "avg": "mean",
               "min": "min", "max": "max"}[measure.aggregation]

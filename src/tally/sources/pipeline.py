@@ -141,6 +141,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         if raw.relation is None and len(raw.arrow.schema) == 0:
             return  # the source had nothing at all to say: an empty, successful load
         relation = raw.relation(con) if raw.relation else con.from_arrow(guard.wrap(raw.arrow))
+        _prepare_exists_checks(warehouse, config, con, in_warehouse)
         plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True)
         result.new_columns = list(plan.new_columns)
         malformed = raw.malformed(con) if raw.malformed else []

@@ -132,7 +132,7 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     raw_json = ", ".join(f"{q(c)} := {q(f'__raw_{i}')}" for i, c in enumerate(source_columns))
     hidden = ", ".join(["_tally_type_rule"] + [q(f"__raw_{i}") for i in range(len(source_columns))])
     sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
-           f"THEN to_json(struct_pack({raw_json})) END AS _tally_raw FROM ({ruled}) AS u")
+           f"THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _tally_raw FROM ({ruled}) AS u")
     return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns)
 
 
@@ -211,4 +211,4 @@ def dedupe_statements(config: SourceConfig, checked: str, raw_json: str) -> list
 
 def typed_json(columns) -> str:
     """JSON of a checked row's typed values (for rejects found after typing, like duplicates)."""
-    return f"to_json(struct_pack({', '.join(f'{q(c)} := {q(c)}' for c in columns)}))"
+    return f"CAST(to_json(struct_pack({', '.join(f'{q(c)} := {q(c)}' for c in columns)})) AS VARCHAR)"
