@@ -268,7 +268,7 @@ def demo(
     with err.status(f"Generating {rows:,} rows for the {example} example in {directory} ..."):
         project, counts = prepare(example, directory, rows, seed_value)
     for table_name, count in counts.items():
-        out.print(f"  {table_name:<20} {count:>12,} rows")
+        out.print(f"  {table_name:<28} {count:>14,}" if isinstance(count, int) else f"  {table_name:<28} {count:>14}")
     if project.config.rollups:
         from tally.rollups import build
 
@@ -276,10 +276,11 @@ def demo(
             built = build(project)
         for r in built:
             out.print(f"  rollup {r.rollup:<13} {r.rows:>12,} rows in {r.seconds:.1f}s ({r.mode})")
-    result = project.query_result(["revenue", "orders", "aov", "net_revenue", "profit", "margin"],
-                                  compare="previous_period", **_last_30_days(project))
+    showcase = DEMO_QUERIES[example]
+    result = project.query_result(showcase["metrics"], compare="previous_period",
+                                  **_last_30_days(project, showcase["metrics"][0]))
     print_rows(result.table, Format.table, project, title=_title(result.meta))
-    out.print(f"\nReady: try `tally -p {directory} query revenue orders --grain week --by shop --limit 10`")
+    out.print(f"\nReady: try `tally -p {directory} {showcase['try']}`")
     if not no_serve:
         out.print("(The dashboard and HTTP API are not part of this build yet; nothing to serve.)")
 
@@ -290,11 +291,22 @@ def _catalog(project):
     return Catalog(project.config)
 
 
-def _last_30_days(project) -> dict:
+DEMO_QUERIES = {
+    "ecommerce": {"metrics": ["revenue", "orders", "aov", "net_revenue", "profit", "margin"],
+                  "try": "query revenue orders --grain week --by shop --limit 10"},
+    "retail": {"metrics": ["total_sales", "total_transactions", "avg_transaction_value", "total_customers",
+                           "units_sold", "profit"],
+               "try": "query total_sales units_sold --by category --grain month"},
+    "stats": {"metrics": ["new_users", "active_users", "transactions", "revenue"],
+              "try": "rollup build --category financial"},
+}
+
+
+def _last_30_days(project, metric: str) -> dict:
     """The 30 whole days before the data's last day, in the project timezone."""
     import datetime as dt
 
-    bounds = project.query_result(["orders"], grain="day", fill=False, order_by=["-period"], limit=1)
+    bounds = project.query_result([metric], grain="day", fill=False, order_by=["-period"], limit=1)
     last = bounds.table["period"][0].as_py() if bounds.table.num_rows else dt.date.today()
     return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
 

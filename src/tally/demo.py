@@ -27,7 +27,12 @@ def _generator(name: str) -> ModuleType:
 
 
 def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str | None = None):
-    """Write example `name` into `target` with generated data; return the loaded Project."""
+    """Write example `name` into `target` with generated data; return the loaded Project.
+
+    An example's generate.py either returns tables (`generate`, written straight into the
+    warehouse) or writes source files (`prepare`, loaded by `tally ingest`, with an optional
+    `serve_customers` upstream API running meanwhile).
+    """
     from tally import Project
 
     if name not in EXAMPLES:
@@ -38,6 +43,8 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(source / "tally.yml", target / "tally.yml")
     generator = _generator(name)
+    if hasattr(generator, "prepare"):
+        return _prepare_from_sources(generator, target, rows, seed, warehouse)
     tables = generator.generate(rows, seed=seed)
     if hasattr(generator, "write_lookups"):
         generator.write_lookups(target, tables, seed=seed)
@@ -46,3 +53,24 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
         project.warehouse.write_table(table_name, table)
     project.load_seeds()
     return project, {table_name: table.num_rows for table_name, table in tables.items()}
+
+
+def _prepare_from_sources(generator, target: Path, rows: int, seed: int, warehouse: str | None):
+    """Write the example's source files, then ingest them (with its upstream API up, if it has one)."""
+    from contextlib import nullcontext
+
+    from tally import Project
+    from tally.sources import ingest
+
+    counts = generator.prepare(target, rows, seed=seed)
+    upstream = generator.serve_customers(target) if hasattr(generator, "serve_customers") else nullcontext()
+    with upstream as url:
+        if url:
+            os.environ[getattr(generator, "API_URL_ENV", "RETAIL_API_URL")] = url
+        project = Project.load(target, warehouse=warehouse)
+        results = ingest(project)
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        raise ConfigError("; ".join(f"source {r.source} failed: {r.error}" for r in failed))
+    return project, {f"{r.source} (loaded/rejected)": f"{r.rows_loaded:,}/{r.rows_rejected:,}" for r in results} \
+        if results else counts
