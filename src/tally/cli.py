@@ -17,7 +17,7 @@ from tally.errors import TallyError
 
 app = typer.Typer(help="Tally: define sources and metrics once, get the same numbers everywhere.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
@@ -297,8 +297,8 @@ DEMO_QUERIES = {
     "retail": {"metrics": ["total_sales", "total_transactions", "avg_transaction_value", "total_customers",
                            "units_sold", "profit"],
                "try": "query total_sales units_sold --by category --grain month"},
-    "stats": {"metrics": ["new_users", "active_users", "transactions", "revenue"],
-              "try": "rollup build --category financial"},
+    "stats": {"metrics": ["new_users", "active_users", "transactions", "revenue", "error_rate"],
+              "try": "rollup build --category financial --from 2024-01-01 --to 2024-02-01"},
 }
 
 
@@ -362,8 +362,27 @@ def _totals_view(table, formats: dict, symbol: str, title: str) -> Table:
     return view
 
 
+GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Accept --project/--profile/--debug after the command too (`tally rollup build --profile staging`)."""
+    front, rest, index = [], [], 0
+    while index < len(argv):
+        arg = argv[index]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS and index > 0 and not arg.startswith("--help"):
+            takes = GLOBAL_OPTIONS[name] if "=" not in arg else 0
+            front.extend(argv[index:index + 1 + takes])
+            index += 1 + takes
+            continue
+        rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main() -> None:
-    app()
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="tally")
 
 
 if __name__ == "__main__":

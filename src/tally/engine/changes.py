@@ -17,7 +17,7 @@ def _day(engine, model_name: str, table, zone: str, bounds: tuple[dt.datetime, d
     model = engine.catalog.model(model_name)
     shape = Shape((), (), Grain.day, None, (), None, engine.config.week_start_index,
                   offset_segments(zone, bounds[0], bounds[1] + dt.timedelta(days=1)))
-    return _bucket(table[model.time], shape, engine.warehouse.dialect.truncates_weeks)
+    return _bucket(table[model.time], shape, engine.warehouse.dialect)
 
 
 def _run(engine, expr) -> list[dict]:

@@ -56,31 +56,34 @@ class Engine:
         """Answer a query given as loose input (see QuerySpec.build)."""
         return self.run(self.spec(metrics, **kwargs))
 
-    def run(self, spec: QuerySpec) -> Result:
+    def run(self, spec: QuerySpec, *, live: bool = False) -> Result:
+        """Answer a spec; `live` never reads a rollup (what rollup builds and verify compare against)."""
         for metric in spec.metrics:
             self.catalog.check(metric)
         self._check_order(spec)
         start, end = self._resolve_range(spec)
         meta = {"timezone": spec.timezone, "from": _iso(start, spec.zone), "to": _iso(end, spec.zone),
                 "grain": spec.grain.value if spec.grain else None, "source": "live"}
-        table = self._answer(spec, start, end, meta)
+        table = self._answer(spec, start, end, meta, live)
         if spec.compare:
             delta = comparison_shift(spec.compare, start, end, spec.zone)
             prev_start, prev_end = shift_local(start, delta, spec.zone), shift_local(end, delta, spec.zone)
-            previous = self._answer(spec, prev_start, prev_end, {})
-            table = rowops.attach_comparison(table, previous, spec, delta)
+            previous = self._answer(spec, prev_start, prev_end, {}, live)
+            zero = rowops.zero_values(self._plan(spec, prev_start, prev_end), spec, self.catalog)
+            table = rowops.attach_comparison(table, previous, spec, delta, zero)
             meta["compare"] = {"kind": spec.compare, "from": _iso(prev_start, spec.zone),
                                "to": _iso(prev_end, spec.zone)}
         return Result(table, meta)
 
     # -- internals ----------------------------------------------------------
 
-    def _answer(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime, meta: dict) -> pa.Table:
+    def _answer(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime, meta: dict,
+                live: bool = False) -> pa.Table:
         plan = self._plan(spec, start, end)
         values = {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
         timed = timeless = None
-        routed = self.router(spec, start, end, plan.measures) if self.router and plan.timed and not plan.timeless \
-            else None
+        routable = self.router and not live and plan.timed and not plan.timeless
+        routed = self.router(spec, start, end, plan.measures) if routable else None
         if routed is not None:
             timed, info = routed
             timed = rowops.conform(timed.select(plan.timed.schema.names), plan.timed.schema)
@@ -154,7 +157,7 @@ def _aware(value) -> dt.datetime:
 
 def _local_midnight(instant: dt.datetime, tz: ZoneInfo, next_day: bool = False) -> dt.datetime:
     day = instant.astimezone(tz).date() + dt.timedelta(days=1 if next_day else 0)
-    return dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(UTC)
 
 
 def _iso(instant: dt.datetime, tz: ZoneInfo) -> str:

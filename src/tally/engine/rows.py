@@ -115,15 +115,29 @@ def order_and_limit(table: pa.Table, spec: QuerySpec, *, use_limit: bool) -> pa.
     return table
 
 
-def attach_comparison(current: pa.Table, previous: pa.Table, spec: QuerySpec, delta: relativedelta) -> pa.Table:
-    """Add m_previous, m_change and m_change_pct for each metric, matching rows by key."""
+def zero_values(plan: Plan, spec: QuerySpec, catalog: Catalog) -> dict:
+    """Each metric's value over no rows at all: 0 for sums and counts, ratios over them null."""
+    fills = _fills(plan)
+    table = pa.table({name: pa.array([fill], pa.int64() if fill is not None else pa.null())
+                      for name, fill in fills.items()})
+    return derive(table, [], spec.metrics, catalog).to_pylist()[0]
+
+
+def attach_comparison(current: pa.Table, previous: pa.Table, spec: QuerySpec, delta: relativedelta,
+                      zero: dict | None = None) -> pa.Table:
+    """Add m_previous, m_change and m_change_pct for each metric, matching rows by key.
+
+    A key with no row in the previous range compares with `zero` (what the metric is over no rows).
+    """
+    zero = zero or {}
     lookup = _previous_lookup(current, previous, spec, delta)
     columns = {name: current[name] for name in current.column_names if name not in spec.metrics}
     keys = list(columns)
     current_keys = list(zip(*[current[k].to_pylist() for k in keys])) if keys else [()] * current.num_rows
     for metric in spec.metrics:
         now = current[metric]
-        before = pa.array([lookup.get(key, {}).get(metric) for key in current_keys], type=now.type)
+        before = pa.array([lookup[key].get(metric) if key in lookup else zero.get(metric) for key in current_keys],
+                          type=now.type)
         a, b = _same_type(now, before)
         change = pc.subtract(a, b)
         pct = pc.multiply(pc.divide(pc.cast(change, pa.float64()),
@@ -146,7 +160,8 @@ def _previous_lookup(current: pa.Table, previous: pa.Table, spec: QuerySpec, del
     rows = previous.to_pylist()
     if not spec.grain:
         return {tuple(r[d] for d in spec.by): r for r in rows}
-    if spec.compare == "previous_year":
+    if spec.compare == "previous_year" and spec.grain.value in ("day", "month", "quarter", "year"):
+        # the same date last year (weeks and hours don't line up by date: they match by position)
         return {(r["period"] + delta, *[r[d] for d in spec.by]): r for r in rows}
     now_periods = sorted(set(current["period"].to_pylist()))
     before_periods = sorted(set(r["period"] for r in rows))

@@ -52,7 +52,9 @@ def parse_local(value: str | dt.date | dt.datetime, tz: ZoneInfo, what: str) -> 
             parsed = dt.datetime.fromisoformat(text.replace(" ", "T") if len(text) > 10 else text)
         except ValueError:
             raise QueryError(f"{what} {value!r} is not a date (YYYY-MM-DD) or timestamp (YYYY-MM-DDTHH:MM)") from None
-    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+    aware = parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+    # as a UTC instant: aware datetimes sharing a tzinfo compare by wall clock, which is wrong across DST
+    return aware.astimezone(UTC)
 
 
 @lru_cache(maxsize=512)
@@ -77,7 +79,7 @@ def _year_transitions(zone: str, year: int) -> tuple[tuple[dt.datetime, int], ..
 
 
 def _offset(tz: ZoneInfo, instant: dt.datetime) -> int:
-    return int(instant.astimezone(tz).utcoffset().total_seconds())
+    return int(instant.astimezone(UTC).astimezone(tz).utcoffset().total_seconds())
 
 
 def offset_segments(zone: str, start: dt.datetime, end: dt.datetime) -> tuple[int, tuple[tuple[dt.datetime, int], ...]]:
@@ -123,8 +125,8 @@ def period_labels(grain: Grain, start: dt.datetime, end: dt.datetime, zone: str,
 
 
 def _hour_overlaps(label: dt.datetime, tz: ZoneInfo, start: dt.datetime, end: dt.datetime) -> bool:
-    begin = label.replace(tzinfo=tz)
-    return begin < end and begin + dt.timedelta(hours=1) > start
+    begin = label.replace(tzinfo=tz).astimezone(UTC)
+    return begin < end.astimezone(UTC) and begin + dt.timedelta(hours=1) > start.astimezone(UTC)
 
 
 def whole_months(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> int | None:
@@ -151,4 +153,4 @@ def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneIn
 def shift_local(instant: dt.datetime, delta: relativedelta, tz: ZoneInfo) -> dt.datetime:
     """Move an instant by a calendar delta in local wall-clock terms (DST-safe)."""
     local = instant.astimezone(tz).replace(tzinfo=None) - delta
-    return local.replace(tzinfo=tz)
+    return local.replace(tzinfo=tz).astimezone(UTC)

@@ -58,10 +58,13 @@ def to_ibis(node: exp.Expression, resolve: Resolve):
     if isinstance(node, exp.Between):
         return rec(node.this).between(rec(node.args["low"]), rec(node.args["high"]))
     if isinstance(node, exp.Is):
+        if isinstance(node.expression, exp.Boolean):  # `x IS TRUE`: true only when x is, never null
+            return rec(node.this).fill_null(not node.expression.this) == node.expression.this
         return rec(node.this).isnull()
     if isinstance(node, (exp.Like, exp.ILike)):
         value = rec(node.this)
-        return value.ilike(rec(node.expression)) if isinstance(node, exp.ILike) else value.like(rec(node.expression))
+        matched = value.ilike(rec(node.expression)) if isinstance(node, exp.ILike) else value.like(rec(node.expression))
+        return ~matched if node.args.get("negate") else matched
     if isinstance(node, exp.Coalesce):
         return ibis.coalesce(rec(node.this), *[rec(e) for e in node.expressions])
     if isinstance(node, exp.Nullif):
@@ -136,7 +139,11 @@ def to_arrow(node: exp.Expression, resolve: Resolve, length: int):
         a, b = _numeric_pair(rec(node.this), rec(node.expression), to_float=True)
         return pc.divide(a, pc.if_else(pc.equal(b, 0.0), pa.scalar(None, pa.float64()), b))
     if isinstance(node, exp.Coalesce):
-        return pc.coalesce(*_numeric_pair(rec(node.this), rec(node.expressions[0]), to_float=False))
+        values = [rec(node.this), *[rec(e) for e in node.expressions]]
+        result = values[0]
+        for value in values[1:]:
+            result = pc.coalesce(*_numeric_pair(result, value, to_float=False))
+        return result
     if isinstance(node, exp.Abs):
         return pc.abs(rec(node.this))
     if isinstance(node, exp.Round):

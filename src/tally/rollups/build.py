@@ -78,7 +78,9 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
         tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None)
                   for g, t in tables.items()}
     progress(rdef.name, 0.9, "writing")
-    written = _write(warehouse, rdef, tables, periods, fresh, exists)
+    # a range rebuild fixes those periods only: what changed elsewhere is still due next time
+    state = fresh if mode != "range" else stored
+    written = _write(warehouse, rdef, tables, periods, state, exists)
     result = BuildResult(rdef.name, rdef.table, mode, periods=sum(len({r for r in t["period_start"].to_pylist()})
                                                                    for t in tables.values()),
                          rows=written, seconds=time.perf_counter() - clock)
@@ -168,16 +170,22 @@ def _blocks(rdef: RollupDef, grain: Grain, starts: list[dt.date]) -> list[tuple[
     return [(a, rdef.period_end(b, grain)) for a, b in blocks]
 
 
-def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, fresh, exists: bool) -> int:
-    """Replace the periods built (or everything, for a full build) and the state, in one transaction."""
+def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, fresh: dict | None,
+           exists: bool) -> int:
+    """Replace the periods built (or everything, for a full build) and the state, in one transaction.
+
+    With no state to keep (`fresh` None: a range build of a new rollup) the next build is a full one.
+    """
     data = pa.concat_tables(list(tables.values()), promote_options="permissive")
     dialect = warehouse.dialect
     if not exists:
         warehouse.ensure_table(rdef.table, data.schema)
     table = ident(rdef.table).sql(dialect.name)
     marker = "?" if dialect.name == "duckdb" else "%s"
-    state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last")}
-    state["built_at"] = now().isoformat()
+    state = None
+    if fresh is not None:
+        state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last")}
+        state["built_at"] = now().isoformat()
     with warehouse.transaction() as tx:
         if periods is None:
             tx.execute(f"DELETE FROM {table}")
@@ -188,6 +196,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
                     tx.execute(f"DELETE FROM {table} WHERE grain = {marker} AND period_start IN "
                                f"({', '.join([marker] * len(part))})", [grain.value, *part])
         tx.insert_arrow(rdef.table, data)
-        write_state(tx, state_key(rdef.name), json.dumps(state, sort_keys=True))
+        if state is not None:
+            write_state(tx, state_key(rdef.name), json.dumps(state, sort_keys=True))
     warehouse.forget(rdef.table)
     return data.num_rows

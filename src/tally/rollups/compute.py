@@ -24,7 +24,7 @@ def live_rows(engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.dat
                      start=dt.datetime.combine(start, dt.time(), tzinfo=zone),
                      end=dt.datetime.combine(end, dt.time(), tzinfo=zone),
                      where=rdef.rollup.where, timezone=rdef.zone, fill=False)
-    return engine.run(spec).table
+    return engine.run(spec, live=True).table
 
 
 def _scratch() -> duckdb.DuckDBPyConnection:

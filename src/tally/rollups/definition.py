@@ -24,6 +24,7 @@ class RollupDef:
     zone: str
     week_start: int
     bases: tuple[MeasureRef, ...]
+    context: str = ""     # the definitions behind the numbers (models, formulas), for the fingerprint
 
     @property
     def by(self) -> list[str]:
@@ -63,8 +64,8 @@ class RollupDef:
     def fingerprint(self) -> str:
         """Changes when anything that shapes the stored numbers changes (then a full build is due)."""
         text = json.dumps({"rollup": self.rollup.model_dump(), "zone": self.zone, "week_start": self.week_start,
-                           "bases": [(r.name, r.model, r.measure.model_dump()) for r in self.bases]},
-                          sort_keys=True, default=str)
+                           "bases": [(r.name, r.model, r.measure.model_dump()) for r in self.bases],
+                           "context": self.context}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def period(self, day: dt.date, grain: Grain) -> dt.date:
@@ -87,6 +88,11 @@ def definitions(project, names=None, category: str | None = None) -> list[Rollup
             known = sorted({r.category for r in config.rollups.values() if r.category})
             raise ConfigError(f"no rollup in category {category!r} (categories: {', '.join(known) or 'none'})")
     catalog = Catalog(config)
+    # any change to models, joins, dimensions or formulas can change stored numbers: rebuild in full
+    context = json.dumps({"models": {k: m.model_dump() for k, m in config.models.items()},
+                          "metrics": {k: m.model_dump() for k, m in config.metrics.items()}},
+                         sort_keys=True, default=str)
     return [RollupDef(name=n, rollup=config.rollups[n], table=config.rollups[n].table or n,
                       zone=config.rollups[n].timezone or config.timezone, week_start=config.week_start_index,
-                      bases=tuple(catalog.base_measures(config.rollups[n].metrics))) for n in chosen]
+                      bases=tuple(catalog.base_measures(config.rollups[n].metrics)), context=context)
+            for n in chosen]

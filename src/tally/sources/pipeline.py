@@ -274,6 +274,11 @@ def top_greater(text: str, watermark: str, top) -> bool:
     return text > watermark  # ISO timestamps and dates sort as text
 
 
+def _replaces_table(config: SourceConfig, full_refresh: bool) -> bool:
+    """A full refresh, or a source with neither key nor cursor, replaces its table; others merge or append."""
+    return full_refresh or (not config.primary_key and not config.cursor)
+
+
 def _stage_select(plan, checked: str) -> str:
     cols = ", ".join(validate.q(c) for c in plan.columns)
     return f"SELECT {cols} FROM {validate.q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip"
@@ -291,7 +296,7 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
             if column not in existing:
                 kind = tx.execute(f"SELECT typeof({q(column)}) FROM {q(checked)} LIMIT 1").fetchone()
                 tx.execute(f"ALTER TABLE {q(target)} ADD COLUMN {q(column)} {kind[0] if kind else 'VARCHAR'}")
-        if full_refresh or not config.primary_key:
+        if _replaces_table(config, full_refresh):
             tx.execute(f"DELETE FROM {q(target)}")
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    "duckdb"):
@@ -317,12 +322,13 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
     storable = warehouse._storable(good.schema.empty_table()).schema
     if not dialect.transactional_ddl:
         warehouse.ensure_table(target, good.schema)
+    warehouse.add_missing_columns(target, good.schema)
     with warehouse.transaction() as tx:
         if dialect.transactional_ddl:
             tx.execute(create_table_sql(target, storable, dialect.name, collation=dialect.table_collation))
         tx.execute(create_table_sql(stage, storable, dialect.name, temporary=True))
         tx.insert_arrow(stage, good)
-        if full_refresh or not config.primary_key:
+        if _replaces_table(config, full_refresh):
             tx.execute(f"DELETE FROM {ident(target).sql(dialect.name)}")
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    dialect.name):

@@ -18,7 +18,8 @@ from tally.warehouse.types import arrow_type
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
-NUMBER_NOISE = r"[\s,\p{Sc}]"      # spaces, thousands separators, currency symbols: "₦45,750.00"
+NUMBER_NOISE = r"[\s\p{Sc}]"       # spaces and currency symbols: "₦45,750.00"
+THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
 
 
 def q(name: str) -> str:
@@ -78,7 +79,11 @@ def _typed(config: SourceConfig, target: str, source: str, kind: str, raw_type: 
     clean = f"NULLIF(TRIM({col}), '')" if config.trim else f"NULLIF({col}, '')"
     fmt = config.formats.get(target)
     if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
-        return f"TRY_CAST(REGEXP_REPLACE({clean}, {lit(NUMBER_NOISE)}, '', 'g') AS {kind})", clean
+        # commas only as thousands separators ("1,250.00"); "1.250,50" is not read as 1.25
+        bare = f"REGEXP_REPLACE({clean}, {lit(NUMBER_NOISE)}, '', 'g')"
+        grouped = f"regexp_full_match({bare}, {lit(THOUSANDS)})"
+        return (f"CASE WHEN {grouped} THEN TRY_CAST(replace({bare}, ',', '') AS {kind}) "
+                f"ELSE TRY_CAST({bare} AS {kind}) END"), clean
     if kind in ("DATE", "TIMESTAMPTZ") and fmt:
         return f"CAST(TRY_STRPTIME({clean}, {lit(fmt)}) AS {kind})", clean
     if kind == "BOOLEAN":

@@ -109,6 +109,19 @@ class Warehouse:
         self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation))
         self._tables.pop(name, None)
 
+    def add_missing_columns(self, name: str, schema: pa.Schema) -> list[str]:
+        """ALTER TABLE ADD COLUMN for columns of `schema` the table lacks (a newly declared column)."""
+        if not self.has_table(name):
+            return []
+        present = set(self.columns_of(name))
+        missing = [f for f in self._storable(schema.empty_table()).schema if f.name not in present]
+        for column in ibis.Schema.from_pyarrow(pa.schema(missing)).to_sqlglot_column_defs(self.dialect.name):
+            alter = sge.Alter(this=sge.Table(this=sge.to_identifier(name, quoted=True)), kind="TABLE",
+                              actions=[column])
+            self.execute_sql(alter.sql(self.dialect.name))
+        self.forget(name)
+        return [f.name for f in missing]
+
     def columns_of(self, name: str) -> list[str]:
         self._tables.pop(name, None)
         return list(self.table(name).columns)
@@ -173,7 +186,7 @@ class Warehouse:
         with self._lock:
             cursor = self.backend.con.cursor()
             try:
-                cursor.execute(sql, values or None)
+                cursor.execute(sql, values)  # always a dict: the driver then turns %% back into %
                 names = [col[0] for col in cursor.description]
                 rows = cursor.fetchall()
             finally:

@@ -17,9 +17,11 @@ class Dialect:
     truncates_weeks: bool     # date_trunc('week') exists (else weeks come from the weekday index)
     transactional_ddl: bool   # CREATE TABLE can sit inside a transaction (MySQL commits implicitly)
     table_collation: str | None = None   # MySQL compares text case-insensitively unless told otherwise
+    epoch_micros: bool = False           # epoch_us() / make_timestamp(): fast wall-clock arithmetic
 
 
-DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_bar = false", False, True, True, True)
+DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_bar = false", False, True, True, True,
+                epoch_micros=True)
 POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True)
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
                 "utf8mb4_bin")
