@@ -27,6 +27,13 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class SummaryFormat(str, Enum):
+    """Job summaries (ingest, rollup build, verify): a table for people, JSON for scripts."""
+
+    table = "table"
+    json = "json"
+
+
 class State:
     project_path: Path = Path(".")
     profile: Optional[str] = None
@@ -127,7 +134,7 @@ def ingest(
     sources: List[str] = typer.Argument(None, help="Sources to load (default: all)."),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore watermarks; replace the tables."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read and check, report, write nothing."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Summary format (table or json)."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
 ) -> None:
     """Load sources into the warehouse: rows read / loaded / rejected per source."""
     import json
@@ -139,7 +146,7 @@ def ingest(
     project = load_project()
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not Format.table) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
         tasks: dict = {}
 
         def progress(source: str, fraction, note: str) -> None:
@@ -149,7 +156,7 @@ def ingest(
 
         results = run_ingest(project, sources or None, full_refresh=full_refresh, dry_run=dry_run,
                              progress=progress)
-    if fmt is Format.json:
+    if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
     else:
         view = Table(title="Dry run: nothing written" if dry_run else "Ingest", title_justify="left")
@@ -183,7 +190,7 @@ def rollup_build(
     start: Optional[str] = typer.Option(None, "--from", help="Rebuild the periods from this local date."),
     end: Optional[str] = typer.Option(None, "--to", help="... up to this local date (exclusive)."),
     category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Summary format (table or json)."),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
 ) -> None:
     """Build rollups, or refresh only the periods touched since the last build."""
     import json
@@ -195,7 +202,7 @@ def rollup_build(
     project = load_project()
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not Format.table) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
         tasks: dict = {}
 
         def progress(name: str, fraction, note: str) -> None:
@@ -205,7 +212,7 @@ def rollup_build(
 
         results = build(project, names or None, full=full, start=start, end=end, category=category,
                         progress=progress)
-    if fmt is Format.json:
+    if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
         return
     view = Table(title="Rollups", title_justify="left")
@@ -222,7 +229,7 @@ def verify(
     names: List[str] = typer.Argument(None, help="Rollups to check (default: all)."),
     repair: bool = typer.Option(False, "--repair", help="Rewrite the periods that differ."),
     category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+    fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
 ) -> None:
     """Recompute stored rollups live and report any difference (exit 1 if one is found)."""
     import json
@@ -232,7 +239,7 @@ def verify(
     project = load_project()
     report = run_verify(project, names or None, repair=repair, category=category)
     found = [m for ms in report.values() for m in ms]
-    if fmt is Format.json:
+    if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps({k: [m.as_dict() for m in ms] for k, ms in report.items()}, indent=2,
                                     default=str) + "\n")
     else:

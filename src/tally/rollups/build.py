@@ -46,17 +46,19 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
     """Build or refresh rollups; each commits whole, readers see the old rows until then."""
     progress = progress or (lambda *args: None)
     ensure_internal_tables(project.warehouse)
-    return [build_one(project, rdef, full=full, start=start, end=end, progress=progress)
+    seen: dict = {}   # model facts read once per run, shared by its rollups
+    return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
             for rdef in definitions(project, names, category)]
 
 
-def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, progress=None) -> BuildResult:
+def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, progress=None,
+              seen: dict | None = None) -> BuildResult:
     clock = time.perf_counter()
     engine, warehouse = project.engine, project.warehouse
     progress = progress or (lambda *args: None)
     stored = _load_state(warehouse, rdef)
     exists = warehouse.has_table(rdef.table)
-    fresh = _snapshot(engine, rdef)
+    fresh = _snapshot(engine, rdef, {} if seen is None else seen)
     if start or end:
         periods = _forced_periods(rdef, start, end, fresh)
         mode = "range"
@@ -95,9 +97,14 @@ def _load_state(warehouse, rdef: RollupDef) -> dict | None:
     return json.loads(text) if text else None
 
 
-def _snapshot(engine, rdef: RollupDef) -> dict:
+def _snapshot(engine, rdef: RollupDef, seen: dict) -> dict:
     """What the models look like now: change watermarks, rows per local day, and the data's span."""
-    spans = [s for s in (changes.bounds(engine, m) for m in sorted(rdef.models)) if s]
+    def once(key, compute):
+        if key not in seen:
+            seen[key] = compute()
+        return seen[key]
+
+    spans = [s for s in (once(("bounds", m), lambda m=m: changes.bounds(engine, m)) for m in sorted(rdef.models)) if s]
     zone = ZoneInfo(rdef.zone)
     first = min(s[0] for s in spans).astimezone(zone).date() if spans else None
     last = max(s[1] for s in spans).astimezone(zone).date() if spans else None
@@ -106,8 +113,9 @@ def _snapshot(engine, rdef: RollupDef) -> dict:
         related |= {j.model for j in engine.catalog.model(model).joins.values()}
     return {
         "definition": rdef.fingerprint,
-        "watermarks": {m: changes.max_updated(engine, m) for m in sorted(related)},
-        "days": {m: changes.day_counts(engine, m, rdef.zone) for m in sorted(rdef.models)},
+        "watermarks": {m: once(("updated", m), lambda m=m: changes.max_updated(engine, m)) for m in sorted(related)},
+        "days": {m: once(("days", m, rdef.zone), lambda m=m: changes.day_counts(engine, m, rdef.zone))
+                 for m in sorted(rdef.models)},
         "first": first.isoformat() if first else None,
         "last": last.isoformat() if last else None,
     }
