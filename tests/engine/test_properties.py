@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -236,13 +237,19 @@ def test_ratio_of_zero_is_null(projects):
 # -- (e) compare previous_period -----------------------------------------------------------------------
 
 def previous_range(rng: Range, zone: str) -> Range:
-    """The range just before: as many whole months, else as long on the wall clock."""
+    """The range just before: as many whole months, else as many whole local days, else as long in
+    elapsed time (a part-day range across a DST change is not shifted by wall clock)."""
     a, b = rng.start, rng.end
     if all((x.day, x.hour, x.minute) == (1, 0, 0) for x in (a, b)):
         months = (b.year - a.year) * 12 + b.month - a.month
         index = a.year * 12 + a.month - 1 - months
         return Range(a.replace(year=index // 12, month=index % 12 + 1), a)
-    return Range(a - (b - a), a)
+    if a.time() == b.time() == dt.time():
+        return Range(a - (b - a), a)
+    tz = ZoneInfo(zone)
+    start, end = (x.replace(tzinfo=tz).astimezone(dt.timezone.utc) for x in (a, b))
+    before = (start - (end - start)).astimezone(tz).replace(tzinfo=None)
+    return Range(before, start.astimezone(tz).replace(tzinfo=None))
 
 
 COMPARED = ["revenue", "orders", "customers", "net", "avg_ticket", "max_amount"]

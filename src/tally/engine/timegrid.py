@@ -137,7 +137,7 @@ def whole_months(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> int | No
     return (b.year - a.year) * 12 + b.month - a.month
 
 
-def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> relativedelta:
+def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> relativedelta | dt.timedelta:
     """How far back the comparison range lies: a year, or the range's own length."""
     if kind == "previous_year":
         return relativedelta(years=1)
@@ -147,10 +147,14 @@ def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneIn
     if months:
         return relativedelta(months=months)
     a, b = start.astimezone(tz).replace(tzinfo=None), end.astimezone(tz).replace(tzinfo=None)
-    return relativedelta(seconds=int((b - a).total_seconds()))
+    if a.time() == b.time() == dt.time():
+        return relativedelta(days=(b - a).days)   # whole local days: calendar days back, DST or not
+    return end.astimezone(UTC) - start.astimezone(UTC)  # part days: the same elapsed time just before
 
 
-def shift_local(instant: dt.datetime, delta: relativedelta, tz: ZoneInfo) -> dt.datetime:
-    """Move an instant by a calendar delta in local wall-clock terms (DST-safe)."""
+def shift_local(instant: dt.datetime, delta: relativedelta | dt.timedelta, tz: ZoneInfo) -> dt.datetime:
+    """Move an instant back by a calendar delta in local wall-clock terms, or by elapsed time."""
+    if isinstance(delta, dt.timedelta):
+        return instant.astimezone(UTC) - delta
     local = instant.astimezone(tz).replace(tzinfo=None) - delta
     return local.replace(tzinfo=tz).astimezone(UTC)
