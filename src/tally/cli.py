@@ -58,9 +58,13 @@ def reports_errors(fn):
 
 
 def load_project():
+    """The project, with every part of tally.yml checked (sources too) before any command runs."""
     from tally import Project
+    from tally.sources.pipeline import source_configs
 
-    return Project.load(state.project_path, profile=state.profile)
+    project = Project.load(state.project_path, profile=state.profile)
+    source_configs(project.loaded)
+    return project
 
 
 @app.callback()

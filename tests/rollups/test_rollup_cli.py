@@ -14,7 +14,6 @@ from tally.cli import app
 from tally.demo import prepare
 
 from tests.rollups.test_build_verify import (
-    ROUTED_VERIFY,
     ROLLUPS,
     Clock,
     edit_config,
@@ -22,7 +21,6 @@ from tests.rollups.test_build_verify import (
     in_month,
     opened,
     order_lines,
-    stored,
 )
 
 
@@ -116,7 +114,6 @@ def test_verify_reports_a_tampered_ratio_and_repairs_it(shop):
     assert all(f"{name}: ok" in result.stdout for name in ROLLUPS)
 
 
-@pytest.mark.xfail(strict=True, reason=ROUTED_VERIFY)
 def test_verify_reports_tampered_rows_and_repairs_them(shop):
     ok("-p", shop, "rollup", "build")
     day = dt.date(2025, 6, 3)

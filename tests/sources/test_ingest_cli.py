@@ -61,7 +61,8 @@ def test_table_summary_shows_rows_read_loaded_and_rejected(tmp_path):
     assert re.findall(r"\w+", header) == ["source", "status", "read", "loaded", "rejected", "skipped",
                                           "watermark", "seconds"]
     row = next(line for line in result.stdout.splitlines() if "orders" in line)
-    assert re.findall(r"[\w:+-]+", row)[:7] == ["orders", "ok", "6", "2", "4", "0", "2024-01-06"]  # the watermark wraps
+    assert re.findall(r"[\w:+-]+", row)[:6] == ["orders", "ok", "6", "2", "4", "0"]
+    assert "2024-01-06" in row             # the watermark (it wraps in a narrow terminal)
     assert result.stderr.strip() == ""
 
 
@@ -132,7 +133,7 @@ def test_interval_and_cron_schedules_are_accepted(tmp_path, schedule):
     assert result.exit_code == 0, (result.stdout, result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
     "BUG (gap) the `sources:` section is validated only when a source runs: Project.load, and so "
     "`tally query` or `tally serve`, accept a source with a bad schedule or type"))
 def test_a_bad_schedule_is_refused_when_the_project_loads(tmp_path):

@@ -214,8 +214,9 @@ def test_dry_run_reads_and_checks_but_writes_nothing(tmp_path, warehouse_url):
         assert dirty.snapshot(project, *ALL_TABLES) == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG dry run creates the _tally_* tables (ensure_internal_tables runs "
-                                       "before the dry-run check in pipeline.run_source)")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG dry run creates the _tally_* tables (ensure_internal_tables runs before the dry-run check in "
+    "pipeline.run_source)"))
 def test_dry_run_on_an_empty_warehouse_creates_no_table(tmp_path):
     orders_file(tmp_path, FIRST)
     with opened(tmp_path, {"orders": dirty.SOURCE}) as project:
@@ -305,9 +306,9 @@ def test_a_failure_inside_the_load_transaction_rolls_all_of_it_back(tmp_path, wa
         assert quantities(project) == {1: 2, 3: 5}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG a run that fails in the merge still reports (and records in "
-                                       "_tally_loads) the rows it would have loaded and the watermark it "
-                                       "would have moved to")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG a run that fails in the merge still reports (and records in _tally_loads) the rows it would have "
+    "loaded and the watermark it would have moved to"))
 def test_a_run_that_failed_in_the_merge_reports_nothing_loaded(tmp_path):
     orders_file(tmp_path, FIRST)
     with opened(tmp_path, {"orders": dirty.SOURCE}) as project:
@@ -342,13 +343,13 @@ def test_watermark_moves_only_when_a_load_commits(tmp_path, warehouse_url):
             ("ok", None, W_FIRST), ("failed", W_FIRST, None), ("ok", W_FIRST, W_LATER)]
 
 
-# -- bugs found by these tests (each a minimal reproduction) ------------------------------------------
+# -- bugs these tests found, each a minimal reproduction: regressions when fixed, strict xfails when open --
 
 def xfail_on(*kinds: str, reason: str) -> list:
     """The warehouse kinds, with the named ones expected to fail for `reason`."""
     marks = {"postgres": [pytest.mark.servers], "mariadb": [pytest.mark.servers]}
-    return [pytest.param(kind, marks=marks.get(kind, []) + ([pytest.mark.xfail(strict=True, reason=reason)]
-                                                          if kind in kinds else []))
+    known = pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
+    return [pytest.param(kind, marks=marks.get(kind, []) + ([known] if kind in kinds else []))
             for kind in ("duckdb", "postgres", "mariadb")]
 
 
@@ -362,18 +363,15 @@ def write_lines(root: Path, lines: list[str], name: str = "orders.csv") -> None:
     path.write_text("\n".join([",".join(dirty.HEADER), *lines]) + "\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize("kind", xfail_on("duckdb", "postgres", "mariadb", reason=(
-    "BUG a source with a cursor and no primary_key deletes its whole table on every run "
-    "(pipeline: `if full_refresh or not config.primary_key: DELETE FROM target`), so a rerun empties it "
-    "and a new file replaces the rows loaded before")))
-def test_cursor_without_primary_key_appends_and_a_rerun_changes_nothing(request, tmp_path, kind):
+def test_cursor_without_primary_key_appends_and_a_rerun_changes_nothing(tmp_path, warehouse_url):
+    """Fixed in a769ff6: such a source deleted its whole table on every run, so a rerun emptied it."""
     source = {**dirty.SOURCE, "primary_key": []}
     orders_file(tmp_path, FIRST)
-    with opened(tmp_path, {"orders": source}, url_of(request, kind, tmp_path)) as project:
+    with opened(tmp_path, {"orders": source}, warehouse_url) as project:
         assert run(project).rows_loaded == 2
         again = run(project)
-        assert (again.rows_read, again.rows_skipped) == (0, 3)
-        assert quantities(project) == {1: 2, 3: 5}      # actually: {} (the rerun deleted everything)
+        assert (again.rows_read, again.rows_skipped) == (0, 3)     # without a key, the watermark row too
+        assert quantities(project) == {1: 2, 3: 5}
         orders_file(tmp_path, [(4, 1, "2024-01-05 10:00:00")], "later.csv")
         assert run(project).rows_loaded == 1
         assert quantities(project) == {1: 2, 3: 5, 4: 1}
@@ -396,7 +394,7 @@ def test_later_loads_still_work_after_a_malformed_line_was_rejected(tmp_path, wa
         assert len(dirty.stored_rejects(project)) == 62
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "BUG two rows of one key with the same cursor: the row kept is not the later one when the earlier "
     "needed the text fallback (\"1,000.00\"): fallback rows are appended to the checked table after the "
     "others, and dedupe_statements breaks the tie by rowid"))
@@ -408,21 +406,35 @@ def test_a_tie_on_the_cursor_keeps_the_later_row_of_the_file(tmp_path):
         assert dirty.loaded_orders(project)[1]["note"] == "second"
 
 
-@pytest.mark.parametrize("column, text", [(c, t) for c, texts in dirty.MISREAD_NUMBERS.items() for t in texts])
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG numbers that are not what they look like load as other numbers: DuckDB's cast rounds \"1.5\" to "
-    "an integer 2 and reads \"0x10\" as 16, and NUMBER_NOISE drops any comma, so \"12,34\" becomes 1234.00"))
-def test_a_number_that_does_not_fit_its_column_is_rejected_not_rounded(tmp_path, column, text):
+def one_order(root: Path, column: str, text: str) -> None:
     values = {"order_id": "1", "status": "paid", "quantity": "3", "amount": "9.99", "ordered_on": "2024-01-05",
               "updated_at": "2024-01-05 10:00:00", "note": "r1", column: f'"{text}"'}
-    write_lines(tmp_path, [",".join(values[c] for c in dirty.HEADER)])
+    write_lines(root, [",".join(values[c] for c in dirty.HEADER)])
+
+
+@pytest.mark.parametrize("column, text", [(c, t) for c, texts in dirty.COMMA_NUMBERS.items() for t in texts])
+def test_a_comma_that_does_not_group_thousands_makes_no_number(tmp_path, column, text):
+    """Fixed in a769ff6: any comma was dropped, so "12,34" loaded as 1234.00."""
+    one_order(tmp_path, column, text)
+    with opened(tmp_path, {"orders": dirty.SOURCE}) as project:
+        run(project)
+        assert dirty.loaded_orders(project) == {}
+        assert dirty.stored_rejects(project) == [(f"type: {column} is not a valid {dirty.KINDS[column]}", 1)]
+
+
+@pytest.mark.parametrize("column, text", [(c, t) for c, texts in dirty.MISREAD_NUMBERS.items() for t in texts])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG an integer column loads a number that is not an integer: DuckDB's cast rounds \"1.5\" to 2 and "
+    "\"2.5\" to 3, and reads \"0x10\" as 16 (validate._typed casts with TRY_CAST, and the CSV fast path too)"))
+def test_a_number_that_does_not_fit_its_column_is_rejected_not_rounded(tmp_path, column, text):
+    one_order(tmp_path, column, text)
     with opened(tmp_path, {"orders": dirty.SOURCE}) as project:
         result = run(project)
         assert dirty.loaded_orders(project) == {}, f"{text!r} loaded as {dirty.loaded_orders(project)[1][column]!r}"
         assert result.rows_rejected == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "BUG _tally_rejects.row_number is the file line for malformed and text-fallback rows, but the "
     "position among the parsed rows (rowid + 1) for a row that broke a check"))
 def test_a_reject_names_its_line_in_the_file(tmp_path):

@@ -165,5 +165,6 @@ def _previous_lookup(current: pa.Table, previous: pa.Table, spec: QuerySpec, del
         return {(r["period"] + delta, *[r[d] for d in spec.by]): r for r in rows}
     now_periods = sorted(set(current["period"].to_pylist()))
     before_periods = sorted(set(r["period"] for r in rows))
-    position = {p: now_periods[i] for i, p in enumerate(before_periods[-len(now_periods):])} if now_periods else {}
+    # the first period before lines up with the first period now (April 1 with March 1)
+    position = {p: now_periods[i] for i, p in enumerate(before_periods[:len(now_periods)])}
     return {(position[r["period"]], *[r[d] for d in spec.by]): r for r in rows if r["period"] in position}

@@ -62,7 +62,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     if start or end:
         periods = _forced_periods(rdef, start, end, fresh)
         mode = "range"
-    elif full or stored is None or not exists or stored.get("definition") != rdef.fingerprint:
+    elif full or stored is None or not exists or stored.get("definition") != fresh["definition"]:
         periods, mode = None, "full"
     else:
         days = _changed_days(engine, rdef, stored, fresh)
@@ -112,13 +112,23 @@ def _snapshot(engine, rdef: RollupDef, seen: dict) -> dict:
     for model in rdef.models:
         related |= {j.model for j in engine.catalog.model(model).joins.values()}
     return {
-        "definition": rdef.fingerprint,
+        "definition": rdef.fingerprint + "/" + lookup_stamp(engine, rdef, related),
         "watermarks": {m: once(("updated", m), lambda m=m: changes.max_updated(engine, m)) for m in sorted(related)},
         "days": {m: once(("days", m, rdef.zone), lambda m=m: changes.day_counts(engine, m, rdef.zone))
                  for m in sorted(rdef.models)},
         "first": first.isoformat() if first else None,
         "last": last.isoformat() if last else None,
     }
+
+
+def lookup_stamp(engine, rdef: RollupDef, related: set[str]) -> str:
+    """When the joined lookup tables were last loaded (seeds, ingests): a reload means a full build."""
+    lookups = sorted(engine.catalog.model(m).table for m in related
+                     if m not in rdef.models and not engine.catalog.model(m).updated)
+    warehouse = engine.warehouse
+    if not lookups or not warehouse.has_table("_tally_state"):
+        return ""
+    return ",".join(f"{t}={read_state(warehouse, f'table:{t}') or ''}" for t in lookups)
 
 
 def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict) -> set[dt.date]:
@@ -186,6 +196,12 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     """
     data = pa.concat_tables(list(tables.values()), promote_options="permissive")
     dialect = warehouse.dialect
+    if exists and set(warehouse.columns_of(rdef.table)) != set(data.schema.names):
+        if periods is None:   # a full build of a changed definition: the table takes the new shape
+            warehouse.drop_table(rdef.table)
+            exists = False
+        else:
+            warehouse.add_missing_columns(rdef.table, data.schema)
     if not exists:
         warehouse.ensure_table(rdef.table, data.schema)
     table = ident(rdef.table).sql(dialect.name)

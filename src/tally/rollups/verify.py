@@ -48,17 +48,34 @@ def verify_one(project, rdef: RollupDef) -> list[Mismatch]:
     table = warehouse.table(rdef.table)
     found: list[Mismatch] = []
     columns = ["period_start", "period_end", *rdef.by, *rdef.value_columns]
+    span = _data_span(engine, rdef)
     for grain in rdef.grains:
         stored = warehouse.run(warehouse.compile(table.filter(table.grain == grain.value).select(columns)))
-        if stored.num_rows:
-            first = pc.min(stored["period_start"]).as_py()
-            last = pc.max(stored["period_end"]).as_py()
+        starts = [d for d in (pc.min(stored["period_start"]).as_py() if stored.num_rows else None,
+                              span[0] if span else None) if d]
+        ends = [d for d in (pc.max(stored["period_end"]).as_py() if stored.num_rows else None,
+                            span[1] if span else None) if d]
+        live = stored.slice(0, 0)
+        if starts:  # every period the data or the table has: rows missing at either end show too
+            first, last = rdef.period(min(starts), grain), max(ends)
             live = compute.finish(compute.live_rows(engine, rdef, grain, first, last, rdef.base_names), rdef, grain,
                                   engine.catalog, dt.datetime.now(dt.timezone.utc)).select(columns)
-        else:
-            live = stored
         found += _compare(rdef, grain, stored, live)
     return found
+
+
+def _data_span(engine, rdef: RollupDef) -> tuple[dt.date, dt.date] | None:
+    """First local day and the day after the last, over the rollup's models."""
+    from zoneinfo import ZoneInfo
+
+    from tally.engine import changes
+
+    spans = [s for s in (changes.bounds(engine, m) for m in sorted(rdef.models)) if s]
+    if not spans:
+        return None
+    zone = ZoneInfo(rdef.zone)
+    return (min(s[0] for s in spans).astimezone(zone).date(),
+            max(s[1] for s in spans).astimezone(zone).date() + dt.timedelta(days=1))
 
 
 def _compare(rdef: RollupDef, grain: Grain, stored: pa.Table, live: pa.Table) -> list[Mismatch]:

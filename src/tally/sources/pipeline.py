@@ -81,8 +81,10 @@ def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool =
     progress = progress or (lambda *args: None)
     result = LoadResult(source=name, load_id=uuid.uuid4().hex, dry_run=dry_run)
     started, clock = now(), time.perf_counter()
-    ensure_internal_tables(warehouse)
-    result.watermark_before = read_state(warehouse, state_key(name))
+    if not dry_run:
+        ensure_internal_tables(warehouse)
+    has_state = warehouse.has_table("_tally_state")
+    result.watermark_before = read_state(warehouse, state_key(name)) if has_state else None
     watermark = None if full_refresh else result.watermark_before
     try:
         _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started)
@@ -92,6 +94,8 @@ def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool =
         log.debug("source %s failed", name, exc_info=True)
         result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - clock
+    if result.status == "failed":  # nothing was committed: say so
+        result.rows_loaded, result.watermark_after = 0, result.watermark_before
     if result.status == "failed" and not dry_run:
         _record_failure(warehouse, result, started)
     log.info("ingest source=%s status=%s read=%d loaded=%d rejected=%d skipped=%d seconds=%.2f",
@@ -134,6 +138,8 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
     ctx = ReadContext(root=project.root, name=name, config=config, watermark=watermark,
                       progress=lambda rows: progress(name, None, f"read {rows:,} rows"))
     raw = module.read(options, ctx)
+    if in_warehouse:
+        _drop_leftovers(con)
     tag = result.load_id[:10]
     raw_view, checked = f"__tally_raw_{tag}", f"__tally_checked_{tag}"
     guard = _ReaderGuard()
@@ -186,6 +192,13 @@ def _check_into(con, relation, view: str, checked: str, config, watermark, name,
         else:
             con.execute(f"INSERT INTO {validate.q(checked)} BY NAME {plan.sql}")
     return plan
+
+
+def _drop_leftovers(con) -> None:
+    """Views a killed run left behind (its data changes were rolled back; its views were not)."""
+    for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                               "AND view_name LIKE '\\_\\_tally\\_raw\\_%' ESCAPE '\\'").fetchall():
+        con.execute(f"DROP VIEW IF EXISTS {validate.q(name)}")
 
 
 class _ReaderGuard:
@@ -306,7 +319,7 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
                    f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
                    f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
                    f"AND x.rule = c._tally_rule)", [result.load_id, name, now(), name])
-        _finish(tx, name, malformed, result, started)
+        _finish(tx, name, malformed, result, started, target)
         tx.execute(f"DROP VIEW IF EXISTS {q(stage)}")
     warehouse.forget(target)
 
@@ -333,7 +346,7 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    dialect.name):
             tx.execute(statement)
-        _finish(tx, name, malformed + rejects.to_pylist(), result, started)
+        _finish(tx, name, malformed + rejects.to_pylist(), result, started, target)
         tx.execute(f"DROP TABLE {ident(stage).sql(dialect.name)}")
     warehouse.forget(target)
 
@@ -354,7 +367,7 @@ def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:
     return [row for key, row in fresh.items() if key not in seen]
 
 
-def _finish(tx, name: str, rejects: list, result: LoadResult, started) -> None:
+def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: str) -> None:
     """Inside the load's transaction: rejects not yet recorded, the watermark and the load record."""
     rejects = _unrecorded(tx, name, rejects) if rejects else []
     if rejects:
@@ -362,4 +375,6 @@ def _finish(tx, name: str, rejects: list, result: LoadResult, started) -> None:
         insert_rows(tx, "_tally_rejects", [{"load_id": result.load_id, "source": name, "rejected_at": stamp, **row}
                                            for row in rejects])
     write_state(tx, state_key(name), result.watermark_after)
+    if result.rows_loaded:   # rollups joined to this table (a lookup) rebuild when it changes
+        write_state(tx, f"table:{table}", result.load_id)
     insert_rows(tx, "_tally_loads", [_load_row(result, started, "ok")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,11 +33,17 @@ def read_seed(root: Path, name: str, seed: Seed) -> pa.Table:
 
 def load_seeds(root: Path, seeds: dict[str, Seed], warehouse: Warehouse, names=None) -> dict[str, int]:
     """Replace each seed's table with the file's rows; returns rows loaded per seed."""
+    from tally.warehouse.internal import ensure_internal_tables, write_state
+
+    ensure_internal_tables(warehouse)
     loaded = {}
     for name, seed in seeds.items():
         if names and name not in names:
             continue
         table = read_seed(root, name, seed)
         warehouse.write_table(seed.table or name, table)
+        digest = hashlib.sha256((root / seed.path).read_bytes()).hexdigest()[:16]
+        with warehouse.transaction() as tx:   # rollups joined to this table see it was reloaded
+            write_state(tx, f"table:{seed.table or name}", digest)
         loaded[name] = table.num_rows
     return loaded

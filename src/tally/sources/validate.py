@@ -20,6 +20,8 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 NUMBER_NOISE = r"[\s\p{Sc}]"       # spaces and currency symbols: "₦45,750.00"
 THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
+WHOLE = r"[+-]?(\d+|\d{1,3}(,\d{3})+)"
+INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
 
 
 def q(name: str) -> str:
@@ -75,6 +77,8 @@ def _typed(config: SourceConfig, target: str, source: str, kind: str, raw_type: 
     if raw_type != "VARCHAR":
         if raw_type == kind:
             return col, col
+        if kind in INTEGERS and (raw_type in ("DOUBLE", "FLOAT") or raw_type.startswith("DECIMAL")):
+            return f"CASE WHEN {col} = floor({col}) THEN TRY_CAST({col} AS {kind}) END", col  # 1.5 is no integer
         return f"TRY_CAST({col} AS {kind})", col
     clean = f"NULLIF(TRIM({col}), '')" if config.trim else f"NULLIF({col}, '')"
     fmt = config.formats.get(target)
@@ -82,6 +86,9 @@ def _typed(config: SourceConfig, target: str, source: str, kind: str, raw_type: 
         # commas only as thousands separators ("1,250.00"); "1.250,50" is not read as 1.25
         bare = f"REGEXP_REPLACE({clean}, {lit(NUMBER_NOISE)}, '', 'g')"
         grouped = f"regexp_full_match({bare}, {lit(THOUSANDS)})"
+        if kind in INTEGERS:  # digits only: DuckDB would read "1.5" as 2 and "0x10" as 16
+            return (f"CASE WHEN regexp_full_match({bare}, {lit(WHOLE)}) THEN TRY_CAST(replace({bare}, ',', '') "
+                    f"AS {kind}) END"), clean
         return (f"CASE WHEN {grouped} THEN TRY_CAST(replace({bare}, ',', '') AS {kind}) "
                 f"ELSE TRY_CAST({bare} AS {kind}) END"), clean
     if kind in ("DATE", "TIMESTAMPTZ") and fmt:

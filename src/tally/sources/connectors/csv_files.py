@@ -71,7 +71,11 @@ def _parse_types(ctx: ReadContext, names: list[str]) -> dict[str, str]:
     kinds = {}
     for source, target in targets.items():
         kind = duck_type(config.columns[target]) if target in config.columns else "VARCHAR"
-        if kind == "TIMESTAMPTZ" or (kind == "DATE" and target in config.formats):
+        if kind in ("TINYINT", "SMALLINT", "INTEGER"):
+            kind = "DOUBLE"   # the reader rounds "1.5" into an INTEGER; a DOUBLE keeps it, the checks refuse it
+        elif kind == "BIGINT":
+            kind = "VARCHAR"  # same, and a DOUBLE can't hold every BIGINT: typed (and checked) as text
+        elif kind == "TIMESTAMPTZ" or (kind == "DATE" and target in config.formats):
             # DuckDB's reader turns a bad TIMESTAMPTZ into NULL silently and drops offsets from a naive
             # TIMESTAMP: timestamps (and dates with a declared format) are typed by the checks instead
             kind = "VARCHAR"
