@@ -115,21 +115,25 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
         keys["period"] = _bucket(scope.column(model.time), shape, warehouse.dialect)
     for dim in shape.by:
         keys[dim] = scope.value(model.dimensions[dim].expr)
-    aggregates = {ref.name: _aggregate(scope, ref) for ref in refs}
-    condition = None
+    # when every measure shares one row filter it becomes the WHERE: fewer rows reach the joins
+    shared = {ref.measure.where for ref in refs}
+    shared = shared.pop() if len(shared) == 1 else None
+    aggregates = {ref.name: _aggregate(scope, ref, skip_where=shared is not None) for ref in refs}
+    conditions = [scope.condition(shared)] if shared else []
     if shape.where:
-        condition = to_ibis(parse_row_expr(shape.where).tree, lambda name: scope.value(model.dimensions[name].expr))
+        conditions.append(to_ibis(parse_row_expr(shape.where).tree,
+                                  lambda name: scope.value(model.dimensions[name].expr)))
     relation = scope.joined()
-    if condition is not None:
-        relation = relation.filter(condition)
+    if conditions:
+        relation = relation.filter(*conditions)
     if keys:
         return relation.group_by(**keys).aggregate(**aggregates)
     return relation.aggregate(**aggregates)
 
 
-def _aggregate(scope: ModelScope, ref: MeasureRef):
+def _aggregate(scope: ModelScope, ref: MeasureRef, skip_where: bool = False):
     measure = ref.measure
-    where = scope.condition(measure.where) if measure.where else None
+    where = scope.condition(measure.where) if measure.where and not skip_where else None
     if measure.aggregation == "count" and measure.value == "*":
         # rows, as a sum over a value of the model's own table so it resolves through any join
         anchor = scope.base[scope.base.columns[0]]
