@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = {"dashboard": "bench.dashboard"}
+BENCHMARKS = {"dashboard": "bench.dashboard", "ingest": "bench.ingest", "rollups": "bench.rollups"}
 TOOLS = {"data": "bench.data", "profile": "bench.tally_profile"}
 COMMANDS = {**BENCHMARKS, **TOOLS}
 
