@@ -115,9 +115,10 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
         keys["period"] = _bucket(scope.column(model.time), shape, warehouse.dialect)
     for dim in shape.by:
         keys[dim] = scope.value(model.dimensions[dim].expr)
-    # when every measure shares one row filter it becomes the WHERE: fewer rows reach the joins
+    # when every measure shares one row filter it becomes the WHERE: fewer rows reach the joins.
+    # Not with --by: a group whose rows all fail the filter must still be there, with zeros.
     shared = {ref.measure.where for ref in refs}
-    shared = shared.pop() if len(shared) == 1 else None
+    shared = shared.pop() if len(shared) == 1 and not shape.by else None
     aggregates = {ref.name: _aggregate(scope, ref, skip_where=shared is not None) for ref in refs}
     conditions = [scope.condition(shared)] if shared else []
     if shape.where:

@@ -1,2 +1,2 @@
 -- timeless (params: none)
-SELECT "t1"."sku", SUM("t1"."quantity") AS "stock" FROM (SELECT * FROM "product_offerings" AS "t0" WHERE "t0"."is_enabled") AS "t1" GROUP BY 1
+SELECT "t0"."sku", SUM("t0"."quantity") FILTER(WHERE "t0"."is_enabled") AS "stock" FROM "product_offerings" AS "t0" GROUP BY 1

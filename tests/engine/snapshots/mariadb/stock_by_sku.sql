@@ -1,2 +1,2 @@
 -- timeless (params: none)
-SELECT `t1`.`sku`, SUM(`t1`.`quantity`) AS `stock` FROM (SELECT * FROM `product_offerings` AS `t0` WHERE `t0`.`is_enabled` <> 0) AS `t1` GROUP BY 1
+SELECT `t0`.`sku`, SUM(CASE WHEN `t0`.`is_enabled` <> 0 THEN `t0`.`quantity` ELSE NULL END) AS `stock` FROM `product_offerings` AS `t0` GROUP BY 1
