@@ -103,7 +103,7 @@ class Engine:
     def _plan(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime) -> Plan:
         segments = offset_segments(spec.timezone, start, end) if spec.grain else None
         shape = Shape(spec.metrics, spec.by, spec.grain, spec.where, spec.order_by, spec.limit,
-                      self.config.week_start_index, segments)
+                      self.config.week_start_index, segments, spec.fill and spec.limit is None)
         with self._lock:
             plan = self._plans.get(shape)
             if plan is not None:

@@ -34,6 +34,7 @@ class Shape:
     limit: int | None
     week_start: int
     segments: tuple | None        # (offset at start, ((utc instant, new offset), ...)) when bucketing
+    fill: bool = True             # empty periods are filled in after (so they may be filtered out in SQL)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     # when every measure shares one row filter it becomes the WHERE: fewer rows reach the joins.
     # Not with --by: a group whose rows all fail the filter must still be there, with zeros.
     shared = {ref.measure.where for ref in refs}
-    shared = shared.pop() if len(shared) == 1 and not shape.by else None
+    shared = shared.pop() if len(shared) == 1 and not shape.by and (shape.grain is None or shape.fill) else None
     aggregates = {ref.name: _aggregate(scope, ref, skip_where=shared is not None) for ref in refs}
     conditions = [scope.condition(shared)] if shared else []
     if shape.where:
