@@ -48,3 +48,15 @@ class RawData:
     as_text: Callable[[Any, list], Any] | None = None      # (con, [(line, text)]) -> relation of text values
     cleanup: Callable[[Any], None] | None = None
     details: dict = field(default_factory=dict)
+
+
+def dig(value: Any, path: str, default: Any = None) -> Any:
+    """The value at a dotted path (`meta.utility`, `items.0.sku`), or `default` where it is absent."""
+    for key in path.split("."):
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return default
+    return value

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tally.errors import SourceError
 from tally.sources.config import SourceConfig
-from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext
+from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
 
 CAPABILITIES = Capabilities(pushes_cursor=True, text_values=False)
 
@@ -128,7 +128,7 @@ def _pages(client: httpx.Client, options: Options, params: dict[str, Any]) -> It
             return
         page, offset = page + 1, offset + len(records)
         if paging.type == "cursor":
-            token = _dig(body, paging.next_cursor)
+            token = dig(body, paging.next_cursor, _MISSING)
             if token in (None, "", _MISSING):
                 return
             if token == params.get(paging.cursor_param):
@@ -222,7 +222,7 @@ def _json(response: httpx.Response, url: httpx.URL) -> Any:
 
 
 def _records(body: Any, path: str | None, url: httpx.URL) -> list[dict]:
-    found = body if path is None else _dig(body, path)
+    found = body if path is None else dig(body, path, _MISSING)
     if found is _MISSING:
         keys = f"it has: {', '.join(body)}" if isinstance(body, dict) else f"it is {_kind(body)}"
         raise SourceError(f"GET {shown_url(url)}: the response has no {path!r} (records); {keys}")
@@ -243,23 +243,11 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
-def _dig(value: Any, path: str) -> Any:
-    """The value at a dotted path (`meta.next`, `items.0.id`), or _MISSING."""
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
-
-
 def _row(record: dict, fields: dict[str, str]) -> dict:
     """The record's own keys plus each `fields` column taken from its dotted path."""
     row = dict(record)
     for column, path in fields.items():
-        value = _dig(record, path)
+        value = dig(record, path, _MISSING)
         row[column] = None if value is _MISSING else value
     return row
 

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from tally.errors import SourceError
-from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext
+from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
 from tally.sources.connectors.csv_files import _open_text, files
 
 CAPABILITIES = Capabilities(pushes_cursor=False, text_values=True)
@@ -84,18 +84,6 @@ def empty_table(ctx: ReadContext, what: str) -> pa.Table:
 
 
 # -- JSON documents -------------------------------------------------------------------------------
-
-def dig(value: Any, path: str, default: Any = None) -> Any:
-    """The value at a dotted path (`meta.utility`, `items.0.sku`), or `default` where it is absent."""
-    for key in path.split("."):
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return default
-    return value
-
 
 def _documents(path: Path, kind: str, bad: list[dict]) -> Iterator[tuple[int, Any]]:
     """(line, document): the whole file for json; each non-blank line for ndjson, bad lines into `bad`."""

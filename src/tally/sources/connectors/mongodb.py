@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from tally.errors import SourceError
 from tally.sources.config import SourceConfig
-from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext
+from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
 from tally.warehouse.connect import redact
 from tally.warehouse.types import arrow_type
 
@@ -198,23 +198,11 @@ def _chunks(documents: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
-def _dig(value: Any, path: str) -> Any:
-    """The value at a dotted path (`meta.utility`, `items.0.sku`), or _MISSING."""
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
-
-
 def _row(doc: dict, fields: dict[str, str]) -> dict:
     """The document's own keys plus each `fields` column taken from its path, as plain values."""
     row = {key: plain(value) for key, value in doc.items()}
     for column, path in fields.items():
-        value = _dig(doc, path)
+        value = dig(doc, path, _MISSING)
         row[column] = None if value is _MISSING else plain(value)
     return row
 
