@@ -108,17 +108,26 @@ def _snapshot(engine, rdef: RollupDef, seen: dict) -> dict:
     zone = ZoneInfo(rdef.zone)
     first = min(s[0] for s in spans).astimezone(zone).date() if spans else None
     last = max(s[1] for s in spans).astimezone(zone).date() if spans else None
-    related = set(rdef.models)
-    for model in rdef.models:
-        related |= {j.model for j in engine.catalog.model(model).joins.values()}
+    related = related_models(engine, rdef)
     return {
-        "definition": rdef.fingerprint + "/" + lookup_stamp(engine, rdef, related),
+        "definition": definition_stamp(engine, rdef, related),
         "watermarks": {m: once(("updated", m), lambda m=m: changes.max_updated(engine, m)) for m in sorted(related)},
         "days": {m: once(("days", m, rdef.zone), lambda m=m: changes.day_counts(engine, m, rdef.zone))
                  for m in sorted(rdef.models)},
         "first": first.isoformat() if first else None,
         "last": last.isoformat() if last else None,
     }
+
+
+def related_models(engine, rdef: RollupDef) -> set[str]:
+    """The rollup's models and the models they join to."""
+    return set(rdef.models) | {j.model for m in rdef.models for j in engine.catalog.model(m).joins.values()}
+
+
+def definition_stamp(engine, rdef: RollupDef, related: set[str] | None = None) -> str:
+    """What the stored numbers were built from: the definition and when its lookups were loaded."""
+    related = related_models(engine, rdef) if related is None else related
+    return rdef.fingerprint + "/" + lookup_stamp(engine, rdef, related)
 
 
 def lookup_stamp(engine, rdef: RollupDef, related: set[str]) -> str:

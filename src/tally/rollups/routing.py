@@ -89,10 +89,9 @@ class Router:
         return state
 
     def _current(self, rdef: RollupDef, state: dict, engine) -> bool:
-        from tally.rollups.build import lookup_stamp
+        from tally.rollups.build import definition_stamp
 
-        related = set(rdef.models) | {j.model for m in rdef.models for j in engine.catalog.model(m).joins.values()}
-        if state.get("definition") != rdef.fingerprint + "/" + lookup_stamp(engine, rdef, related):
+        if state.get("definition") != definition_stamp(engine, rdef):
             return False
         for model, mark in state.get("watermarks", {}).items():
             if changes.max_updated(engine, model) != mark:

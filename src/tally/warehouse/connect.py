@@ -20,8 +20,13 @@ def redact(url: str) -> str:
     return url
 
 
+def url_scheme(url: str) -> str:
+    """`postgresql+psycopg://...` -> `postgresql`."""
+    return urlsplit(url).scheme.split("+")[0].lower()
+
+
 def dialect_of(url: str) -> Dialect:
-    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    scheme = url_scheme(url)
     if scheme not in SCHEMES:
         raise ConfigError(f"unsupported warehouse URL scheme {scheme!r} in {redact(url)!r} "
                           f"(use one of: {', '.join(sorted(SCHEMES))})")

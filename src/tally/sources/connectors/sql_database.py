@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from tally.errors import SourceError, WarehouseError
 from tally.sources.config import SourceConfig
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext
-from tally.warehouse.connect import duckdb_path, open_backend, redact
+from tally.warehouse.connect import duckdb_path, open_backend, redact, url_scheme
 from tally.warehouse.types import arrow_type
 
 CAPABILITIES = Capabilities(pushes_cursor=True, text_values=False)
@@ -78,7 +78,7 @@ class Options(BaseOptions):
 
 def backend_of(url: str) -> str:
     """The Ibis backend for a source URL, or ValueError naming the schemes."""
-    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    scheme = url_scheme(url)
     if scheme not in BACKENDS:
         raise ValueError(f"url must start with one of {', '.join(f'{s}://' for s in BACKENDS)}, "
                          f"not {redact(url)[:30]!r}")
