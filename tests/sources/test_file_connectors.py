@@ -410,3 +410,37 @@ def test_rerunning_the_same_files_changes_nothing(project, tmp_path, workbook):
     assert [(r.rows_loaded, r.rows_rejected) for r in first] == [(r.rows_loaded, r.rows_rejected) for r in second]
     assert {t: rows(p, t, key) for t, key in keys.items()} == snapshot
     assert rows(p, "_tally_rejects") == stored and len(stored) == 5
+
+
+# -- CSV text typing: the fast path for plain values and the cleaning for the others ---------------
+
+def test_csv_values_plain_or_needing_cleaning_type_the_same_and_impostors_are_rejected(project, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    lines = ["id,ref,name,at",
+             "1,42,plain,2024-01-01 10:00:00",
+             '2," 43 ",  padded  , 2024-01-01 11:00:00 ',
+             '3,"1,044",\u00a0nbsp\u00a0,2024-01-01T12:00:00Z',
+             '4,"₦ 45",tab\t,2024-01-01 13:00:00+03:00',
+             "5,+46,x,2024-01-01 14:00:00",
+             "6,1.5,x,2024-01-01 15:00:00",
+             "7,0x10,x,2024-01-01 16:00:00",
+             "8,12345678901234567,x,2024-01-01 17:00:00",
+             "9,1e3,x,2024-01-01 18:00:00",
+             "10,7,x,not a time"]
+    (data / "refs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    p = project({"refs": {"kind": "csv", "path": "data/refs.csv", "table": "refs", "primary_key": ["id"],
+                          "columns": {"id": "int64", "ref": "int64", "name": "string", "at": "timestamp"}}})
+    result = run(p)
+    assert (result.status, result.rows_read, result.rows_loaded, result.rows_rejected) == ("ok", 10, 6, 4)
+    loaded = rows(p, "refs", "id")
+    assert [(r["id"], r["ref"], r["name"]) for r in loaded] == [
+        (1, 42, "plain"), (2, 43, "padded"), (3, 1044, "nbsp"), (4, 45, "tab\t"), (5, 46, "x"),
+        (8, 12345678901234567, "x")]
+    assert [r["at"] for r in loaded] == [
+        dt.datetime(2024, 1, 1, 10, tzinfo=UTC), dt.datetime(2024, 1, 1, 11, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, 12, tzinfo=UTC), dt.datetime(2024, 1, 1, 10, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, 14, tzinfo=UTC), dt.datetime(2024, 1, 1, 17, tzinfo=UTC)]
+    assert [rule for rule, _ in rejects(p, "refs")] == [
+        "type: at is not a valid timestamptz", "type: ref is not a valid bigint",
+        "type: ref is not a valid bigint", "type: ref is not a valid bigint"]

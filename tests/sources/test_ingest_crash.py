@@ -155,7 +155,7 @@ class Child:
 
 
 # (what the child says, whether it pauses there, seconds to wait): mid-check, mid-insert, before COMMIT
-MOMENTS = [("checking", False, 0.5), ("inserting", False, 0.1), ("written", True, 0.2)]
+MOMENTS = [("checking", False, 0.05), ("inserting", False, 0.1), ("written", True, 0.2)]
 
 
 def test_an_ingest_killed_mid_load_leaves_the_warehouse_as_before_and_a_rerun_completes_it(tmp_path):

@@ -21,6 +21,7 @@ FALSE_WORDS = ("false", "f", "no", "n", "0")
 NUMBER_NOISE = r"[\s\p{Sc}]"       # spaces and currency symbols: "₦45,750.00"
 THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
 WHOLE = r"[+-]?(\d+|\d{1,3}(,\d{3})+)"
+PLAIN_INTEGER = r"[+-]?[0-9]+"
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
 
 
@@ -71,43 +72,62 @@ def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, s
     return {c: (source_of.get(c, c), duck_type(kind)) for c, kind in config.columns.items()}
 
 
-def _typed(config: SourceConfig, target: str, source: str, kind: str, raw_type: str) -> tuple[str, str]:
-    """(typed expression, cleaned raw expression) for one column."""
-    col = f"r.{q(source)}"
+def _cleaned(config: SourceConfig, col: str) -> str:
+    """A text value trimmed (when the source trims) with '' as NULL.
+
+    TRIM runs only where it can change something: a value starting or ending with a space, or holding
+    any non-ASCII character (TRIM also removes Unicode spaces); most values skip it.
+    """
+    if not config.trim:
+        return f"NULLIF({col}, '')"
+    edge = f"starts_with({col}, ' ') OR ends_with({col}, ' ') OR strlen({col}) <> length({col})"
+    return f"NULLIF(CASE WHEN {edge} THEN TRIM({col}) ELSE {col} END, '')"
+
+
+def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str) -> str:
+    """The typed expression for one column read as `raw_type`.
+
+    Plain values take a fast path (a plain integer, a timestamp DuckDB reads as is); the cleaning
+    (trim, currency symbols, thousands separators) runs only for the values that need it.
+    """
     if raw_type != "VARCHAR":
         if raw_type == kind:
-            return col, col
+            return col
         if kind in INTEGERS and (raw_type in ("DOUBLE", "FLOAT") or raw_type.startswith("DECIMAL")):
-            return f"CASE WHEN {col} = floor({col}) THEN TRY_CAST({col} AS {kind}) END", col  # 1.5 is no integer
-        return f"TRY_CAST({col} AS {kind})", col
-    clean = f"NULLIF(TRIM({col}), '')" if config.trim else f"NULLIF({col}, '')"
+            return f"CASE WHEN {col} = floor({col}) THEN TRY_CAST({col} AS {kind}) END"  # 1.5 is no integer
+        return f"TRY_CAST({col} AS {kind})"
+    clean = _cleaned(config, col)
     fmt = config.formats.get(target)
     if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
         # commas only as thousands separators ("1,250.00"); "1.250,50" is not read as 1.25
         bare = f"REGEXP_REPLACE({clean}, {lit(NUMBER_NOISE)}, '', 'g')"
         grouped = f"regexp_full_match({bare}, {lit(THOUSANDS)})"
         if kind in INTEGERS:  # digits only: DuckDB would read "1.5" as 2 and "0x10" as 16
-            return (f"CASE WHEN regexp_full_match({bare}, {lit(WHOLE)}) THEN TRY_CAST(replace({bare}, ',', '') "
-                    f"AS {kind}) END"), clean
+            return (f"CASE WHEN regexp_full_match({col}, {lit(PLAIN_INTEGER)}) THEN TRY_CAST({col} AS {kind}) "
+                    f"WHEN regexp_full_match({bare}, {lit(WHOLE)}) THEN TRY_CAST(replace({bare}, ',', '') "
+                    f"AS {kind}) END")
         return (f"CASE WHEN {grouped} THEN TRY_CAST(replace({bare}, ',', '') AS {kind}) "
-                f"ELSE TRY_CAST({bare} AS {kind}) END"), clean
+                f"ELSE TRY_CAST({bare} AS {kind}) END")
     if kind in ("DATE", "TIMESTAMPTZ") and fmt:
-        return f"CAST(TRY_STRPTIME({clean}, {lit(fmt)}) AS {kind})", clean
+        return f"CAST(TRY_STRPTIME({clean}, {lit(fmt)}) AS {kind})"
     if kind == "BOOLEAN":
         words = lambda ws: ", ".join(lit(w) for w in ws)  # noqa: E731
         return (f"CASE WHEN LOWER({clean}) IN ({words(TRUE_WORDS)}) THEN TRUE "
-                f"WHEN LOWER({clean}) IN ({words(FALSE_WORDS)}) THEN FALSE END"), clean
+                f"WHEN LOWER({clean}) IN ({words(FALSE_WORDS)}) THEN FALSE END")
     if kind == "VARCHAR":
-        return clean, clean
-    return f"TRY_CAST({clean} AS {kind})", clean
+        return clean
+    # DuckDB's cast reads most values as they are; only those it refuses are cleaned and tried again
+    return f"COALESCE(TRY_CAST({col} AS {kind}), TRY_CAST({clean} AS {kind}))"
 
 
 def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
           watermark: str | None) -> Plan:
     """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL.
 
-    The raw row is kept as JSON only for rows that break a rule; duplicates are marked afterwards
-    (`dedupe_statements`), on the materialized rows.
+    Layered so that each value is typed once: the typed values and the raw ones first, then the
+    type rules (a cleaned value that did not type) and defaults, then the checks. The raw row is kept
+    as JSON only for rows that break a rule; duplicates are marked afterwards (`dedupe_statements`),
+    on the materialized rows.
     """
     columns = mapping(config, raw_columns, raw_types)
     source_columns = [c for c in raw_columns if c != "_tally_row"]
@@ -118,15 +138,20 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     if new_columns and config.on_new_columns == "add":
         for c in new_columns:
             columns[config.rename.get(c, c)] = (c, "VARCHAR")
-    typed_parts, type_rules = [], []
+    raw_name = {c: f"__raw_{i}" for i, c in enumerate(source_columns)}
+    typed_parts, value_parts, type_rules = [], [], []
     for target, (source, kind) in columns.items():
         raw_type = raw_types.get(source, "VARCHAR")
-        typed, clean = _typed(config, target, source, kind, raw_type)
+        typed = _typed(config, target, f"r.{q(source)}", kind, raw_type)
+        typed_parts.append(f"{typed} AS {q(target)}")
         default = config.defaults.get(target)
-        value = f"COALESCE({typed}, CAST({lit(default)} AS {kind}))" if default is not None else typed
-        typed_parts.append(f"{value} AS {q(target)}")
+        value = f"t.{q(target)}"
+        value_parts.append(f"COALESCE({value}, CAST({lit(default)} AS {kind})) AS {q(target)}" if default is not None
+                           else f"{value} AS {q(target)}")
         if raw_type != kind:
-            type_rules.append((f"{clean} IS NOT NULL AND {typed} IS NULL",
+            given = f"t.{q(raw_name[source])}"
+            given = _cleaned(config, given) if raw_type == "VARCHAR" else given
+            type_rules.append((f"{value} IS NULL AND {given} IS NOT NULL",
                                f"type: {target} is not a valid {kind.lower()}"))
     skip = "FALSE"
     if config.cursor and watermark is not None:
@@ -136,13 +161,15 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
         op = "<" if config.primary_key else "<="
         skip = f"COALESCE(t.{q(config.cursor)} {op} CAST({lit(watermark)} AS {kind}), FALSE)"
     row = "r._tally_row" if "_tally_row" in raw_columns else "CAST(NULL AS BIGINT)"
-    passthrough = [f"r.{q(c)} AS {q(f'__raw_{i}')}" for i, c in enumerate(source_columns)]
-    typed_sql = (f"SELECT {', '.join(typed_parts + passthrough)}, {row} AS _tally_row, "
-                 f"{_case(type_rules)} AS _tally_type_rule FROM {raw} AS r")
+    passthrough = [f"r.{q(c)} AS {q(raw_name[c])}" for c in source_columns]
+    raw_cols = ", ".join(f"t.{q(raw_name[c])}" for c in source_columns)
+    typed_sql = f"SELECT {', '.join(typed_parts + passthrough)}, {row} AS _tally_row FROM {raw} AS r"
+    valued_sql = (f"SELECT {', '.join(value_parts)}{', ' if raw_cols else ''}{raw_cols}, t._tally_row, "
+                  f"{_case(type_rules)} AS _tally_type_rule FROM ({typed_sql}) AS t")
     ruled = (f"SELECT t.*, COALESCE(t._tally_type_rule, {_case(_check_rules(config, columns))}) AS _tally_rule, "
-             f"{skip} AS _tally_skip FROM ({typed_sql}) AS t")
-    raw_json = ", ".join(f"{q(c)} := {q(f'__raw_{i}')}" for i, c in enumerate(source_columns))
-    hidden = ", ".join(["_tally_type_rule"] + [q(f"__raw_{i}") for i in range(len(source_columns))])
+             f"{skip} AS _tally_skip FROM ({valued_sql}) AS t")
+    raw_json = ", ".join(f"{q(c)} := {q(raw_name[c])}" for c in source_columns)
+    hidden = ", ".join(["_tally_type_rule"] + [q(raw_name[c]) for c in source_columns])
     sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
            f"THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _tally_raw FROM ({ruled}) AS u")
     return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns)
