@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import ibis
 
@@ -33,9 +33,31 @@ def dialect_of(url: str) -> Dialect:
     return SCHEMES[scheme]
 
 
+# DuckDB settings a warehouse URL may carry (`duckdb:///w.duckdb?memory_limit=4GB&threads=2`), and
+# Tally's own: the buffer budget of an ingest's load (its staging rows spill to disk beyond it)
+DUCKDB_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_directory_size")
+DUCKDB_TALLY_SETTINGS = {"load_memory_limit": "1GB"}
+
+
+def duckdb_settings(url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(DuckDB settings, Tally settings) from a duckdb:// URL's query; ConfigError for unknown keys."""
+    query = urlsplit(url).query
+    pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    engine, tally = {}, dict(DUCKDB_TALLY_SETTINGS)
+    for key, value in pairs:
+        if key in DUCKDB_SETTINGS:
+            engine[key] = value
+        elif key in DUCKDB_TALLY_SETTINGS:
+            tally[key] = value
+        else:
+            known = ", ".join((*DUCKDB_SETTINGS, *DUCKDB_TALLY_SETTINGS))
+            raise ConfigError(f"unknown setting {key!r} in the warehouse URL {redact(url)!r} (known: {known})")
+    return engine, tally
+
+
 def duckdb_path(url: str, root: Path) -> str:
     """`duckdb:///file.duckdb` is relative to the project folder; `duckdb:////abs` is absolute."""
-    rest = url.split("://", 1)[1]
+    rest = url.split("://", 1)[1].split("?", 1)[0]
     if rest in ("", ":memory:", "/:memory:"):
         return ":memory:"
     path = Path(rest[1:] if rest.startswith("/") else rest)
@@ -47,7 +69,8 @@ def open_backend(url: str, root: Path):
     dialect = dialect_of(url)
     try:
         if dialect.name == "duckdb":
-            backend = ibis.duckdb.connect(duckdb_path(url, root))
+            settings, _ = duckdb_settings(url)
+            backend = ibis.duckdb.connect(duckdb_path(url, root), **settings)
         else:
             parts = urlsplit(url)
             kwargs = dict(host=parts.hostname or "localhost", user=unquote(parts.username or ""),
