@@ -146,6 +146,7 @@ def _append_one_day(project) -> None:
     con.execute("""
       UPDATE orders SET status = 'refunded', updated_at = now()
       WHERE (order_id, line_no) IN (SELECT order_id, line_no FROM newly_refunded)""")
+    con.execute("CHECKPOINT")   # the load's own cost, as when `tally ingest` ends: not the build's
 
 
 def run_pandas(folder: Path) -> dict:

@@ -87,17 +87,21 @@ def _join(con, parts: list[pa.Table], keys: list[str]) -> pa.Table:
 def finish(rows: pa.Table, rdef: RollupDef, grain: Grain, catalog, built_at: dt.datetime) -> pa.Table:
     """Stored shape: period_start, period_end, grain, dimensions, measures, metrics, built_at."""
     rows = _fill_zero(rows, rdef)
+    import pyarrow.compute as pc
+
     derived = derive(rows, ["period", *rdef.by], rdef.value_columns, catalog)
-    starts = derived["period"].to_pylist()
-    ends = {s: rdef.period_end(s, grain) for s in set(starts)}
+    starts = derived["period"].cast(pa.date32())
+    distinct = pc.unique(starts)     # a few hundred periods at most: their ends in Python, rows by lookup
+    ends = pa.array([rdef.period_end(s, grain) for s in distinct.to_pylist()], pa.date32())
+    count = len(starts)
     columns = {
-        "period_start": pa.array(starts, pa.date32()),
-        "period_end": pa.array([ends[s] for s in starts], pa.date32()),
-        "grain": pa.array([grain.value] * len(starts), pa.string()),
+        "period_start": starts,
+        "period_end": pc.take(ends, pc.index_in(starts, value_set=distinct)),
+        "grain": pa.repeat(pa.scalar(grain.value, pa.string()), count),
     }
     for name in [*rdef.by, *rdef.value_columns]:
         columns[name] = derived[name]
-    columns["built_at"] = pa.array([built_at] * len(starts), pa.timestamp("us", tz="UTC"))
+    columns["built_at"] = pa.repeat(pa.scalar(built_at, pa.timestamp("us", tz="UTC")), count)
     return pa.table(columns)
 
 
