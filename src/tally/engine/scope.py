@@ -10,6 +10,9 @@ from tally.project.expr import parse_row_expr
 from tally.project.schema import Join, ProjectConfig
 
 
+PROBE = "__tally_probe"
+
+
 class ModelScope:
     """Resolves `col` and `join.col` for one model, adding only the joins that are used."""
 
@@ -56,16 +59,26 @@ class ModelScope:
             if alias in self._resolving:
                 raise QueryError(f"model {self.name!r}: join {alias!r} refers to itself through its condition")
             self._resolving.add(alias)
-            predicates = self._predicates(join, target)  # may join what the condition uses first
-            self.used[alias] = (target, predicates)
+            if join.on is not None:
+                self.used[alias] = (target, [self.column(local) == target[remote]
+                                             for local, remote in join.keys.items()])
+            else:
+                self.used[alias] = self._range_join(join, target)  # may join what the range uses first
             self._resolving.discard(alias)
         return self.used[alias][0]
 
-    def _predicates(self, join: Join, target) -> list:
-        if join.on is not None:
-            return [self.column(local) == target[remote] for local, remote in join.keys.items()]
+    def _range_join(self, join: Join, target) -> tuple:
+        """(bands, predicates) for a join on `from <= value < to`.
+
+        The band is looked up once per distinct value (a few hundred desi x quantity products, not
+        millions of rows) and joined back on equality: databases run a range condition over every
+        row as a slow inequality join, an equality as a hash join. The same rows either way, since
+        a row's bands depend on its value alone.
+        """
         value = self.value(join.range)
-        return [target[join.from_] <= value, value < target[join.to]]
+        probes = self.joined().select(**{PROBE: value}).distinct()
+        bands = probes.join(target, [target[join.from_] <= probes[PROBE], probes[PROBE] < target[join.to]])
+        return bands, [value == bands[PROBE]]
 
     def joined(self):
         """The base table left-joined to every join used so far (many-to-one, so no fan-out)."""
