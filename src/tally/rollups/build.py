@@ -60,6 +60,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     stored = _load_state(warehouse, rdef)
     exists = warehouse.has_table(rdef.table)
     fresh = _snapshot(engine, rdef, {} if seen is None else seen)
+    days = None
     if start or end:
         periods = _forced_periods(rdef, start, end, fresh)
         mode = "range"
@@ -76,19 +77,23 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
         periods = {g: sorted(set(ps) | {rdef.period_end(p, g) for p in ps}) for g, ps in periods.items()}
     progress(rdef.name, 0.1, mode)
     built_at = now()
-    tables = _compute(engine, rdef, periods, fresh, built_at, progress)
+    # coarser sums may be updated by difference only while every stored period equals the sum of its
+    # stored days: a range build (or a repair) rebuilds some periods from newer data than their days
+    by_difference = mode == "incremental" and bool(stored.get("sums_from_days"))
+    tables = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None)
     if rdef.rollup.growth:
         tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None)
                   for g, t in tables.items()}
     progress(rdef.name, 0.9, "writing")
     # a range rebuild fixes those periods only: what changed elsewhere is still due next time
-    state = fresh if mode != "range" else stored
+    state = dict(fresh, sums_from_days=True) if mode != "range" else (
+        dict(stored, sums_from_days=False) if stored is not None else None)
     written = _write(warehouse, rdef, tables, periods, state, exists)
     result = BuildResult(rdef.name, rdef.table, mode, periods=sum(pc.count_distinct(t["period_start"]).as_py()
                                                                    for t in tables.values()),
                          rows=written, seconds=time.perf_counter() - clock)
     if mode == "incremental":
-        result.days_changed = len({d for ds in periods.values() for d in ds})
+        result.days_changed = len(days)
     progress(rdef.name, 1.0, "done")
     return result
 
@@ -159,7 +164,9 @@ def _forced_periods(rdef: RollupDef, start, end, fresh) -> dict[Grain, list[dt.d
     return {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
 
 
-def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress) -> dict[Grain, pa.Table]:
+def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
+             days: set[dt.date] | None = None) -> dict[Grain, pa.Table]:
+    """The rows to store: everything (periods None), or the given periods; `days` changed (incremental)."""
     catalog = engine.catalog
     if periods is None:
         if fresh["first"] is None:
@@ -168,18 +175,30 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress) -> dic
         last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
         raw = compute.full_rows(engine, rdef, first, rdef.period_end(rdef.period(last, Grain.year), Grain.year))
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}
+    if days is not None and periods.get(Grain.day):
+        day_rows = _live_periods(engine, rdef, Grain.day, periods[Grain.day])
+        if compute.can_delta(rdef, day_rows):
+            progress(rdef.name, 0.3, f"day: {len(periods[Grain.day])} periods")
+            changed = sorted(days)
+            new_days = day_rows.filter(compute.pc_isin(day_rows["period"], changed))
+            coarse = compute.delta_rows(engine, engine.warehouse, rdef, changed, new_days, periods)
+            return {g: compute.finish(day_rows if g is Grain.day else coarse[g], rdef, g, catalog, built_at)
+                    for g in periods}
     tables = {}
     for index, (grain, starts) in enumerate(periods.items()):
         progress(rdef.name, 0.1 + 0.8 * index / max(len(periods), 1), f"{grain.value}: {len(starts)} periods")
-        blocks = _blocks(rdef, grain, starts)
-        if len(blocks) > MAX_BLOCKS:  # scattered changes: one query over their whole span beats many small ones
-            blocks = [(blocks[0][0], blocks[-1][1])]
-        parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in blocks]
-        rows = pa.concat_tables(parts) if parts else _empty(engine, rdef)
-        wanted = set(starts)
-        keep = [p in wanted for p in rows["period"].to_pylist()]
-        tables[grain] = compute.finish(rows.filter(pa.array(keep, pa.bool_())), rdef, grain, catalog, built_at)
+        tables[grain] = compute.finish(_live_periods(engine, rdef, grain, starts), rdef, grain, catalog, built_at)
     return tables
+
+
+def _live_periods(engine, rdef: RollupDef, grain: Grain, starts: list[dt.date]) -> pa.Table:
+    """Every base measure for these periods, live: one query per run of adjacent periods."""
+    blocks = _blocks(rdef, grain, starts)
+    if len(blocks) > MAX_BLOCKS:  # scattered changes: one query over their whole span beats many small ones
+        blocks = [(blocks[0][0], blocks[-1][1])]
+    parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in blocks]
+    rows = pa.concat_tables(parts) if parts else _empty(engine, rdef)
+    return rows.filter(compute.pc_isin(rows["period"], starts))
 
 
 def _empty(engine, rdef: RollupDef) -> pa.Table:
@@ -218,7 +237,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     marker = "?" if dialect.name == "duckdb" else "%s"
     state = None
     if fresh is not None:
-        state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last")}
+        state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last", "sums_from_days")}
         state["built_at"] = now().isoformat()
     with warehouse.transaction() as tx:
         if periods is None:
