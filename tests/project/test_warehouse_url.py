@@ -1,4 +1,4 @@
-"""DuckDB settings in the warehouse URL, and the buffer budget of an ingest's load."""
+"""DuckDB settings in the warehouse URL, and the buffer budgets of ingest loads and rollup builds."""
 
 from __future__ import annotations
 
@@ -32,28 +32,35 @@ def test_a_bad_setting_value_names_the_url(tmp_path):
     assert "cannot connect to duckdb:///w.duckdb?memory_limit=lots" in str(error.value)
 
 
-def test_a_load_runs_within_its_memory_budget_and_restores_the_limit(tmp_path):
-    from tally.sources import pipeline
-
-    url = "duckdb:///w.duckdb?memory_limit=4GB&load_memory_limit=256MB"
-    warehouse = Warehouse(url, tmp_path)
-    con = warehouse._cursor()
-    budget = pipeline._memory_budget(con, url)
-    assert setting(warehouse, "memory_limit") == "244.1 MiB"
-    budget.close()
+def test_a_job_runs_within_its_memory_budget_and_the_limit_is_set_back(tmp_path):
+    warehouse = Warehouse("duckdb:///w.duckdb?memory_limit=4GB&load_memory_limit=256MB", tmp_path)
+    with warehouse.memory_budget("load_memory_limit"):
+        assert setting(warehouse, "memory_limit") == "244.1 MiB"
     assert setting(warehouse, "memory_limit") == "3.7 GiB"
+    with warehouse.memory_budget("build_memory_limit"):     # 1.5GB by default
+        assert setting(warehouse, "memory_limit") == "1.3 GiB"
     # a budget above the warehouse's own limit leaves the limit alone
-    pipeline._memory_budget(con, "duckdb:///w.duckdb?memory_limit=4GB&load_memory_limit=64GB").close()
-    assert setting(warehouse, "memory_limit") == "3.7 GiB"
-    # without a limit in the URL, DuckDB's default comes back
+    low = Warehouse("duckdb:///l.duckdb?memory_limit=512MB", tmp_path)
+    with low.memory_budget("build_memory_limit"):
+        assert setting(low, "memory_limit") == "488.2 MiB"
+    # without a limit in the URL, DuckDB's default comes back, even after a failure
     default = Warehouse("duckdb:///d.duckdb", tmp_path)
     shown = setting(default, "memory_limit")
-    pipeline._memory_budget(default._cursor(), "duckdb:///d.duckdb").close()
+    with pytest.raises(RuntimeError), default.memory_budget("load_memory_limit"):
+        assert setting(default, "memory_limit") == "953.6 MiB"
+        raise RuntimeError("the load failed")
     assert setting(default, "memory_limit") == shown != "953.6 MiB"
 
 
-def test_sizes_are_read_in_decimal_and_binary_units():
-    from tally.sources.pipeline import _bytes
+def test_a_budget_duckdb_refuses_is_a_config_error(tmp_path):
+    warehouse = Warehouse("duckdb:///w.duckdb?load_memory_limit=0.5", tmp_path)
+    with pytest.raises(ConfigError) as error, warehouse.memory_budget("load_memory_limit"):
+        pass
+    assert "load_memory_limit '0.5'" in str(error.value)
 
-    assert _bytes("1GB") == 10**9 and _bytes("18.6 GiB") == 18.6 * 2**30 and _bytes("512 KiB") == 512 * 1024
-    assert _bytes("unlimited") == float("inf")
+
+def test_sizes_are_read_in_decimal_and_binary_units():
+    from tally.warehouse.base import byte_size
+
+    assert byte_size("1GB") == 10**9 and byte_size("18.6 GiB") == 18.6 * 2**30 and byte_size("512 KiB") == 512 * 1024
+    assert byte_size("unlimited") == float("inf")

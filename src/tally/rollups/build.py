@@ -48,8 +48,10 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
     progress = progress or (lambda *args: None)
     ensure_internal_tables(project.warehouse)
     seen: dict = {}   # model facts read once per run, shared by its rollups
-    return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
-            for rdef in definitions(project, names, category)]
+    chosen = definitions(project, names, category)
+    with project.warehouse.memory_budget("build_memory_limit"):
+        return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
+                for rdef in chosen]
 
 
 def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, progress=None,
@@ -67,7 +69,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     elif full or stored is None or not exists or stored.get("definition") != fresh["definition"]:
         periods, mode = None, "full"
     else:
-        days = _changed_days(engine, rdef, stored, fresh)
+        days = _changed_days(engine, rdef, stored, fresh, {} if seen is None else seen)
         if not days:
             return BuildResult(rdef.name, rdef.table, "unchanged", seconds=time.perf_counter() - clock)
         periods = {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
@@ -146,11 +148,18 @@ def lookup_stamp(engine, rdef: RollupDef, related: set[str]) -> str:
     return ",".join(f"{t}={read_state(warehouse, f'table:{t}') or ''}" for t in lookups)
 
 
-def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict) -> set[dt.date]:
-    """Days whose rows changed (by change time, directly or through joins) or whose row count moved."""
+def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict, seen: dict) -> set[dt.date]:
+    """Days whose rows changed (by change time, directly or through joins) or whose row count moved.
+
+    Rollups of one run built from the same state share the scan of each model (`seen`).
+    """
     days: set[str] = set()
+    watermarks = stored.get("watermarks", {})
     for model in rdef.models:
-        days |= changes.changed_days(engine, model, rdef.zone, stored.get("watermarks", {}))
+        key = ("changed", model, rdef.zone, json.dumps(watermarks, sort_keys=True))
+        if key not in seen:
+            seen[key] = changes.changed_days(engine, model, rdef.zone, watermarks)
+        days |= seen[key]
         before, after = stored.get("days", {}).get(model, {}), fresh["days"].get(model, {})
         days |= {d for d in set(before) | set(after) if before.get(d) != after.get(d)}
     return {dt.date.fromisoformat(d) for d in days}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import decimal
 import logging
-import re
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -21,7 +20,6 @@ from tally.sources import validate
 from tally.sources.config import SourceConfig
 from tally.sources.connectors import connector
 from tally.sources.connectors.base import RawData, ReadContext
-from tally.warehouse.connect import duckdb_settings
 from tally.warehouse.internal import ensure_internal_tables, insert_rows, now, read_state, write_state
 from tally.warehouse.txn import create_table_sql, ident, merge_sql
 
@@ -146,7 +144,8 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
     tag = result.load_id[:10]
     raw_view, checked = f"__tally_raw_{tag}", f"__tally_checked_{tag}"
     guard = _ReaderGuard()
-    budget = _memory_budget(con, warehouse.url) if in_warehouse else None
+    budget = ExitStack()   # the load's staging rows stay within the warehouse's load_memory_limit
+    budget.enter_context(warehouse.memory_budget("load_memory_limit"))
     try:
         if raw.relation is None and len(raw.arrow.schema) == 0:
             return  # the source had nothing at all to say: an empty, successful load
@@ -182,49 +181,9 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         con.execute(f"DROP TABLE IF EXISTS {validate.q(checked)}")
         if raw.cleanup:
             raw.cleanup(con)
-        if budget is not None:
-            budget.close()
+        budget.close()
         if not in_warehouse:
             con.close()
-
-
-class _MemoryBudget:
-    """DuckDB's buffer limit lowered for one load (staging rows spill to disk), restored after."""
-
-    def __init__(self, con, restore: str | None):
-        self.con, self.restore = con, restore
-
-    def close(self) -> None:
-        if self.restore is not None:
-            self.con.execute(self.restore)
-
-
-def _memory_budget(con, url: str) -> _MemoryBudget:
-    """Lower memory_limit to the load's budget (`load_memory_limit`, 1GB) unless it is already lower."""
-    settings, tally = duckdb_settings(url)
-    limit, configured = tally["load_memory_limit"], settings.get("memory_limit")
-    before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    if _bytes(limit) >= _bytes(before):
-        return _MemoryBudget(con, None)
-    try:
-        con.execute(f"SET memory_limit = {validate.lit(limit)}")
-    except duckdb.Error as exc:
-        raise ConfigError(f"load_memory_limit {limit!r} in the warehouse URL: {str(exc).splitlines()[0]}") from None
-    # the URL's own limit, or DuckDB's default (its shown value is rounded: not set back from it)
-    return _MemoryBudget(con, f"SET memory_limit = {validate.lit(configured)}" if configured
-                         else "RESET memory_limit")
-
-
-_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def _bytes(text: str) -> float:
-    """'1GB', '18.6 GiB', '512 MiB' -> bytes; unreadable sizes count as unlimited."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text or "")
-    if not match or match.group(2).upper() not in _UNITS:
-        return float("inf")
-    return float(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
 def _check_into(con, relation, view: str, checked: str, config, watermark, name, progress, *, create: bool):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextlib import contextmanager
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,8 @@ import ibis.expr.datatypes as idt
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from tally.errors import WarehouseError
-from tally.warehouse.connect import open_backend, redact
+from tally.errors import ConfigError, WarehouseError
+from tally.warehouse.connect import duckdb_settings, open_backend, redact
 
 UTC_TS = idt.Timestamp(timezone="UTC")
 _SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
@@ -174,6 +175,34 @@ class Warehouse:
             return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
 
+    @contextmanager
+    def memory_budget(self, setting: str):
+        """DuckDB: lower memory_limit to the URL's `setting` budget for one job, set back after.
+
+        A big load or build then spills its intermediate rows to disk instead of growing DuckDB's
+        buffers. Left alone when the limit is already lower; other warehouses manage their own.
+        """
+        if self.dialect.name != "duckdb":
+            yield
+            return
+        settings, budgets = duckdb_settings(self.url)
+        limit, configured = budgets[setting], settings.get("memory_limit")
+        con = self._cursor()
+        before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        if byte_size(limit) >= byte_size(before):
+            yield
+            return
+        try:
+            con.execute(f"SET memory_limit = {sge.Literal.string(limit).sql('duckdb')}")
+        except Exception as exc:
+            raise ConfigError(f"{setting} {limit!r} in the warehouse URL: {str(exc).splitlines()[0]}") from None
+        try:
+            yield
+        finally:
+            # the URL's own limit, or DuckDB's default (its shown value is rounded: not set back from it)
+            con.execute(f"SET memory_limit = {sge.Literal.string(configured).sql('duckdb')}" if configured
+                        else "RESET memory_limit")
+
     def _cursor(self):
         """A DuckDB cursor per thread: one connection object must not be shared across threads."""
         cursor = getattr(self._local, "cursor", None)
@@ -215,3 +244,15 @@ class Warehouse:
 
     def close(self) -> None:
         self.backend.disconnect()
+
+
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def byte_size(text: str) -> float:
+    """'1GB', '18.6 GiB', '512 MiB' -> bytes; unreadable sizes count as unlimited."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text or "")
+    if not match or match.group(2).upper() not in _UNITS:
+        return float("inf")
+    return float(match.group(1)) * _UNITS[match.group(2).upper()]

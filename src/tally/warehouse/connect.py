@@ -34,9 +34,9 @@ def dialect_of(url: str) -> Dialect:
 
 
 # DuckDB settings a warehouse URL may carry (`duckdb:///w.duckdb?memory_limit=4GB&threads=2`), and
-# Tally's own: the buffer budget of an ingest's load (its staging rows spill to disk beyond it)
+# Tally's own: the buffer budgets of an ingest's load and of a rollup build (spilled to disk beyond)
 DUCKDB_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_directory_size")
-DUCKDB_TALLY_SETTINGS = {"load_memory_limit": "1GB"}
+DUCKDB_TALLY_SETTINGS = {"load_memory_limit": "1GB", "build_memory_limit": "1.5GB"}
 
 
 def duckdb_settings(url: str) -> tuple[dict[str, str], dict[str, str]]:
