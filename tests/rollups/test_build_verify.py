@@ -745,11 +745,6 @@ GROWTH_ROLLUP = """  growth_reports:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an incremental build of a `growth: true` rollup reads the previous period of a rebuilt period from "
-    "the stored table when no rebuilt row has that period, before this build deletes it: when every order of "
-    "a day is deleted, the next day's *_previous / *_change_pct keep the deleted day's numbers (a full rebuild "
-    "gives None). verify doesn't compare growth columns, so it can't see it"))
 def test_growth_columns_after_incremental_build_equal_a_full_rebuild(tmp_path):
     url = f"duckdb:///{tmp_path}/warehouse.duckdb"
     directory = tmp_path / "shop"

@@ -84,7 +84,8 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     by_difference = mode == "incremental" and bool(stored.get("sums_from_days"))
     tables = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None)
     if rdef.rollup.growth:
-        tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None)
+        tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None,
+                                rebuilt=set(periods[g]) if periods is not None else frozenset())
                   for g, t in tables.items()}
     progress(rdef.name, 0.9, "writing")
     # a range rebuild fixes those periods only: what changed elsewhere is still due next time

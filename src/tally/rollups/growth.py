@@ -9,16 +9,18 @@ from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
 
 
-def add_growth(table: pa.Table, rdef: RollupDef, grain: Grain, warehouse=None) -> pa.Table:
+def add_growth(table: pa.Table, rdef: RollupDef, grain: Grain, warehouse=None, rebuilt=frozenset()) -> pa.Table:
     """m_previous and m_change_pct per metric: the previous period of the same dimensions.
 
     Previous periods not in `table` are read from the stored rollup (`warehouse`), so an
-    incremental build gets the same numbers as a full one.
+    incremental build gets the same numbers as a full one; except the periods this build
+    replaces (`rebuilt`): one with no rows in `table` has none any more.
     """
     rows = table.to_pylist()
     keys = rdef.by
     index = {(r["period_start"], *[r[k] for k in keys]): r for r in rows}
     missing = {_previous(rdef, r["period_start"], grain) for r in rows} - {r["period_start"] for r in rows}
+    missing -= set(rebuilt)
     if warehouse is not None and missing:
         for r in _stored(warehouse, rdef, grain, sorted(missing)):
             index.setdefault((r["period_start"], *[r[k] for k in keys]), r)
