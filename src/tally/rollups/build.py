@@ -190,7 +190,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         if compute.can_delta(rdef, day_rows):
             progress(rdef.name, 0.3, f"day: {len(periods[Grain.day])} periods")
             changed = sorted(days)
-            new_days = day_rows.filter(compute.pc_isin(day_rows["period"], changed))
+            new_days = day_rows.filter(compute.in_periods(day_rows["period"], changed))
             coarse = compute.delta_rows(engine, engine.warehouse, rdef, changed, new_days, periods)
             return {g: compute.finish(day_rows if g is Grain.day else coarse[g], rdef, g, catalog, built_at)
                     for g in periods}
@@ -208,7 +208,7 @@ def _live_periods(engine, rdef: RollupDef, grain: Grain, starts: list[dt.date]) 
         blocks = [(blocks[0][0], blocks[-1][1])]
     parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in blocks]
     rows = pa.concat_tables(parts) if parts else _empty(engine, rdef)
-    return rows.filter(compute.pc_isin(rows["period"], starts))
+    return rows.filter(compute.in_periods(rows["period"], starts))
 
 
 def _empty(engine, rdef: RollupDef) -> pa.Table:

@@ -166,14 +166,15 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
             if rdef.other:
                 first, last = min(starts), rdef.period_end(max(starts), grain)
                 other = live_rows(engine, rdef, grain, first, last, rdef.other)
-                summed = _join(con, [summed, other.filter(pc_isin(other["period"], starts))], keys)
+                summed = _join(con, [summed, other.filter(in_periods(other["period"], starts))], keys)
             result[grain] = summed
     finally:
         con.close()
     return result
 
 
-def pc_isin(column, starts: list[dt.date]):
+def in_periods(column, starts: list[dt.date]):
+    """A mask: which rows' period (a date column) is one of `starts`."""
     import pyarrow.compute as pc
 
     return pc.is_in(column.cast(pa.date32()), value_set=pa.array(starts, pa.date32()))
