@@ -64,3 +64,19 @@ def test_sizes_are_read_in_decimal_and_binary_units():
 
     assert byte_size("1GB") == 10**9 and byte_size("18.6 GiB") == 18.6 * 2**30 and byte_size("512 KiB") == 512 * 1024
     assert byte_size("unlimited") == float("inf")
+
+
+def test_budgets_in_duckdb_spellings_and_unreadable_ones(tmp_path):
+    warehouse = Warehouse("duckdb:///w.duckdb?load_memory_limit=1G", tmp_path)
+    with warehouse.memory_budget("load_memory_limit"):
+        assert setting(warehouse, "memory_limit") == "953.6 MiB"
+    odd = Warehouse("duckdb:///o.duckdb?load_memory_limit=lots", tmp_path)
+    with pytest.raises(ConfigError) as error, odd.memory_budget("load_memory_limit"):
+        pass
+    assert "load_memory_limit 'lots'" in str(error.value) and "not a size" in str(error.value)
+
+
+def test_a_malformed_url_query_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        Warehouse("duckdb:///w.duckdb?memory_limit", tmp_path)
+    assert "malformed query string" in str(error.value)

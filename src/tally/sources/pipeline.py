@@ -176,12 +176,12 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             raise guard.error from None
         raise
     finally:
+        budget.close()
         con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view)}")
         con.execute(f"DROP VIEW IF EXISTS {validate.q(raw_view + '_text')}")
         con.execute(f"DROP TABLE IF EXISTS {validate.q(checked)}")
         if raw.cleanup:
             raw.cleanup(con)
-        budget.close()
         if not in_warehouse:
             con.close()
 

@@ -187,6 +187,9 @@ class Warehouse:
             return
         settings, budgets = duckdb_settings(self.url)
         limit, configured = budgets[setting], settings.get("memory_limit")
+        if byte_size(limit) == float("inf"):
+            raise ConfigError(f"{setting} {limit!r} in the warehouse URL {redact(self.url)!r} is not a size "
+                              "(write it like 1GB, 1500MB or 2GiB)")
         con = self._cursor()
         before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         if byte_size(limit) >= byte_size(before):
@@ -246,8 +249,8 @@ class Warehouse:
         self.backend.disconnect()
 
 
-_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def byte_size(text: str) -> float:

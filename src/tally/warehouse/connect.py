@@ -42,7 +42,11 @@ DUCKDB_TALLY_SETTINGS = {"load_memory_limit": "1GB", "build_memory_limit": "1.5G
 def duckdb_settings(url: str) -> tuple[dict[str, str], dict[str, str]]:
     """(DuckDB settings, Tally settings) from a duckdb:// URL's query; ConfigError for unknown keys."""
     query = urlsplit(url).query
-    pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ConfigError(f"the warehouse URL {redact(url)!r} has a malformed query string "
+                          "(write settings as ?name=value&name=value)") from None
     engine, tally = {}, dict(DUCKDB_TALLY_SETTINGS)
     for key, value in pairs:
         if key in DUCKDB_SETTINGS:
