@@ -185,8 +185,9 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
         raw = compute.full_rows(engine, rdef, first, rdef.period_end(rdef.period(last, Grain.year), Grain.year))
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}
+    live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):
-        day_rows = _live_periods(engine, rdef, Grain.day, periods[Grain.day])
+        day_rows = live[Grain.day] = _live_periods(engine, rdef, Grain.day, periods[Grain.day])
         if compute.can_delta(rdef, day_rows):
             progress(rdef.name, 0.3, f"day: {len(periods[Grain.day])} periods")
             changed = sorted(days)
@@ -197,7 +198,8 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
     tables = {}
     for index, (grain, starts) in enumerate(periods.items()):
         progress(rdef.name, 0.1 + 0.8 * index / max(len(periods), 1), f"{grain.value}: {len(starts)} periods")
-        tables[grain] = compute.finish(_live_periods(engine, rdef, grain, starts), rdef, grain, catalog, built_at)
+        rows = live[grain] if grain in live else _live_periods(engine, rdef, grain, starts)
+        tables[grain] = compute.finish(rows, rdef, grain, catalog, built_at)
     return tables
 
 

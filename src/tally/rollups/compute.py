@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tally.engine.rows import derive
 from tally.engine.spec import QuerySpec
@@ -87,8 +88,6 @@ def _join(con, parts: list[pa.Table], keys: list[str]) -> pa.Table:
 def finish(rows: pa.Table, rdef: RollupDef, grain: Grain, catalog, built_at: dt.datetime) -> pa.Table:
     """Stored shape: period_start, period_end, grain, dimensions, measures, metrics, built_at."""
     rows = _fill_zero(rows, rdef)
-    import pyarrow.compute as pc
-
     derived = derive(rows, ["period", *rdef.by], rdef.value_columns, catalog)
     starts = derived["period"].cast(pa.date32())
     distinct = pc.unique(starts)     # a few hundred periods at most: their ends in Python, rows by lookup
@@ -107,8 +106,6 @@ def finish(rows: pa.Table, rdef: RollupDef, grain: Grain, catalog, built_at: dt.
 
 def _fill_zero(rows: pa.Table, rdef: RollupDef) -> pa.Table:
     """A period where one model had rows and another none: the other's sums and counts are 0."""
-    import pyarrow.compute as pc
-
     fillable = {ref.name for ref in rdef.bases if ref.measure.aggregation in ("sum", "count", "count_distinct")}
     for name in fillable & set(rows.column_names):
         column = rows[name]
@@ -154,13 +151,13 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
             sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in rdef.additive)
             minus = ", ".join(f"-{q(m)} AS {q(m)}" for m in rdef.additive)
             plain = ", ".join(q(m) for m in rdef.additive)
-            wanted = "(" + ", ".join(lit(s.isoformat()) + "::DATE" for s in starts) + ")"
+            listed = "(" + ", ".join(lit(s.isoformat()) + "::DATE" for s in starts) + ")"
             summed = con.execute(
                 f"SELECT period{by}, {sums}, bool_or(live) AS live, bool_or(gone) AS gone FROM ("
                 f"SELECT period{by}, {plain}, FALSE AS live, FALSE AS gone FROM old UNION ALL "
                 f"SELECT {period} AS period{by}, {minus}, FALSE, TRUE FROM old_days UNION ALL "
                 f"SELECT {period} AS period{by}, {plain}, TRUE, FALSE FROM new_days) "
-                f"WHERE period IN {wanted} GROUP BY ALL").to_arrow_table()
+                f"WHERE period IN {listed} GROUP BY ALL").to_arrow_table()
             summed = _existing(con, warehouse, rdef, grain, summed, days)
             summed = summed.cast(pa.schema([new_days.schema.field(n) for n in summed.column_names]))
             if rdef.other:
@@ -175,15 +172,11 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
 
 def in_periods(column, starts: list[dt.date]):
     """A mask: which rows' period (a date column) is one of `starts`."""
-    import pyarrow.compute as pc
-
     return pc.is_in(column.cast(pa.date32()), value_set=pa.array(starts, pa.date32()))
 
 
 def _existing(con, warehouse, rdef: RollupDef, grain: Grain, summed: pa.Table, days: list[dt.date]) -> pa.Table:
     """Drop the period rows whose every day row is gone: lost rows on changed days, none elsewhere."""
-    import pyarrow.compute as pc
-
     doubtful = summed.filter(pc.and_(summed["gone"], pc.invert(summed["live"])))
     keep = summed
     if doubtful.num_rows:
