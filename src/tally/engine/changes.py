@@ -36,16 +36,22 @@ def bounds(engine, model_name: str) -> tuple[dt.datetime, dt.datetime] | None:
     return aware[0], aware[1]
 
 
-def day_counts(engine, model_name: str, zone: str) -> dict[str, str]:
+def day_counts(engine, model_name: str, zone: str, span=False) -> dict[str, str]:
     """Per local day, its rows and how many find their join targets ("rows/matched..."): a deleted
-    or inserted row changes its day's count, and so does a deleted row another model joins to."""
-    span = bounds(engine, model_name)
+    or inserted row changes its day's count, and so does a deleted row another model joins to
+    (a model with a change time: lookups are stamped by their loads instead).
+
+    `span`: the model's `bounds`, when the caller has just read them."""
+    span = bounds(engine, model_name) if span is False else span
     if span is None:
         return {}
     model = engine.catalog.model(model_name)
     scope = ModelScope(engine.config, engine.warehouse, model_name)
+    # joins to lookups (no change time) are left out: reloading one is a new definition (a full
+    # build), and counting matches across every row costs several times the rows' own count
     matched = {f"m{i}": scope.column(f"{alias}.{next(iter(join.keys.values()))}").count()
-               for i, (alias, join) in enumerate(model.joins.items()) if join.on is not None}
+               for i, (alias, join) in enumerate(model.joins.items())
+               if join.on is not None and engine.catalog.model(join.model).updated}
     day = _day(engine, model_name, scope.base, zone, span)
     relation = scope.joined()
     expr = relation.group_by(day=day).aggregate(rows=relation.count(), **matched)
@@ -70,10 +76,11 @@ def max_updated(engine, model_name: str) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
-def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str | None]) -> set[str]:
-    """Local days (ISO) holding rows changed after the watermarks, directly or through a join's change."""
+def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str | None], span=False) -> set[str]:
+    """Local days (ISO) holding rows changed after the watermarks, directly or through a join's change
+    (`span` as for `day_counts`)."""
     model = engine.catalog.model(model_name)
-    span = bounds(engine, model_name)
+    span = bounds(engine, model_name) if span is False else span
     if span is None:
         return set()
     scope = ModelScope(engine.config, engine.warehouse, model_name)

@@ -8,11 +8,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import ibis
 import pyarrow as pa
 
 from tally.engine import rows as rowops
 from tally.engine.catalog import Catalog
-from tally.engine.plan import Plan, Shape, build_plan, data_bounds_expr
+from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bounds_expr, distinct_keys_expr,
+                              distinct_keys_part)
 from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import comparison_shift, offset_segments, period_labels, shift_local
 from tally.errors import QueryError
@@ -42,6 +44,7 @@ class Engine:
         self.catalog = Catalog(config)
         self.warehouse = warehouse
         self._plans: OrderedDict[Shape, Plan] = OrderedDict()
+        self._keys: OrderedDict[Shape, Part] = OrderedDict()
         self._bounds: dict[str, object] = {}
         self._lock = threading.Lock()
         self.router = None   # set by the project when rollups exist: (spec, start, end, measures) -> rows | None
@@ -74,6 +77,37 @@ class Engine:
             meta["compare"] = {"kind": spec.compare, "from": _iso(prev_start, spec.zone),
                                "to": _iso(prev_end, spec.zone)}
         return Result(table, meta)
+
+    def distinct_keys(self, spec: QuerySpec, measure: str) -> tuple[Part, dict]:
+        """The compiled query of a `count_distinct` measure's distinct (period, dimensions, key) rows
+        over the spec's range, and its parameter values (run it, or insert its rows elsewhere)."""
+        ref, shape, start, end = self._key_shape(spec, measure)
+        with self._lock:
+            part = self._keys.get(shape)
+        if part is None:
+            part = distinct_keys_part(shape, self.catalog, self.warehouse, ref)
+            with self._lock:
+                self._keys[shape] = part
+                while len(self._keys) > CACHE_SIZE:
+                    self._keys.popitem(last=False)
+        return part, {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
+
+    def distinct_keys_expr(self, spec: QuerySpec, measure: str):
+        """The same rows as `distinct_keys`, as an Ibis expression with the range's values in it
+        (to be part of a larger expression)."""
+        ref, shape, start, end = self._key_shape(spec, measure)
+        params = {"start": ibis.literal(start.astimezone(UTC), UTC_TS), "end": ibis.literal(end.astimezone(UTC), UTC_TS)}
+        return distinct_keys_expr(shape, self.catalog, self.warehouse, ref, params)
+
+    def _key_shape(self, spec: QuerySpec, measure: str):
+        ref = next((r for r in self.catalog.base_measures([measure]) if r.name == measure), None)
+        if ref is None or ref.measure.aggregation != "count_distinct" or not self.catalog.model(ref.model).time:
+            raise QueryError(f"{measure!r} is not a count_distinct measure of a model with a time column")
+        start, end = self._resolve_range(spec)
+        segments = offset_segments(spec.timezone, start, end) if spec.grain else None
+        shape = Shape((measure,), spec.by, spec.grain, spec.where, (), None, self.config.week_start_index,
+                      segments, False)
+        return ref, shape, start, end
 
     # -- internals ----------------------------------------------------------
 

@@ -19,6 +19,7 @@ from tally.project.expr import parse_row_expr
 from tally.warehouse import CompiledQuery, Warehouse
 
 UTC_TS = idt.Timestamp(timezone="UTC")
+DISTINCT_KEY = "__tally_key"      # the counted value's column in distinct key rows
 _TRUNC = {Grain.hour: "h", Grain.day: "D", Grain.week: "W", Grain.month: "M", Grain.quarter: "Q", Grain.year: "Y"}
 
 
@@ -131,6 +132,37 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     if keys:
         return relation.group_by(**keys).aggregate(**aggregates)
     return relation.aggregate(**aggregates)
+
+
+def distinct_keys_part(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureRef) -> Part:
+    """The distinct (period, dimensions, key) rows a `count_distinct` measure counts, over [start, end).
+
+    What stored distinct counts are kept with: a count over a longer period is the number of
+    distinct keys across its days, which these rows give without reading the model again.
+    """
+    params = {"start": ibis.param(UTC_TS), "end": ibis.param(UTC_TS)}
+    expr = distinct_keys_expr(shape, catalog, warehouse, ref, params)
+    return Part(warehouse.compile(expr, params), expr.schema().to_pyarrow(), ("period", *shape.by, DISTINCT_KEY))
+
+
+def distinct_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureRef, params: dict):
+    """The Ibis expression of `distinct_keys_part`, over [params["start"], params["end"])."""
+    model = catalog.model(ref.model)
+    base = warehouse.table(model.table)
+    ts = base[model.time]
+    scope = ModelScope(catalog.config, warehouse, ref.model,
+                       base=base.filter(ts >= params["start"], ts < params["end"]))
+    columns = {"period": _bucket(scope.column(model.time), shape, warehouse.dialect)}
+    for dim in shape.by:
+        columns[dim] = scope.value(model.dimensions[dim].expr)
+    columns[DISTINCT_KEY] = scope.value(ref.measure.value)
+    conditions = [columns[DISTINCT_KEY].notnull()]
+    if ref.measure.where:
+        conditions.append(scope.condition(ref.measure.where))
+    if shape.where:
+        conditions.append(to_ibis(parse_row_expr(shape.where).tree,
+                                  lambda name: scope.value(model.dimensions[name].expr)))
+    return scope.joined().filter(*conditions).select(**columns).distinct()
 
 
 def _aggregate(scope: ModelScope, ref: MeasureRef, skip_where: bool = False):

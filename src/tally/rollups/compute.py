@@ -34,7 +34,7 @@ def _scratch() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _coarser(con, rdef: RollupDef, grain: Grain) -> str:
+def coarser_sql(rdef: RollupDef, grain: Grain) -> str:
     """SQL turning the day column into the start of its `grain` period."""
     if grain is Grain.week:
         return (f"CAST(period - INTERVAL 1 DAY * ((isodow(period) - 1 - {rdef.week_start} + 7) % 7) AS DATE)")
@@ -60,7 +60,7 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date) -> dict[Gra
             if rdef.additive:
                 keys = ", ".join(q(k) for k in rdef.by)
                 sums = ", ".join(f"SUM({q(m)}) AS {q(m)}" for m in rdef.additive)
-                select_keys = f"{_coarser(con, rdef, grain)} AS period" + (f", {keys}" if keys else "")
+                select_keys = f"{coarser_sql(rdef, grain)} AS period" + (f", {keys}" if keys else "")
                 summed = con.execute(f"SELECT {select_keys}, {sums} FROM days GROUP BY ALL").to_arrow_table()
                 parts.append(summed.cast(pa.schema([days.schema.field(n) for n in summed.column_names])))
             if rdef.other:
@@ -124,17 +124,22 @@ def can_delta(rdef: RollupDef, day_rows: pa.Table) -> bool:
 
 
 def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days: pa.Table,
-               periods: dict[Grain, list[dt.date]]) -> dict[Grain, pa.Table]:
+               periods: dict[Grain, list[dt.date]], counted: dict | None = None) -> dict[Grain, pa.Table]:
     """Rows of the touched coarser periods from the stored ones: old sums − old changed days + new days.
 
     Only the changed days go through the joins again; sums and counts of a month or a year come
-    from the rows already stored (exact: integers and decimals), distinct counts from one query
-    per grain over the touched periods (they can't be differenced). A period's row exists when a
-    day of it has one, as in a full build.
+    from the rows already stored (exact: integers and decimals). Distinct counts in `counted`
+    (measure -> grain -> keys gained minus lost per period and dimensions, see `keys`) are the
+    stored count plus that change; the other measures that can't be differenced come from one
+    live query per grain over the touched periods. A period's row exists when a day of it has
+    one, as in a full build.
     """
     keys = ["period", *rdef.by]
+    counted = counted or {}
+    distinct = [m for m in rdef.other if m in counted]
+    live_measures = [m for m in rdef.other if m not in counted]
     wanted = {Grain.day: days, **{g: starts for g, starts in periods.items() if g is not Grain.day and starts}}
-    stored = _stored(warehouse, rdef, wanted, rdef.additive)
+    stored = _stored(warehouse, rdef, wanted, rdef.additive + distinct)
     con = _scratch()
     result = {}
     try:
@@ -142,27 +147,34 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
         con.register("stored", stored)
         con.execute("CREATE TEMP TABLE old_days AS SELECT * EXCLUDE (grain) FROM stored WHERE grain = 'day'")
         by = "".join(f", {q(k)}" for k in rdef.by)
+        summable = rdef.additive + distinct
         for grain, starts in periods.items():
             if grain is Grain.day or not starts:
                 continue
             con.execute(f"CREATE OR REPLACE TEMP TABLE old AS SELECT * EXCLUDE (grain) FROM stored "
                         f"WHERE grain = {lit(grain.value)}")
-            period = _coarser(con, rdef, grain)
-            sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in rdef.additive)
-            minus = ", ".join(f"-{q(m)} AS {q(m)}" for m in rdef.additive)
-            plain = ", ".join(q(m) for m in rdef.additive)
+            period = coarser_sql(rdef, grain)
+            sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in summable)
+            only = lambda picked, negate=False: ", ".join(  # noqa: E731
+                (f"-{q(m)}" if negate else q(m)) + f" AS {q(m)}" if m in picked else f"NULL AS {q(m)}"
+                for m in summable)
+            branches = [f"SELECT period{by}, {only(summable)}, FALSE AS live, FALSE AS gone FROM old",
+                        f"SELECT {period} AS period{by}, {only(rdef.additive, True)}, FALSE, TRUE FROM old_days",
+                        f"SELECT {period} AS period{by}, {only(rdef.additive)}, TRUE, FALSE FROM new_days"]
+            for measure in distinct:
+                con.register(f"change_{len(branches)}", counted[measure][grain].rename_columns(
+                    [*keys, measure]))
+                branches.append(f"SELECT period{by}, {only([measure])}, FALSE, FALSE FROM change_{len(branches)}")
             listed = "(" + ", ".join(lit(s.isoformat()) + "::DATE" for s in starts) + ")"
             summed = con.execute(
                 f"SELECT period{by}, {sums}, bool_or(live) AS live, bool_or(gone) AS gone FROM ("
-                f"SELECT period{by}, {plain}, FALSE AS live, FALSE AS gone FROM old UNION ALL "
-                f"SELECT {period} AS period{by}, {minus}, FALSE, TRUE FROM old_days UNION ALL "
-                f"SELECT {period} AS period{by}, {plain}, TRUE, FALSE FROM new_days) "
-                f"WHERE period IN {listed} GROUP BY ALL").to_arrow_table()
+                + " UNION ALL ".join(branches) + f") WHERE period IN {listed} GROUP BY ALL").to_arrow_table()
             summed = _existing(con, warehouse, rdef, grain, summed, days)
-            summed = summed.cast(pa.schema([new_days.schema.field(n) for n in summed.column_names]))
-            if rdef.other:
+            summed = summed.cast(pa.schema([(new_days.schema.field(n) if n in new_days.schema.names
+                                             else stored.schema.field(n)) for n in summed.column_names]))
+            if live_measures:
                 first, last = min(starts), rdef.period_end(max(starts), grain)
-                other = live_rows(engine, rdef, grain, first, last, rdef.other)
+                other = live_rows(engine, rdef, grain, first, last, live_measures)
                 summed = _join(con, [summed, other.filter(in_periods(other["period"], starts))], keys)
             result[grain] = summed
     finally:
@@ -185,7 +197,7 @@ def _existing(con, warehouse, rdef: RollupDef, grain: Grain, summed: pa.Table, d
         others = _stored_span(warehouse, rdef, first, last, days)
         con.register("others", others)
         con.register("summed", summed)
-        period = _coarser(con, rdef, grain)
+        period = coarser_sql(rdef, grain)
         match = " AND ".join([f"o.period = s.period"] + [f"o.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in rdef.by])
         keep = con.execute(
             f"SELECT s.* FROM summed AS s WHERE s.live OR NOT s.gone OR EXISTS "

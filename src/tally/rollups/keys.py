@@ -1,0 +1,209 @@
+"""Stored distinct keys: how a month's or a year's distinct count is brought up to date from changed days.
+
+A distinct count can't be updated by difference from counts alone: whether a customer who ordered
+today is new to the year depends on every other day of the year. So a rollup that stores days
+keeps, per `count_distinct` measure, the distinct (day, dimensions, key) rows it counted, in an
+internal table `_tally_keys_<rollup>_<measure>`. An incremental build then changes a stored count
+by what the changed days add and take away:
+
+    new count = stored count − |keys the changed days had and no other day of the period has|
+                             + |keys the changed days have now and no other day of the period has|
+
+reading only the changed days' keys and, among the period's other days, just those keys.
+
+The key rows are written in the same transaction as the rollup's rows. Their state
+(`rollup-keys:<name>`) says they are complete; a build that finds them incomplete (the first
+build, a new definition, an interrupted rewrite) writes them all again before they are used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from zoneinfo import ZoneInfo
+
+import duckdb
+import ibis
+import pyarrow as pa
+
+from tally.engine.plan import DISTINCT_KEY as KEY
+from tally.engine.spec import QuerySpec
+from tally.engine.timegrid import Grain
+from tally.rollups.definition import RollupDef
+from tally.sources.validate import lit, q
+from tally.warehouse.internal import read_state, write_state
+from tally.warehouse.txn import ident
+
+MAX_NAME = 60   # PostgreSQL truncates identifiers at 63 bytes, MySQL refuses more than 64
+
+
+def state_key(rdef: RollupDef) -> str:
+    return f"rollup-keys:{rdef.name}"
+
+
+def measures(engine, rdef: RollupDef) -> list[str]:
+    """The rollup's distinct counts that keep key rows: only when it stores days (the keys are per day)."""
+    if Grain.day not in rdef.grains:
+        return []
+    catalog = engine.catalog
+    return [ref.name for ref in rdef.bases
+            if ref.measure.aggregation == "count_distinct" and catalog.model(ref.model).time]
+
+
+def table_name(rdef: RollupDef, measure: str) -> str:
+    name = f"_tally_keys_{rdef.table}_{measure}"
+    if len(name) <= MAX_NAME:
+        return name
+    return name[:MAX_NAME - 11] + "_" + hashlib.sha256(name.encode()).hexdigest()[:10]
+
+
+def complete(warehouse, rdef: RollupDef, fingerprint: str) -> bool:
+    """Whether every key table holds every day, as of the rollup's last build of this definition."""
+    text = read_state(warehouse, state_key(rdef))
+    if not text:
+        return False
+    state = json.loads(text)
+    return state.get("definition") == fingerprint and all(warehouse.has_table(t) for t in state.get("tables", []))
+
+
+def mark(tx, rdef: RollupDef, names: list[str], fingerprint: str | None) -> None:
+    """Record the key tables as complete for this definition (inside the build's transaction), or not (None)."""
+    value = None if fingerprint is None else json.dumps(
+        {"definition": fingerprint, "tables": [table_name(rdef, m) for m in names]}, sort_keys=True)
+    write_state(tx, state_key(rdef), value)
+
+
+def _spec(rdef: RollupDef, start: dt.date, end: dt.date) -> QuerySpec:
+    zone = ZoneInfo(rdef.zone)
+    return QuerySpec(metrics=(), by=tuple(rdef.by), grain=Grain.day,
+                     start=dt.datetime.combine(start, dt.time(), tzinfo=zone),
+                     end=dt.datetime.combine(end, dt.time(), tzinfo=zone),
+                     where=rdef.rollup.where, timezone=rdef.zone, fill=False)
+
+
+def live(engine, rdef: RollupDef, measure: str, start: dt.date, end: dt.date) -> pa.Table:
+    """The measure's distinct (period = local day, dimensions, key) rows over local [start, end), live."""
+    part, values = engine.distinct_keys(_spec(rdef, start, end), measure)
+    return engine.warehouse.run(part.query, values)
+
+
+def recreate(warehouse, engine, rdef: RollupDef, measure: str) -> None:
+    """An empty key table shaped like the measure's key rows (DDL: before the build's transaction)."""
+    part, _ = engine.distinct_keys(_spec(rdef, dt.date(2000, 1, 1), dt.date(2000, 1, 2)), measure)
+    name = table_name(rdef, measure)
+    warehouse.drop_table(name)
+    warehouse.ensure_table(name, part.schema)
+
+
+def insert_all(tx, engine, rdef: RollupDef, measure: str, start: dt.date, end: dt.date) -> None:
+    """Every key row over [start, end) into the (empty) key table, inside the database, in day order."""
+    part, values = engine.distinct_keys(_spec(rdef, start, end), measure)
+    dialect = tx.dialect.name
+    columns = ", ".join(ident(c).sql(dialect) for c in part.schema.names)
+    sql = (f"INSERT INTO {ident(table_name(rdef, measure)).sql(dialect)} ({columns}) "
+           f"SELECT * FROM ({part.query.sql}) AS k ORDER BY {ident('period').sql(dialect)}")
+    warehouse = engine.warehouse
+    tx.execute(sql, {name: warehouse._param_value(values[name]) for name in part.query.params})
+
+
+def stored_days(warehouse, rdef: RollupDef, measure: str, days: list[dt.date]) -> pa.Table:
+    """The stored key rows of these days."""
+    table = warehouse.table(table_name(rdef, measure))
+    expr = table.filter(table.period.between(min(days), max(days)), table.period.isin(days))
+    return warehouse.run(warehouse.compile(expr))
+
+
+def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.date, days: list[dt.date],
+              wanted: pa.Table) -> pa.Table:
+    """Stored key rows in [first, last) outside `days` whose (dimensions, key) is one of `wanted`.
+
+    DuckDB reads `wanted` in place. Elsewhere no rows travel to the database: the days' stored keys
+    and their live ones (over the days' whole span: more keys than wanted, which does no harm)
+    pick the rows.
+    """
+    warehouse = engine.warehouse
+    table = warehouse.table(table_name(rdef, measure))
+    picked = [*rdef.by, KEY]
+    outside = [table.period >= first, table.period < last, ~table.period.isin(days)]
+    if warehouse.dialect.name == "duckdb":
+        con = warehouse._cursor()
+        con.register("__tally_wanted", wanted.select(picked))
+        try:
+            expr = table.filter(*outside).select(table.period, *picked)
+            sql = warehouse.compile(expr).sql
+            match = " AND ".join(f"k.{q(c)} IS NOT DISTINCT FROM w.{q(c)}" for c in picked)
+            return con.execute(f"SELECT k.* FROM ({sql}) AS k SEMI JOIN __tally_wanted AS w ON {match}").to_arrow_table()
+        finally:
+            con.unregister("__tally_wanted")
+    scope = table.filter(*outside)
+    had = table.filter(table.period.between(min(days), max(days)), table.period.isin(days)).select(picked)
+    have = engine.distinct_keys_expr(_spec(rdef, min(days), max(days) + dt.timedelta(days=1)), measure)
+    wanted = ibis.union(had, have.select(picked).cast(had.schema()), distinct=True)
+    on = [scope[k].identical_to(wanted[k]) for k in picked]
+    return warehouse.run(warehouse.compile(scope.semi_join(wanted, on)))
+
+
+def replace_days(tx, rdef: RollupDef, measure: str, days: list[dt.date], rows: pa.Table) -> None:
+    """Swap the key rows of `days` for `rows` (inside the build's transaction)."""
+    dialect = tx.dialect.name
+    marker = "?" if dialect == "duckdb" else "%s"
+    table = ident(table_name(rdef, measure)).sql(dialect)
+    for chunk in range(0, len(days), 500):
+        part = days[chunk:chunk + 500]
+        tx.execute(f"DELETE FROM {table} WHERE {ident('period').sql(dialect)} IN ({', '.join([marker] * len(part))})",
+                   part)
+    tx.insert_arrow(table_name(rdef, measure), rows)
+
+
+def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.Table,
+            coarse: dict[Grain, tuple[list[dt.date], str]]) -> tuple[dict[Grain, pa.Table], list[dt.date]]:
+    """What the changed `days` (their live key rows `new`) do to the coarser periods' distinct counts.
+
+    Returns, per grain of `coarse` (grain -> (touched period starts, SQL turning a day column
+    `period` into its period start)), the keys gained minus lost per (period, dimensions), and the
+    days whose key rows differ from the stored ones (the only ones to swap). Only keys whose rows
+    differ matter: a key the period has on another day counts either way; otherwise it counts when
+    a changed day has it now, and counted when a changed day had it.
+    """
+    warehouse = engine.warehouse
+    old = stored_days(warehouse, rdef, measure, days)
+    new = new.cast(old.schema)
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.register("old_keys", old)
+        con.register("new_keys", new)
+        con.execute("CREATE TEMP TABLE diff AS SELECT * FROM "
+                    "(SELECT * FROM new_keys EXCEPT SELECT * FROM old_keys) UNION ALL "
+                    "SELECT * FROM (SELECT * FROM old_keys EXCEPT SELECT * FROM new_keys)")
+        swap = [row[0] for row in con.execute("SELECT DISTINCT period FROM diff ORDER BY 1").fetchall()]
+        if not swap or not coarse:
+            return {}, swap
+        picked = [*rdef.by, KEY]
+        cols = ", ".join(q(c) for c in picked)
+        match = lambda a, b, keys: " AND ".join(  # noqa: E731
+            f"{a}.{q(c)} IS NOT DISTINCT FROM {b}.{q(c)}" for c in keys)
+        wanted = con.execute(f"SELECT DISTINCT {cols} FROM diff").to_arrow_table()
+        first = min(starts[0] for starts, _ in coarse.values())
+        last = max(rdef.period_end(starts[-1], g) for g, (starts, _) in coarse.items())
+        con.register("other_keys", elsewhere(engine, rdef, measure, first, last, days, wanted).cast(old.schema))
+        for name in ("old", "new"):   # just the rows of the keys that matter
+            con.execute(f"CREATE TEMP TABLE {name}_few AS SELECT k.* FROM {name}_keys AS k "
+                        f"SEMI JOIN diff AS d ON {match('k', 'd', picked)}")
+        found = {}
+        for grain, (starts, coarser) in coarse.items():
+            at = lambda table: f"SELECT DISTINCT {coarser} AS period, {cols} FROM {table}"  # noqa: E731
+            listed = ", ".join(f"{lit(s.isoformat())}::DATE" for s in starts)
+            found[grain] = con.execute(
+                f"SELECT c.period{''.join(f', c.{q(k)}' for k in rdef.by)}, "
+                f"CAST(SUM((n.period IS NOT NULL)::INT - (o.period IS NOT NULL)::INT) AS BIGINT) AS change "
+                f"FROM (SELECT * FROM ({at('diff')}) AS c ANTI JOIN ({at('other_keys')}) AS u "
+                f"ON {match('c', 'u', ['period', *picked])}) AS c "
+                f"LEFT JOIN ({at('new_few')}) AS n ON {match('c', 'n', ['period', *picked])} "
+                f"LEFT JOIN ({at('old_few')}) AS o ON {match('c', 'o', ['period', *picked])} "
+                f"WHERE c.period IN ({listed}) GROUP BY ALL HAVING SUM((n.period IS NOT NULL)::INT - "
+                f"(o.period IS NOT NULL)::INT) <> 0").to_arrow_table()
+        return found, swap
+    finally:
+        con.close()
