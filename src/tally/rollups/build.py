@@ -21,6 +21,7 @@ from tally.warehouse.txn import ident
 
 UTC = dt.timezone.utc
 MAX_BLOCKS = 4
+MERGE_GAP = dt.timedelta(days=31)
 NARROW = 18          # DECIMAL(18, s) is a 64-bit integer to the database; DECIMAL(38, s) a 128-bit one
 HEADROOM = 10 ** 3   # a new table's sums stay narrow when they fit a thousand times over
 
@@ -249,7 +250,9 @@ def _forced_periods(rdef: RollupDef, start, end, fresh) -> dict[Grain, list[dt.d
 
 def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
              days: set[dt.date] | None = None, work: KeyWork | None = None) -> dict[Grain, pa.Table]:
-    """The rows to store: everything (periods None), or the given periods; `days` changed (incremental)."""
+    """The rows to store: everything (periods None), or the given periods; `days` changed (incremental).
+
+    An incremental build by difference drops from `periods` those whose rows didn't change."""
     catalog = engine.catalog
     if periods is None:
         if fresh["first"] is None:
@@ -266,15 +269,26 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
             changed = sorted(days)
             new_days = day_rows.filter(compute.in_periods(day_rows["period"], changed))
             counted = _key_changes(rdef, work, periods) if work and work.swaps_days else {}
-            coarse = compute.delta_rows(engine, engine.warehouse, rdef, changed, new_days, periods, counted)
-            return {g: compute.finish(day_rows if g is Grain.day else coarse[g], rdef, g, catalog, built_at)
-                    for g in periods}
+            coarse, stored = compute.delta_rows(engine, engine.warehouse, rdef, changed, new_days, periods, counted)
+            rows = {g: day_rows if g is Grain.day else coarse[g] for g in periods}
+            if not rdef.rollup.growth and set(rdef.base_names) <= set(stored.column_names):
+                _skip_unchanged(rdef, periods, rows, stored)
+            return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in rows.items()}
     tables = {}
     for index, (grain, starts) in enumerate(periods.items()):
         progress(rdef.name, 0.1 + 0.8 * index / max(len(periods), 1), f"{grain.value}: {len(starts)} periods")
         rows = live[grain] if grain in live else _live_periods(engine, rdef, grain, starts)
         tables[grain] = compute.finish(rows, rdef, grain, catalog, built_at)
     return tables
+
+
+def _skip_unchanged(rdef: RollupDef, periods: dict, rows: dict[Grain, pa.Table], stored: pa.Table) -> None:
+    """Leave out the periods whose rows come out as stored (a changed day whose numbers didn't
+    move): they are neither deleted nor written again, and keep their `built_at`."""
+    for grain, same in compute.unchanged_periods(rdef, stored, rows).items():
+        if same:
+            periods[grain] = [p for p in periods[grain] if p not in same]
+            rows[grain] = rows[grain].filter(pc.invert(compute.in_periods(rows[grain]["period"], sorted(same))))
 
 
 def _key_changes(rdef: RollupDef, work: KeyWork, periods) -> dict[str, dict[Grain, pa.Table]]:
@@ -315,10 +329,11 @@ def _empty(engine, rdef: RollupDef) -> pa.Table:
 
 
 def _blocks(rdef: RollupDef, grain: Grain, starts: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """Contiguous runs of periods as [first start, last end) ranges: one query each."""
+    """Runs of periods as [first start, last end) ranges, one query each; runs a few weeks apart
+    are one (reading the days between costs less than another pass over the joins)."""
     blocks: list[list[dt.date]] = []
     for start in starts:
-        if blocks and rdef.period_end(blocks[-1][1], grain) == start:
+        if blocks and start - rdef.period_end(blocks[-1][1], grain) <= MERGE_GAP:
             blocks[-1][1] = start
         else:
             blocks.append([start, start])

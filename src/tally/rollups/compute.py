@@ -124,7 +124,8 @@ def can_delta(rdef: RollupDef, day_rows: pa.Table) -> bool:
 
 
 def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days: pa.Table,
-               periods: dict[Grain, list[dt.date]], counted: dict | None = None) -> dict[Grain, pa.Table]:
+               periods: dict[Grain, list[dt.date]], counted: dict | None = None
+               ) -> tuple[dict[Grain, pa.Table], pa.Table]:
     """Rows of the touched coarser periods from the stored ones: old sums − old changed days + new days.
 
     Only the changed days go through the joins again; sums and counts of a month or a year come
@@ -132,7 +133,8 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
     (measure -> grain -> keys gained minus lost per period and dimensions, see `keys`) are the
     stored count plus that change; the other measures that can't be differenced come from one
     live query per grain over the touched periods. A period's row exists when a day of it has
-    one, as in a full build.
+    one, as in a full build. Also returns the stored rows read (grain, period, dimensions and the
+    measures that were differenced).
     """
     keys = ["period", *rdef.by]
     counted = counted or {}
@@ -179,7 +181,34 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
             result[grain] = summed
     finally:
         con.close()
-    return result
+    return result, stored
+
+
+def unchanged_periods(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table]) -> dict[Grain, set[dt.date]]:
+    """Per grain, the periods whose new rows equal the stored ones (every dimension and base
+    measure): those are left as they are instead of written again. `stored`: grain, period,
+    dimensions and every base measure of the periods in `rows`."""
+    con = _scratch()
+    same = {}
+    try:
+        con.register("stored", stored)
+        keys = ["period", *rdef.by]
+        on = " AND ".join(f"n.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in keys)
+        differs = " OR ".join(f"n.{q(m)} IS DISTINCT FROM s.{q(m)}" for m in rdef.base_names)
+        for grain, table in rows.items():
+            con.register("new", table.select([*keys, *rdef.base_names]))
+            starts = [s for s in pc.unique(table["period"].cast(pa.date32())).to_pylist()]
+            touched = set(starts) | {r[0] for r in con.execute(
+                "SELECT DISTINCT period FROM stored WHERE grain = ?", [grain.value]).fetchall()}
+            changed = {r[0] for r in con.execute(
+                f"SELECT DISTINCT COALESCE(n.period, s.period) FROM new AS n FULL OUTER JOIN "
+                f"(SELECT * FROM stored WHERE grain = ?) AS s ON {on} "
+                f"WHERE n.period IS NULL OR s.period IS NULL OR {differs}", [grain.value]).fetchall()}
+            same[grain] = touched - changed
+            con.unregister("new")
+    finally:
+        con.close()
+    return same
 
 
 def in_periods(column, starts: list[dt.date]):

@@ -48,9 +48,11 @@ def insert_rows(tx: Transaction, table: str, rows: list[dict[str, Any]]) -> None
 
 def read_state(warehouse, key: str) -> str | None:
     """The stored value for a state key (a watermark), or None."""
-    table = warehouse.table("_tally_state")
-    expr = table.filter(table.key == key).select("value")
-    rows = warehouse.run(warehouse.compile(expr)).to_pylist()
+    compiled = warehouse.__dict__.setdefault("_state_queries", {})   # a few keys, each read many times
+    if key not in compiled:
+        table = warehouse.table("_tally_state")
+        compiled[key] = warehouse.compile(table.filter(table.key == key).select("value"))
+    rows = warehouse.run(compiled[key]).to_pylist()
     return rows[0]["value"] if rows else None
 
 
