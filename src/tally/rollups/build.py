@@ -263,7 +263,13 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):
-        day_rows = live[Grain.day] = _live_periods(engine, rdef, Grain.day, periods[Grain.day])
+        # the days' distinct counts are their key rows counted: the live query leaves them out
+        counted = work.measures if work is not None and work.swaps_days and _keys_count_days(engine, rdef, work) else []
+        day_rows = _live_periods(engine, rdef, Grain.day, periods[Grain.day],
+                                 [m for m in rdef.base_names if m not in counted])
+        if counted:
+            day_rows = compute.with_counts(rdef, day_rows, {m: work.new_rows(m) for m in counted})
+        live[Grain.day] = day_rows
         if compute.can_delta(rdef, day_rows):
             progress(rdef.name, 0.3, f"day: {len(periods[Grain.day])} periods")
             changed = sorted(days)
@@ -313,12 +319,19 @@ def _no_change(rdef: RollupDef, work: KeyWork, measure: str) -> pa.Table:
                      "change": pa.array([], pa.int64())})
 
 
-def _live_periods(engine, rdef: RollupDef, grain: Grain, starts: list[dt.date]) -> pa.Table:
-    """Every base measure for these periods, live: one query per run of adjacent periods."""
+def _keys_count_days(engine, rdef: RollupDef, work: KeyWork) -> bool:
+    """Whether the days' rows come out the same without their distinct counts in the live query:
+    each counted model keeps another measure there, so its (day, dimensions) groups still show."""
+    others = {ref.model for ref in rdef.bases if ref.name not in work.measures}
+    return all(ref.model in others for ref in rdef.bases if ref.name in work.measures)
+
+
+def _live_periods(engine, rdef: RollupDef, grain: Grain, starts: list[dt.date], metrics=None) -> pa.Table:
+    """Base measures (all, or `metrics`) for these periods, live: one query per run of adjacent periods."""
     blocks = _blocks(rdef, grain, starts)
     if len(blocks) > MAX_BLOCKS:  # scattered changes: one query over their whole span beats many small ones
         blocks = [(blocks[0][0], blocks[-1][1])]
-    parts = [compute.live_rows(engine, rdef, grain, a, b, rdef.base_names) for a, b in blocks]
+    parts = [compute.live_rows(engine, rdef, grain, a, b, metrics or rdef.base_names) for a, b in blocks]
     rows = pa.concat_tables(parts) if parts else _empty(engine, rdef)
     return rows.filter(compute.in_periods(rows["period"], starts))
 

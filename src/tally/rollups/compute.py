@@ -211,6 +211,26 @@ def unchanged_periods(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Ta
     return same
 
 
+def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table]) -> pa.Table:
+    """Day rows with each distinct count added from its key rows: a (day, dimensions) row counts
+    its key rows (they are distinct); a row without any counts 0."""
+    keys = ["period", *rdef.by]
+    con = _scratch()
+    try:
+        for measure, found in key_rows.items():
+            con.register("found", found)
+            counts = con.execute(f"SELECT period{''.join(f', {q(k)}' for k in rdef.by)}, "
+                                 f"count(*) AS {q(measure)} FROM found GROUP BY ALL").to_arrow_table()
+            con.unregister("found")
+            rows = _join(con, [rows, counts.cast(pa.schema([rows.schema.field(k) for k in keys]
+                                                           + [pa.field(measure, pa.int64())]))], keys)
+            index = rows.column_names.index(measure)
+            rows = rows.set_column(index, measure, pc.fill_null(rows[measure], 0))
+    finally:
+        con.close()
+    return rows
+
+
 def in_periods(column, starts: list[dt.date]):
     """A mask: which rows' period (a date column) is one of `starts`."""
     return pc.is_in(column.cast(pa.date32()), value_set=pa.array(starts, pa.date32()))
