@@ -17,6 +17,7 @@ from tally.rollups import compute, keys
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
 from tally.warehouse.internal import ensure_internal_tables, now, read_state, write_state
+from tally.sources.validate import q
 from tally.warehouse.txn import ident
 
 UTC = dt.timezone.utc
@@ -86,8 +87,8 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     # stored days: a range build (or a repair) rebuilds some periods from newer data than their days
     by_difference = mode == "incremental" and bool(stored.get("sums_from_days"))
     work = _key_work(engine, rdef, mode, periods, fresh, exists)
-    tables = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None,
-                      work if by_difference else None)
+    tables, doomed = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None,
+                              work if by_difference else None)
     if rdef.rollup.growth:
         tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None,
                                 rebuilt=set(periods[g]) if periods is not None else frozenset())
@@ -98,7 +99,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
         dict(stored, sums_from_days=False) if stored is not None else None)
     if work.rewrite_all:
         work.prepare(warehouse, engine)
-    written = _write(warehouse, rdef, tables, periods, state, exists, work.store)
+    written = _write(warehouse, rdef, tables, periods, state, exists, work.store, doomed)
     result = BuildResult(rdef.name, rdef.table, mode, periods=sum(pc.count_distinct(t["period_start"]).as_py()
                                                                    for t in tables.values()),
                          rows=written, seconds=time.perf_counter() - clock)
@@ -249,18 +250,20 @@ def _forced_periods(rdef: RollupDef, start, end, fresh) -> dict[Grain, list[dt.d
 
 
 def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
-             days: set[dt.date] | None = None, work: KeyWork | None = None) -> dict[Grain, pa.Table]:
+             days: set[dt.date] | None = None, work: KeyWork | None = None):
     """The rows to store: everything (periods None), or the given periods; `days` changed (incremental).
 
-    An incremental build by difference drops from `periods` those whose rows didn't change."""
+    Returns (rows per grain, rows to delete per grain or None for whole periods). An incremental
+    build by difference drops from `periods` those whose rows didn't change; on DuckDB it keeps
+    just the changed rows, and says which stored rows they replace."""
     catalog = engine.catalog
     if periods is None:
         if fresh["first"] is None:
-            return {g: compute.finish(_empty(engine, rdef), rdef, g, catalog, built_at) for g in rdef.grains}
+            return {g: compute.finish(_empty(engine, rdef), rdef, g, catalog, built_at) for g in rdef.grains}, None
         first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
         last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
         raw = compute.full_rows(engine, rdef, first, rdef.period_end(rdef.period(last, Grain.year), Grain.year))
-        return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}
+        return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}, None
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):
         # the days' distinct counts are their key rows counted: the live query leaves them out
@@ -277,24 +280,36 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
             counted = _key_changes(rdef, work, periods) if work and work.swaps_days else {}
             coarse, stored = compute.delta_rows(engine, engine.warehouse, rdef, changed, new_days, periods, counted)
             rows = {g: day_rows if g is Grain.day else coarse[g] for g in periods}
+            doomed = None
             if not rdef.rollup.growth and set(rdef.base_names) <= set(stored.column_names):
-                _skip_unchanged(rdef, periods, rows, stored)
-            return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in rows.items()}
+                doomed = _skip_unchanged(rdef, periods, rows, stored, engine.warehouse.dialect.name == "duckdb")
+            return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in rows.items()}, doomed
     tables = {}
     for index, (grain, starts) in enumerate(periods.items()):
         progress(rdef.name, 0.1 + 0.8 * index / max(len(periods), 1), f"{grain.value}: {len(starts)} periods")
         rows = live[grain] if grain in live else _live_periods(engine, rdef, grain, starts)
         tables[grain] = compute.finish(rows, rdef, grain, catalog, built_at)
-    return tables
+    return tables, None
 
 
-def _skip_unchanged(rdef: RollupDef, periods: dict, rows: dict[Grain, pa.Table], stored: pa.Table) -> None:
-    """Leave out the periods whose rows come out as stored (a changed day whose numbers didn't
-    move): they are neither deleted nor written again, and keep their `built_at`."""
-    for grain, same in compute.unchanged_periods(rdef, stored, rows).items():
+def _skip_unchanged(rdef: RollupDef, periods: dict, rows: dict[Grain, pa.Table], stored: pa.Table,
+                    by_row: bool) -> dict[Grain, pa.Table] | None:
+    """Leave out what comes out as stored (a changed day whose numbers didn't move): it is neither
+    deleted nor written again, and keeps its `built_at`.
+
+    By period everywhere (`periods` loses the unchanged ones); with `by_row` (DuckDB) also by row:
+    `rows` keeps only new and changed rows, and the stored rows they replace or that are gone are
+    returned (period, dimensions) per grain, to be deleted one by one.
+    """
+    doomed = {}
+    for grain, (same, changed, gone) in compute.compare_rows(rdef, stored, rows).items():
         if same:
             periods[grain] = [p for p in periods[grain] if p not in same]
+        if by_row:
+            rows[grain], doomed[grain] = changed, gone
+        elif same:
             rows[grain] = rows[grain].filter(pc.invert(compute.in_periods(rows[grain]["period"], sorted(same))))
+    return doomed if by_row else None
 
 
 def _key_changes(rdef: RollupDef, work: KeyWork, periods) -> dict[str, dict[Grain, pa.Table]]:
@@ -354,7 +369,7 @@ def _blocks(rdef: RollupDef, grain: Grain, starts: list[dt.date]) -> list[tuple[
 
 
 def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, fresh: dict | None,
-           exists: bool, also=None) -> int:
+           exists: bool, also=None, doomed: dict[Grain, pa.Table] | None = None) -> int:
     """Replace the periods built (or everything, for a full build) and the state, in one transaction.
 
     With no state to keep (`fresh` None: a range build of a new rollup) the next build is a full one.
@@ -380,6 +395,14 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     with warehouse.transaction() as tx:
         if periods is None:
             tx.execute(f"DELETE FROM {table}")
+        elif doomed is not None:   # DuckDB: just the replaced rows
+            for grain, keys_gone in doomed.items():
+                if keys_gone.num_rows:
+                    tx.con.register("__tally_doomed", keys_gone)
+                    match = "".join(f" AND t.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
+                    tx.execute(f"DELETE FROM {table} AS t USING __tally_doomed AS d WHERE t.grain = ? "
+                               f"AND t.period_start = d.period{match}", [grain.value])
+                    tx.con.unregister("__tally_doomed")
         else:
             for grain, starts in periods.items():
                 for chunk in range(0, len(starts), 500):

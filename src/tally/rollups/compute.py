@@ -184,31 +184,34 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
     return result, stored
 
 
-def unchanged_periods(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table]) -> dict[Grain, set[dt.date]]:
-    """Per grain, the periods whose new rows equal the stored ones (every dimension and base
-    measure): those are left as they are instead of written again. `stored`: grain, period,
+def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table]):
+    """Per grain, new rows against the stored ones (every dimension and base measure compared):
+    (periods whose rows all equal the stored ones, the new rows that are new or differ, the
+    (period, dimensions) of stored rows that differ or are gone). `stored`: grain, period,
     dimensions and every base measure of the periods in `rows`."""
     con = _scratch()
-    same = {}
+    found = {}
     try:
         con.register("stored", stored)
         keys = ["period", *rdef.by]
         on = " AND ".join(f"n.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in keys)
         differs = " OR ".join(f"n.{q(m)} IS DISTINCT FROM s.{q(m)}" for m in rdef.base_names)
         for grain, table in rows.items():
-            con.register("new", table.select([*keys, *rdef.base_names]))
-            starts = [s for s in pc.unique(table["period"].cast(pa.date32())).to_pylist()]
-            touched = set(starts) | {r[0] for r in con.execute(
-                "SELECT DISTINCT period FROM stored WHERE grain = ?", [grain.value]).fetchall()}
-            changed = {r[0] for r in con.execute(
-                f"SELECT DISTINCT COALESCE(n.period, s.period) FROM new AS n FULL OUTER JOIN "
-                f"(SELECT * FROM stored WHERE grain = ?) AS s ON {on} "
-                f"WHERE n.period IS NULL OR s.period IS NULL OR {differs}", [grain.value]).fetchall()}
-            same[grain] = touched - changed
+            con.register("new", table)
+            con.execute("CREATE OR REPLACE TEMP TABLE old AS SELECT * FROM stored WHERE grain = ?", [grain.value])
+            changed = con.execute(f"SELECT n.* FROM new AS n LEFT JOIN old AS s ON {on} "
+                                  f"WHERE s.period IS NULL OR {differs}").to_arrow_table().cast(table.schema)
+            gone = con.execute(f"SELECT {', '.join(f's.{q(k)}' for k in keys)} FROM old AS s LEFT JOIN new AS n "
+                               f"ON {on} WHERE n.period IS NULL OR {differs}").to_arrow_table()
+            touched = set(pc.unique(table["period"].cast(pa.date32())).to_pylist()) | {
+                r[0] for r in con.execute("SELECT DISTINCT period FROM old").fetchall()}
+            moved = set(pc.unique(changed["period"].cast(pa.date32())).to_pylist()) | set(
+                pc.unique(gone["period"].cast(pa.date32())).to_pylist())
+            found[grain] = (touched - moved, changed, gone)
             con.unregister("new")
     finally:
         con.close()
-    return same
+    return found
 
 
 def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table]) -> pa.Table:
