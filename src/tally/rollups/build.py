@@ -99,10 +99,10 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
         dict(stored, sums_from_days=False) if stored is not None else None)
     if work.rewrite_all:
         work.prepare(warehouse, engine)
-    written = _write(warehouse, rdef, tables, periods, state, exists, work.store, doomed)
-    result = BuildResult(rdef.name, rdef.table, mode, periods=sum(pc.count_distinct(t["period_start"]).as_py()
-                                                                   for t in tables.values()),
-                         rows=written, seconds=time.perf_counter() - clock)
+    counted = sum(pc.count_distinct(t["period_start"]).as_py() for t in tables.values())
+    written = _write(warehouse, rdef, tables, periods, state, exists, work.store, doomed)   # empties `tables`
+    result = BuildResult(rdef.name, rdef.table, mode, periods=counted, rows=written,
+                         seconds=time.perf_counter() - clock)
     if mode == "incremental":
         result.days_changed = len(days)
     progress(rdef.name, 1.0, "done")
@@ -373,19 +373,19 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     """Replace the periods built (or everything, for a full build) and the state, in one transaction.
 
     With no state to keep (`fresh` None: a range build of a new rollup) the next build is a full one.
+    Each grain's rows are let go once written (`tables` ends empty): a full build holds millions.
     """
-    # stored in (grain, period) order: a later build's read of some periods skips the other blocks
-    data = pa.concat_tables([t.sort_by("period_start") for t in tables.values()], promote_options="permissive")
+    schema = pa.unify_schemas([t.schema for t in tables.values()], promote_options="permissive")
     dialect = warehouse.dialect
-    if exists and set(warehouse.columns_of(rdef.table)) != set(data.schema.names):
+    if exists and set(warehouse.columns_of(rdef.table)) != set(schema.names):
         if periods is None:   # a full build of a changed definition: the table takes the new shape
             warehouse.drop_table(rdef.table)
             exists = False
         else:
-            warehouse.add_missing_columns(rdef.table, data.schema)
-    data = _narrow_decimals(warehouse, rdef.table, data, exists)
+            warehouse.add_missing_columns(rdef.table, schema)
+    schema = _storage_schema(warehouse, rdef.table, schema, tables, exists)
     if not exists:
-        warehouse.ensure_table(rdef.table, data.schema)
+        warehouse.ensure_table(rdef.table, schema)
     table = ident(rdef.table).sql(dialect.name)
     marker = "?" if dialect.name == "duckdb" else "%s"
     state = None
@@ -409,42 +409,49 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
                     part = starts[chunk:chunk + 500]
                     tx.execute(f"DELETE FROM {table} WHERE grain = {marker} AND period_start IN "
                                f"({', '.join([marker] * len(part))})", [grain.value, *part])
-        tx.insert_arrow(rdef.table, data)
+        written = 0
+        for grain in list(tables):
+            rows = tables.pop(grain)
+            # stored in (grain, period) order: a later read of some periods skips the other blocks
+            tx.insert_arrow(rdef.table, rows if rows.schema.equals(schema) else rows.cast(schema),
+                            order_by="period_start")
+            written += rows.num_rows
+            del rows
         if also is not None:
             also(tx)
         if state is not None:
             write_state(tx, state_key(rdef.name), json.dumps(state, sort_keys=True))
     warehouse.forget(rdef.table)
-    return data.num_rows
+    return written
 
 
-def _narrow_decimals(warehouse, name: str, data: pa.Table, exists: bool) -> pa.Table:
+def _storage_schema(warehouse, name: str, schema: pa.Schema, tables: dict[Grain, pa.Table],
+                    exists: bool) -> pa.Schema:
     """Sums of money stored as DECIMAL(18, s) while they fit: DuckDB reads those ~8x faster than
     the DECIMAL(38, s) sums arrive as (what an incremental build and a routed query read back).
 
     A new table is narrow where its values fit with room to spare; a later value too wide for a
-    narrow column widens the column first (ALTER TABLE), so nothing is ever cut.
+    narrow column widens the column first (ALTER TABLE), so nothing is ever cut. The database
+    casts the values as they are inserted. Returns the schema to create a new table with.
     """
     stored = {f.name: f.type for f in warehouse.table(name).schema().to_pyarrow()} if exists else {}
-    for index, field in enumerate(data.schema):
+    fields = []
+    for field in schema:
         kind = field.type
         if not pa.types.is_decimal(kind) or kind.precision <= NARROW or kind.scale > 6:
+            fields.append(field)
             continue
-        narrow = pa.decimal128(NARROW, kind.scale)
-        column = data.column(index)
+        limit = 10 ** (NARROW - kind.scale)
+        extremes = [pc.min_max(t[field.name]).as_py() for t in tables.values() if field.name in t.column_names]
+        top = max([abs(v) for e in extremes for v in e.values() if v is not None] or [0])
         if exists:
-            if field.name not in stored or not pa.types.is_decimal(stored[field.name]) \
-                    or stored[field.name].precision > NARROW:
-                continue
-            try:
-                data = data.set_column(index, field.name, pc.cast(column, narrow))
-            except pa.ArrowInvalid:
+            kept = stored.get(field.name)
+            if pa.types.is_decimal(kept) and kept.precision <= NARROW and top >= limit:
                 _widen(warehouse, name, field.name, kind)
-            continue
-        top = pc.max(pc.abs(column)).as_py() if column.length() - column.null_count else 0
-        if top is None or top * HEADROOM < 10 ** (NARROW - kind.scale):
-            data = data.set_column(index, field.name, pc.cast(column, narrow))
-    return data
+            fields.append(field)
+        else:
+            fields.append(field.with_type(pa.decimal128(NARROW, kind.scale)) if top * HEADROOM < limit else field)
+    return pa.schema(fields)
 
 
 def _widen(warehouse, name: str, column: str, kind: pa.Decimal128Type) -> None:

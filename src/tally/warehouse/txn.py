@@ -69,8 +69,11 @@ class Transaction:
         cursor.execute(sql, params)
         return cursor
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        """Append Arrow rows to an existing table, in bulk."""
+    def insert_arrow(self, table: str, data: pa.Table, order_by: str | None = None) -> None:
+        """Append Arrow rows to an existing table, in bulk (values cast to the table's column types).
+
+        `order_by`: DuckDB stores the rows sorted by this column (its blocks then skip well on it);
+        the sort runs inside the database, within its memory limit."""
         if data.num_rows == 0:
             return
         data = self.warehouse._storable(data)
@@ -78,8 +81,9 @@ class Transaction:
             self.con.register("__tally_rows", data)
             try:
                 cols = ", ".join(ident(c).sql("duckdb") for c in data.column_names)
+                order = f" ORDER BY {ident(order_by).sql('duckdb')}" if order_by else ""
                 self.con.execute(f"INSERT INTO {ident(table).sql('duckdb')} ({cols}) "
-                                 f"SELECT {cols} FROM __tally_rows")
+                                 f"SELECT {cols} FROM __tally_rows{order}")
             finally:
                 self.con.unregister("__tally_rows")
         elif self.dialect.name == "postgres":
