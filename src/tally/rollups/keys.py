@@ -85,7 +85,12 @@ def _spec(rdef: RollupDef, start: dt.date, end: dt.date) -> QuerySpec:
 def live(engine, rdef: RollupDef, measure: str, start: dt.date, end: dt.date) -> pa.Table:
     """The measure's distinct (period = local day, dimensions, key) rows over local [start, end), live."""
     part, values = engine.distinct_keys(_spec(rdef, start, end), measure)
-    return engine.warehouse.run(part.query, values)
+    return _typed(engine.warehouse.run(part.query, values), part.schema)
+
+
+def _typed(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Rows with the key table's column types (a DB-API driver's empty result has none)."""
+    return rows if rows.schema.equals(schema) else rows.cast(schema)
 
 
 def recreate(warehouse, engine, rdef: RollupDef, measure: str) -> None:
@@ -111,7 +116,7 @@ def stored_days(warehouse, rdef: RollupDef, measure: str, days: list[dt.date]) -
     """The stored key rows of these days."""
     table = warehouse.table(table_name(rdef, measure))
     expr = table.filter(table.period.between(min(days), max(days)), table.period.isin(days))
-    return warehouse.run(warehouse.compile(expr))
+    return _typed(warehouse.run(warehouse.compile(expr)), table.schema().to_pyarrow())
 
 
 def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.date, days: list[dt.date],
@@ -141,7 +146,7 @@ def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.da
     have = engine.distinct_keys_expr(_spec(rdef, min(days), max(days) + dt.timedelta(days=1)), measure)
     wanted = ibis.union(had, have.select(picked).cast(had.schema()), distinct=True)
     on = [scope[k].identical_to(wanted[k]) for k in picked]
-    return warehouse.run(warehouse.compile(scope.semi_join(wanted, on)))
+    return _typed(warehouse.run(warehouse.compile(scope.semi_join(wanted, on))), table.schema().to_pyarrow())
 
 
 def replace_days(tx, rdef: RollupDef, measure: str, days: list[dt.date], rows: pa.Table) -> None:
