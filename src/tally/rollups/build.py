@@ -88,7 +88,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     by_difference = mode == "incremental" and bool(stored.get("sums_from_days"))
     work = _key_work(engine, rdef, mode, periods, fresh, exists)
     tables, doomed = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None,
-                              work if by_difference else None)
+                              work)
     if rdef.rollup.growth:
         tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None,
                                 rebuilt=set(periods[g]) if periods is not None else frozenset())
@@ -184,6 +184,7 @@ class KeyWork:
         self.engine, self.rdef, self.measures, self.fingerprint = engine, rdef, measures, fingerprint
         self.rewrite_all, self.days, self.span = rewrite_all, days or [], span
         self.swaps: dict[str, list[dt.date]] = {}   # measure -> the days whose rows to swap (default: all)
+        self.all_rows: dict[str, pa.Table] = {}     # a full rewrite's key rows, when already queried
         self._new: dict[str, pa.Table] = {}
 
     @property
@@ -199,6 +200,11 @@ class KeyWork:
             self._new[measure] = rows.filter(compute.in_periods(rows["period"], self.days))
         return self._new[measure]
 
+    def fetch_all(self, start: dt.date, end: dt.date) -> dict[str, pa.Table]:
+        """Every key row over [start, end), per measure, kept for the rewrite."""
+        self.all_rows = {m: keys.live(self.engine, self.rdef, m, start, end) for m in self.measures}
+        return self.all_rows
+
     def prepare(self, warehouse, engine) -> None:
         """Before a full rewrite: mark the keys incomplete (a failure leaves them so), empty tables."""
         with warehouse.transaction() as tx:
@@ -209,8 +215,10 @@ class KeyWork:
     def store(self, tx) -> None:
         """Inside the build's transaction: write the key rows, then record them complete."""
         if self.rewrite_all:
-            if self.span is not None:
-                for measure in self.measures:
+            for measure in self.measures:
+                if measure in self.all_rows:
+                    tx.insert_arrow(keys.table_name(self.rdef, measure), self.all_rows.pop(measure), order_by="period")
+                elif self.span is not None:
                     keys.insert_all(tx, self.engine, self.rdef, measure, *self.span)
             keys.mark(tx, self.rdef, self.measures, self.fingerprint)
         elif self.swaps_days:
@@ -262,7 +270,10 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
             return {g: compute.finish(_empty(engine, rdef), rdef, g, catalog, built_at) for g in rdef.grains}, None
         first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
         last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
-        raw = compute.full_rows(engine, rdef, first, rdef.period_end(rdef.period(last, Grain.year), Grain.year))
+        end = rdef.period_end(rdef.period(last, Grain.year), Grain.year)
+        # with the day keys rewritten anyway, every distinct count is counted from them
+        counted = work is not None and work.rewrite_all and work.measures and _keys_count_days(engine, rdef, work)
+        raw = compute.full_rows(engine, rdef, first, end, work.fetch_all(first, end) if counted else None)
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}, None
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.rows import derive
 from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import Grain
@@ -41,17 +42,27 @@ def coarser_sql(rdef: RollupDef, grain: Grain) -> str:
     return f"CAST(date_trunc({lit(_TRUNC[grain])}, period) AS DATE)"
 
 
-def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date) -> dict[Grain, pa.Table]:
-    """Every grain's rows over [start, end): days queried once, coarser additive parts summed from them."""
+def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date,
+              key_rows: dict[str, pa.Table] | None = None) -> dict[Grain, pa.Table]:
+    """Every grain's rows over [start, end): days queried once, coarser additive parts summed from them.
+
+    `key_rows`: distinct counts given by their key rows over the span (see `keys`): counted from
+    those per period, for days and coarser grains alike, instead of queried.
+    """
+    key_rows = key_rows or {}
     grains = rdef.grains
     needs_days = Grain.day in grains or (rdef.additive and any(g is not Grain.day for g in grains))
-    day_metrics = rdef.base_names if Grain.day in grains else rdef.additive
+    day_metrics = [m for m in (rdef.base_names if Grain.day in grains else rdef.additive) if m not in key_rows]
     days = live_rows(engine, rdef, Grain.day, start, end, day_metrics) if needs_days and day_metrics else None
+    if days is not None and Grain.day in grains and key_rows:
+        days = with_counts(rdef, days, key_rows)
     result = {}
     con = _scratch()
     try:
         if days is not None:
             con.register("days", days)
+        for measure, rows in key_rows.items():
+            con.register(f"keys_{measure}", rows)
         for grain in grains:
             if grain is Grain.day:
                 result[grain] = days
@@ -63,9 +74,19 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date) -> dict[Gra
                 select_keys = f"{coarser_sql(rdef, grain)} AS period" + (f", {keys}" if keys else "")
                 summed = con.execute(f"SELECT {select_keys}, {sums} FROM days GROUP BY ALL").to_arrow_table()
                 parts.append(summed.cast(pa.schema([days.schema.field(n) for n in summed.column_names])))
-            if rdef.other:
-                parts.append(live_rows(engine, rdef, grain, start, end, rdef.other))
-            result[grain] = parts[0] if len(parts) == 1 else _join(con, parts, ["period", *rdef.by])
+            for measure in key_rows:
+                dims = "".join(f", {q(k)}" for k in rdef.by)
+                counted = con.execute(f"SELECT {coarser_sql(rdef, grain)} AS period{dims}, "
+                                      f"count(DISTINCT {q(KEY)}) AS {q(measure)} FROM {q('keys_' + measure)} "
+                                      f"GROUP BY ALL").to_arrow_table()
+                parts.append(counted.cast(pa.schema([key_rows[measure].schema.field(k) for k in ["period", *rdef.by]]
+                                                    + [pa.field(measure, pa.int64())])))
+            live_other = [m for m in rdef.other if m not in key_rows]
+            if live_other:
+                parts.append(live_rows(engine, rdef, grain, start, end, live_other))
+            while len(parts) > 1:
+                parts[:2] = [_join(con, parts[:2], ["period", *rdef.by])]
+            result[grain] = parts[0]
     finally:
         con.close()
     return result
