@@ -282,7 +282,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         day_rows = _live_periods(engine, rdef, Grain.day, periods[Grain.day],
                                  [m for m in rdef.base_names if m not in counted])
         if counted:
-            day_rows = compute.with_counts(rdef, day_rows, {m: work.new_rows(m) for m in counted})
+            day_rows = compute.with_counts(rdef, day_rows, {m: work.new_rows(m) for m in counted}, engine.warehouse)
         live[Grain.day] = day_rows
         if compute.can_delta(rdef, day_rows):
             progress(rdef.name, 0.3, f"day: {len(periods[Grain.day])} periods")
@@ -293,7 +293,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
             rows = {g: day_rows if g is Grain.day else coarse[g] for g in periods}
             doomed = None
             if not rdef.rollup.growth and set(rdef.base_names) <= set(stored.column_names):
-                doomed = _skip_unchanged(rdef, periods, rows, stored, engine.warehouse.dialect.name == "duckdb")
+                doomed = _skip_unchanged(rdef, periods, rows, stored, engine.warehouse)
             return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in rows.items()}, doomed
     tables = {}
     for index, (grain, starts) in enumerate(periods.items()):
@@ -304,16 +304,16 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
 
 
 def _skip_unchanged(rdef: RollupDef, periods: dict, rows: dict[Grain, pa.Table], stored: pa.Table,
-                    by_row: bool) -> dict[Grain, pa.Table] | None:
+                    warehouse) -> dict[Grain, pa.Table] | None:
     """Leave out what comes out as stored (a changed day whose numbers didn't move): it is neither
     deleted nor written again, and keeps its `built_at`.
 
-    By period everywhere (`periods` loses the unchanged ones); with `by_row` (DuckDB) also by row:
+    By period everywhere (`periods` loses the unchanged ones); on DuckDB also by row:
     `rows` keeps only new and changed rows, and the stored rows they replace or that are gone are
     returned (period, dimensions) per grain, to be deleted one by one.
     """
-    doomed = {}
-    for grain, (same, changed, gone) in compute.compare_rows(rdef, stored, rows).items():
+    doomed, by_row = {}, warehouse.dialect.name == "duckdb"
+    for grain, (same, changed, gone) in compute.compare_rows(rdef, stored, rows, warehouse).items():
         if same:
             periods[grain] = [p for p in periods[grain] if p not in same]
         if by_row:

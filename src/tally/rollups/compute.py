@@ -29,8 +29,14 @@ def live_rows(engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.dat
     return engine.run(spec, live=True).table
 
 
-def _scratch() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+def scratch(warehouse=None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for work on Arrow rows: on a DuckDB warehouse, a connection of its own
+    to the warehouse's database (its memory counts against the build's budget and spills to disk
+    past it); elsewhere an in-memory database."""
+    if warehouse is not None and warehouse.dialect.name == "duckdb":
+        con = warehouse.backend.con.cursor()
+    else:
+        con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     return con
 
@@ -55,9 +61,9 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date,
     day_metrics = [m for m in (rdef.base_names if Grain.day in grains else rdef.additive) if m not in key_rows]
     days = live_rows(engine, rdef, Grain.day, start, end, day_metrics) if needs_days and day_metrics else None
     if days is not None and Grain.day in grains and key_rows:
-        days = with_counts(rdef, days, key_rows)
+        days = with_counts(rdef, days, key_rows, engine.warehouse)
     result = {}
-    con = _scratch()
+    con = scratch(engine.warehouse)
     try:
         if days is not None:
             con.register("days", days)
@@ -163,7 +169,7 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
     live_measures = [m for m in rdef.other if m not in counted]
     wanted = {Grain.day: days, **{g: starts for g, starts in periods.items() if g is not Grain.day and starts}}
     stored = _stored(warehouse, rdef, wanted, rdef.additive + distinct)
-    con = _scratch()
+    con = scratch(warehouse)
     result = {}
     try:
         con.register("new_days", new_days.select(["period", *rdef.by, *rdef.additive]))
@@ -205,12 +211,12 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
     return result, stored
 
 
-def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table]):
+def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table], warehouse=None):
     """Per grain, new rows against the stored ones (every dimension and base measure compared):
     (periods whose rows all equal the stored ones, the new rows that are new or differ, the
     (period, dimensions) of stored rows that differ or are gone). `stored`: grain, period,
     dimensions and every base measure of the periods in `rows`."""
-    con = _scratch()
+    con = scratch(warehouse)
     found = {}
     try:
         con.register("stored", stored)
@@ -235,11 +241,11 @@ def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table])
     return found
 
 
-def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table]) -> pa.Table:
+def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table], warehouse=None) -> pa.Table:
     """Day rows with each distinct count added from its key rows: a (day, dimensions) row counts
     its key rows (they are distinct); a row without any counts 0."""
     keys = ["period", *rdef.by]
-    con = _scratch()
+    con = scratch(warehouse)
     try:
         for measure, found in key_rows.items():
             con.register("found", found)

@@ -23,12 +23,12 @@ import hashlib
 import json
 from zoneinfo import ZoneInfo
 
-import duckdb
 import ibis
 import pyarrow as pa
 
 from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.spec import QuerySpec
+from tally.rollups.compute import scratch
 from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
 from tally.sources.validate import lit, q
@@ -174,9 +174,8 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
     warehouse = engine.warehouse
     old = stored_days(warehouse, rdef, measure, days)
     new = new.cast(old.schema)
-    con = duckdb.connect()
+    con = scratch(warehouse)
     try:
-        con.execute("SET enable_progress_bar = false")
         con.register("old_keys", old)
         con.register("new_keys", new)
         con.execute("CREATE TEMP TABLE diff AS SELECT * FROM "
