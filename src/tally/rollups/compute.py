@@ -49,26 +49,26 @@ def coarser_sql(rdef: RollupDef, grain: Grain) -> str:
 
 
 def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date,
-              key_rows: dict[str, pa.Table] | None = None) -> dict[Grain, pa.Table]:
+              key_tables: dict[str, str] | None = None) -> dict[Grain, pa.Table]:
     """Every grain's rows over [start, end): days queried once, coarser additive parts summed from them.
 
-    `key_rows`: distinct counts given by their key rows over the span (see `keys`): counted from
-    those per period, for days and coarser grains alike, instead of queried.
+    `key_tables`: distinct counts whose key rows over the span are stored (measure -> key table of
+    the DuckDB warehouse, see `keys`): counted from those per period, for days and coarser grains
+    alike, instead of queried. Each counted model must have another measure in the rollup (its
+    day rows then hold every group the keys have).
     """
-    key_rows = key_rows or {}
+    key_tables = key_tables or {}
     grains = rdef.grains
     needs_days = Grain.day in grains or (rdef.additive and any(g is not Grain.day for g in grains))
-    day_metrics = [m for m in (rdef.base_names if Grain.day in grains else rdef.additive) if m not in key_rows]
+    day_metrics = [m for m in (rdef.base_names if Grain.day in grains else rdef.additive) if m not in key_tables]
     days = live_rows(engine, rdef, Grain.day, start, end, day_metrics) if needs_days and day_metrics else None
-    if days is not None and Grain.day in grains and key_rows:
-        days = with_counts(rdef, days, key_rows, engine.warehouse)
+    if days is not None and Grain.day in grains and key_tables:
+        days = with_counts(rdef, days, key_tables, engine.warehouse)
     result = {}
     con = scratch(engine.warehouse)
     try:
         if days is not None:
             con.register("days", days)
-        for measure, rows in key_rows.items():
-            con.register(f"keys_{measure}", rows)
         for grain in grains:
             if grain is Grain.day:
                 result[grain] = days
@@ -80,14 +80,14 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date,
                 select_keys = f"{coarser_sql(rdef, grain)} AS period" + (f", {keys}" if keys else "")
                 summed = con.execute(f"SELECT {select_keys}, {sums} FROM days GROUP BY ALL").to_arrow_table()
                 parts.append(summed.cast(pa.schema([days.schema.field(n) for n in summed.column_names])))
-            for measure in key_rows:
+            for measure, name in key_tables.items():
                 dims = "".join(f", {q(k)}" for k in rdef.by)
                 counted = con.execute(f"SELECT {coarser_sql(rdef, grain)} AS period{dims}, "
-                                      f"count(DISTINCT {q(KEY)}) AS {q(measure)} FROM {q('keys_' + measure)} "
+                                      f"count(DISTINCT {q(KEY)}) AS {q(measure)} FROM {q(name)} "
                                       f"GROUP BY ALL").to_arrow_table()
-                parts.append(counted.cast(pa.schema([key_rows[measure].schema.field(k) for k in ["period", *rdef.by]]
+                parts.append(counted.cast(pa.schema([days.schema.field(k) for k in ["period", *rdef.by]]
                                                     + [pa.field(measure, pa.int64())])))
-            live_other = [m for m in rdef.other if m not in key_rows]
+            live_other = [m for m in rdef.other if m not in key_tables]
             if live_other:
                 parts.append(live_rows(engine, rdef, grain, start, end, live_other))
             while len(parts) > 1:
@@ -241,21 +241,35 @@ def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table],
     return found
 
 
-def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table], warehouse=None) -> pa.Table:
-    """Day rows with each distinct count added from its key rows: a (day, dimensions) row counts
-    its key rows (they are distinct); a row without any counts 0."""
+def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table | str], warehouse=None) -> pa.Table:
+    """Day rows with each distinct count added from its key rows (Arrow rows, or the name of a key
+    table the DuckDB warehouse holds): a (day, dimensions) row counts its key rows (they are
+    distinct); a row without any counts 0. Every group of the key rows must have a day row (the
+    counted model has another measure there). The counts are looked up by row position, so the
+    day rows themselves are not copied."""
     keys = ["period", *rdef.by]
     con = scratch(warehouse)
     try:
+        con.register("day_keys", rows.select(keys).append_column("__row", pa.array(range(rows.num_rows), pa.int64())))
+        dims = "".join(f", {q(k)}" for k in rdef.by)
+        on = " AND ".join(f"d.{q(k)} IS NOT DISTINCT FROM c.{q(k)}" for k in keys)
         for measure, found in key_rows.items():
-            con.register("found", found)
-            counts = con.execute(f"SELECT period{''.join(f', {q(k)}' for k in rdef.by)}, "
-                                 f"count(*) AS {q(measure)} FROM found GROUP BY ALL").to_arrow_table()
-            con.unregister("found")
-            rows = _join(con, [rows, counts.cast(pa.schema([rows.schema.field(k) for k in keys]
-                                                           + [pa.field(measure, pa.int64())]))], keys)
-            index = rows.column_names.index(measure)
-            rows = rows.set_column(index, measure, pc.fill_null(rows[measure], 0))
+            if isinstance(found, str):
+                source = q(found)
+            else:
+                con.register("found", found)
+                source = "found"
+            counted = con.execute(
+                f"SELECT COALESCE(c.n, 0) AS n FROM day_keys AS d LEFT JOIN "
+                f"(SELECT period{dims}, count(*) AS n FROM {source} GROUP BY ALL) AS c ON {on} ORDER BY d.__row"
+            ).to_arrow_table()
+            if source == "found":
+                con.unregister("found")
+            column = counted["n"].cast(pa.int64())
+            if measure in rows.column_names:
+                rows = rows.set_column(rows.column_names.index(measure), measure, column)
+            else:
+                rows = rows.append_column(measure, column)
     finally:
         con.close()
     return rows
