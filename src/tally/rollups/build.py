@@ -97,7 +97,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     # a range rebuild fixes those periods only: what changed elsewhere is still due next time
     state = dict(fresh, sums_from_days=True) if mode != "range" else (
         dict(stored, sums_from_days=False) if stored is not None else None)
-    if work.rewrite_all and not work.written:
+    if work.rewrite_all:
         work.prepare(warehouse, engine)
     counted = sum(pc.count_distinct(t["period_start"]).as_py() for t in tables.values())
     written = _write(warehouse, rdef, tables, periods, state, exists, work.store, doomed)   # empties `tables`
@@ -184,7 +184,6 @@ class KeyWork:
         self.engine, self.rdef, self.measures, self.fingerprint = engine, rdef, measures, fingerprint
         self.rewrite_all, self.days, self.span = rewrite_all, days or [], span
         self.swaps: dict[str, list[dt.date]] = {}   # measure -> the days whose rows to swap (default: all)
-        self.written = False                          # a full rewrite's rows already in (state not yet)
         self._new: dict[str, pa.Table] = {}
 
     @property
@@ -200,18 +199,6 @@ class KeyWork:
             self._new[measure] = rows.filter(compute.in_periods(rows["period"], self.days))
         return self._new[measure]
 
-    def write_now(self, start: dt.date, end: dt.date) -> dict[str, str]:
-        """A full rewrite done ahead of the build's transaction (the keys stay marked incomplete
-        until it commits): every key row over [start, end) stored, so the build can count from
-        them. Returns measure -> key table."""
-        warehouse = self.engine.warehouse
-        self.prepare(warehouse, self.engine)
-        with warehouse.transaction() as tx:
-            for measure in self.measures:
-                keys.insert_all(tx, self.engine, self.rdef, measure, start, end)
-        self.written = True
-        return {m: keys.table_name(self.rdef, m) for m in self.measures}
-
     def prepare(self, warehouse, engine) -> None:
         """Before a full rewrite: mark the keys incomplete (a failure leaves them so), empty tables."""
         with warehouse.transaction() as tx:
@@ -222,7 +209,7 @@ class KeyWork:
     def store(self, tx) -> None:
         """Inside the build's transaction: write the key rows, then record them complete."""
         if self.rewrite_all:
-            for measure in self.measures if not self.written and self.span is not None else []:
+            for measure in self.measures if self.span is not None else []:
                 keys.insert_all(tx, self.engine, self.rdef, measure, *self.span)
             keys.mark(tx, self.rdef, self.measures, self.fingerprint)
         elif self.swaps_days:
@@ -275,10 +262,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
         last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
         end = rdef.period_end(rdef.period(last, Grain.year), Grain.year)
-        # with the day keys rewritten anyway, every distinct count is counted from them
-        counted = (work is not None and work.rewrite_all and work.measures and engine.warehouse.dialect.name == "duckdb"
-                   and _keys_count_days(engine, rdef, work))
-        raw = compute.full_rows(engine, rdef, first, end, work.write_now(first, end) if counted else None)
+        raw = compute.full_rows(engine, rdef, first, end)
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}, None
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):

@@ -9,7 +9,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.rows import derive
 from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import Grain
@@ -48,22 +47,12 @@ def coarser_sql(rdef: RollupDef, grain: Grain) -> str:
     return f"CAST(date_trunc({lit(_TRUNC[grain])}, period) AS DATE)"
 
 
-def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date,
-              key_tables: dict[str, str] | None = None) -> dict[Grain, pa.Table]:
-    """Every grain's rows over [start, end): days queried once, coarser additive parts summed from them.
-
-    `key_tables`: distinct counts whose key rows over the span are stored (measure -> key table of
-    the DuckDB warehouse, see `keys`): counted from those per period, for days and coarser grains
-    alike, instead of queried. Each counted model must have another measure in the rollup (its
-    day rows then hold every group the keys have).
-    """
-    key_tables = key_tables or {}
+def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date) -> dict[Grain, pa.Table]:
+    """Every grain's rows over [start, end): days queried once, coarser additive parts summed from them."""
     grains = rdef.grains
     needs_days = Grain.day in grains or (rdef.additive and any(g is not Grain.day for g in grains))
-    day_metrics = [m for m in (rdef.base_names if Grain.day in grains else rdef.additive) if m not in key_tables]
+    day_metrics = rdef.base_names if Grain.day in grains else rdef.additive
     days = live_rows(engine, rdef, Grain.day, start, end, day_metrics) if needs_days and day_metrics else None
-    if days is not None and Grain.day in grains and key_tables:
-        days = with_counts(rdef, days, key_tables, engine.warehouse)
     result = {}
     con = scratch(engine.warehouse)
     try:
@@ -80,19 +69,9 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date,
                 select_keys = f"{coarser_sql(rdef, grain)} AS period" + (f", {keys}" if keys else "")
                 summed = con.execute(f"SELECT {select_keys}, {sums} FROM days GROUP BY ALL").to_arrow_table()
                 parts.append(summed.cast(pa.schema([days.schema.field(n) for n in summed.column_names])))
-            for measure, name in key_tables.items():
-                dims = "".join(f", {q(k)}" for k in rdef.by)
-                counted = con.execute(f"SELECT {coarser_sql(rdef, grain)} AS period{dims}, "
-                                      f"count(DISTINCT {q(KEY)}) AS {q(measure)} FROM {q(name)} "
-                                      f"GROUP BY ALL").to_arrow_table()
-                parts.append(counted.cast(pa.schema([days.schema.field(k) for k in ["period", *rdef.by]]
-                                                    + [pa.field(measure, pa.int64())])))
-            live_other = [m for m in rdef.other if m not in key_tables]
-            if live_other:
-                parts.append(live_rows(engine, rdef, grain, start, end, live_other))
-            while len(parts) > 1:
-                parts[:2] = [_join(con, parts[:2], ["period", *rdef.by])]
-            result[grain] = parts[0]
+            if rdef.other:
+                parts.append(live_rows(engine, rdef, grain, start, end, rdef.other))
+            result[grain] = parts[0] if len(parts) == 1 else _join(con, parts, ["period", *rdef.by])
     finally:
         con.close()
     return result
