@@ -53,6 +53,11 @@ def assert_keys_match_live(project) -> int:
     return checked
 
 
+def add_line(project, like: dict, **changes) -> None:
+    """A new order (the next order id) copied from the line `like`, with `changes`."""
+    insert_line(project, dict(like, order_id=next_id(project, "orders", "order_id"), **changes))
+
+
 def year_customers(project, year: int, shop_id: int) -> int:
     rows = execute(project, "SELECT customers FROM shop_reports WHERE grain = 'year' AND period_start = ? "
                             "AND shop = ?", [dt.date(year, 1, 1), shop_id])
@@ -80,13 +85,11 @@ def test_a_returning_customer_counts_once_and_a_vanished_one_is_taken_away(shop)
         line = order_lines(project, "shop_id = 3 AND status <> 'cancelled' AND ordered_at >= ? AND ordered_at < ?",
                            [utc(2025, 3, 1), utc(2025, 4, 1)], limit=1)[0]
         before = year_customers(project, 2025, 3)
-        insert_line(project, dict(line, order_id=next_id(project, "orders", "order_id"), line_no=1,
-                                  ordered_at=utc(2025, 9, 14, 12), updated_at=clock()))
+        add_line(project, line, line_no=1, ordered_at=utc(2025, 9, 14, 12), updated_at=clock())
         tally.rollups.build(project)
         assert year_customers(project, 2025, 3) == before
         # a customer never seen before: one more
-        insert_line(project, dict(line, order_id=next_id(project, "orders", "order_id"), line_no=1,
-                                  customer_id=987654, ordered_at=utc(2025, 9, 15, 12), updated_at=clock()))
+        add_line(project, line, line_no=1, customer_id=987654, ordered_at=utc(2025, 9, 15, 12), updated_at=clock())
         tally.rollups.build(project)
         assert year_customers(project, 2025, 3) == before + 1
         # that customer's only order deleted: one fewer again
@@ -104,14 +107,12 @@ def test_lost_key_rows_are_rewritten_before_they_are_used(shop):
         rdef = definitions(project, ["shop_reports"])[0]
         project.warehouse.drop_table(keys.table_name(rdef, "customers"))
         line = order_lines(project, "status <> 'cancelled'", limit=1)[0]
-        insert_line(project, dict(line, order_id=next_id(project, "orders", "order_id"), customer_id=555555,
-                                  ordered_at=utc(2025, 6, 10, 9), updated_at=clock()))
+        add_line(project, line, customer_id=555555, ordered_at=utc(2025, 6, 10, 9), updated_at=clock())
         results = tally.rollups.build(project)   # keys incomplete: rewritten whole, counts recomputed live
         assert [r.mode for r in results] == ["incremental"] * len(ROLLUPS)
         state = build_module._load_state(project.warehouse, rdef)
         assert keys.complete(project.warehouse, rdef, state["definition"])
-        insert_line(project, dict(line, order_id=next_id(project, "orders", "order_id"), customer_id=555556,
-                                  ordered_at=utc(2025, 6, 11, 9), updated_at=clock()))
+        add_line(project, line, customer_id=555556, ordered_at=utc(2025, 6, 11, 9), updated_at=clock())
         tally.rollups.build(project)             # and used again
         assert mismatches(tally.rollups.verify(project)) == {}
         assert_keys_match_live(project)
@@ -125,9 +126,8 @@ def test_a_sum_too_wide_for_its_narrow_column_widens_it(shop):
         line = order_lines(project, "status <> 'cancelled'", limit=1)[0]
         clock = Clock()
         for hour in (10, 11):   # 9e15 each (a line's own product stays within 16 digits), 1.8e16 the day
-            insert_line(project, dict(line, order_id=next_id(project, "orders", "order_id"), quantity=1_000_000,
-                                      unit_price=Decimal("9000000000.00"), ordered_at=utc(2026, 2, 3, hour),
-                                      updated_at=clock()))
+            add_line(project, line, quantity=1_000_000, unit_price=Decimal("9000000000.00"),
+                     ordered_at=utc(2026, 2, 3, hour), updated_at=clock())
         tally.rollups.build(project)
         project.warehouse.forget("shop_reports")
         column = dict(project.warehouse.table("shop_reports").schema().items())["gross_sales"]

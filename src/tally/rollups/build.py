@@ -387,7 +387,6 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     if not exists:
         warehouse.ensure_table(rdef.table, schema)
     table = ident(rdef.table).sql(dialect.name)
-    marker = "?" if dialect.name == "duckdb" else "%s"
     state = None
     if fresh is not None:
         state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last", "sums_from_days")}
@@ -405,10 +404,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
                     tx.con.unregister("__tally_doomed")
         else:
             for grain, starts in periods.items():
-                for chunk in range(0, len(starts), 500):
-                    part = starts[chunk:chunk + 500]
-                    tx.execute(f"DELETE FROM {table} WHERE grain = {marker} AND period_start IN "
-                               f"({', '.join([marker] * len(part))})", [grain.value, *part])
+                tx.delete_in(rdef.table, "period_start", starts, grain=grain.value)
         written = 0
         for grain in list(tables):
             rows = tables.pop(grain)

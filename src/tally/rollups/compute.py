@@ -18,14 +18,18 @@ from tally.sources.validate import lit, q
 _TRUNC = {Grain.month: "month", Grain.quarter: "quarter", Grain.year: "year"}
 
 
-def live_rows(engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.date, metrics) -> pa.Table:
-    """One engine query: `metrics` per period of `grain` and per dimension over local [start, end)."""
+def rollup_spec(rdef: RollupDef, grain: Grain, start: dt.date, end: dt.date, metrics=()) -> QuerySpec:
+    """The rollup's query: per period of `grain` and per dimension, its filter and zone, local [start, end)."""
     zone = ZoneInfo(rdef.zone)
-    spec = QuerySpec(metrics=tuple(metrics), by=tuple(rdef.by), grain=grain,
+    return QuerySpec(metrics=tuple(metrics), by=tuple(rdef.by), grain=grain,
                      start=dt.datetime.combine(start, dt.time(), tzinfo=zone),
                      end=dt.datetime.combine(end, dt.time(), tzinfo=zone),
                      where=rdef.rollup.where, timezone=rdef.zone, fill=False)
-    return engine.run(spec, live=True).table
+
+
+def live_rows(engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.date, metrics) -> pa.Table:
+    """One engine query: `metrics` per period of `grain` and per dimension over local [start, end)."""
+    return engine.run(rollup_spec(rdef, grain, start, end, metrics), live=True).table
 
 
 def scratch(warehouse=None) -> duckdb.DuckDBPyConnection:
@@ -244,11 +248,7 @@ def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table | 
             ).to_arrow_table()
             if source == "found":
                 con.unregister("found")
-            column = counted["n"].cast(pa.int64())
-            if measure in rows.column_names:
-                rows = rows.set_column(rows.column_names.index(measure), measure, column)
-            else:
-                rows = rows.append_column(measure, column)
+            rows = rows.append_column(measure, counted["n"].cast(pa.int64()))
     finally:
         con.close()
     return rows

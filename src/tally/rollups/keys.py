@@ -21,14 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from zoneinfo import ZoneInfo
 
 import ibis
 import pyarrow as pa
 
 from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.spec import QuerySpec
-from tally.rollups.compute import scratch
+from tally.rollups.compute import rollup_spec, scratch
 from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
 from tally.sources.validate import lit, q
@@ -75,11 +74,7 @@ def mark(tx, rdef: RollupDef, names: list[str], fingerprint: str | None) -> None
 
 
 def _spec(rdef: RollupDef, start: dt.date, end: dt.date) -> QuerySpec:
-    zone = ZoneInfo(rdef.zone)
-    return QuerySpec(metrics=(), by=tuple(rdef.by), grain=Grain.day,
-                     start=dt.datetime.combine(start, dt.time(), tzinfo=zone),
-                     end=dt.datetime.combine(end, dt.time(), tzinfo=zone),
-                     where=rdef.rollup.where, timezone=rdef.zone, fill=False)
+    return rollup_spec(rdef, Grain.day, start, end)
 
 
 def live(engine, rdef: RollupDef, measure: str, start: dt.date, end: dt.date) -> pa.Table:
@@ -151,13 +146,7 @@ def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.da
 
 def replace_days(tx, rdef: RollupDef, measure: str, days: list[dt.date], rows: pa.Table) -> None:
     """Swap the key rows of `days` for `rows` (inside the build's transaction)."""
-    dialect = tx.dialect.name
-    marker = "?" if dialect == "duckdb" else "%s"
-    table = ident(table_name(rdef, measure)).sql(dialect)
-    for chunk in range(0, len(days), 500):
-        part = days[chunk:chunk + 500]
-        tx.execute(f"DELETE FROM {table} WHERE {ident('period').sql(dialect)} IN ({', '.join([marker] * len(part))})",
-                   part)
+    tx.delete_in(table_name(rdef, measure), "period", days)
     tx.insert_arrow(table_name(rdef, measure), rows)
 
 

@@ -69,6 +69,17 @@ class Transaction:
         cursor.execute(sql, params)
         return cursor
 
+    def delete_in(self, table: str, column: str, values: Sequence, **equal) -> None:
+        """DELETE the rows whose `column` is one of `values` (and each `equal` column has its
+        value), in statements of at most 500 values."""
+        dialect = self.dialect.name
+        marker = "?" if dialect == "duckdb" else "%s"
+        fixed = "".join(f"{ident(name).sql(dialect)} = {marker} AND " for name in equal)
+        for chunk in range(0, len(values), 500):
+            part = list(values[chunk:chunk + 500])
+            self.execute(f"DELETE FROM {ident(table).sql(dialect)} WHERE {fixed}{ident(column).sql(dialect)} "
+                         f"IN ({', '.join([marker] * len(part))})", [*equal.values(), *part])
+
     def insert_arrow(self, table: str, data: pa.Table, order_by: str | None = None) -> None:
         """Append Arrow rows to an existing table, in bulk (values cast to the table's column types).
 
