@@ -13,14 +13,14 @@ from tally.engine.timegrid import Grain, offset_segments
 UTC = dt.timezone.utc
 
 
-def _day(engine, model_name: str, table, zone: str, bounds: tuple[dt.datetime, dt.datetime]):
-    model = engine.catalog.model(model_name)
+def day_bucket(engine, ts, zone: str, bounds: tuple[dt.datetime, dt.datetime]):
+    """The local day (in `zone`) of a time column whose values lie within `bounds`."""
     shape = Shape((), (), Grain.day, None, (), None, engine.config.week_start_index,
                   offset_segments(zone, bounds[0], bounds[1] + dt.timedelta(days=1)))
-    return _bucket(table[model.time], shape, engine.warehouse.dialect)
+    return _bucket(ts, shape, engine.warehouse.dialect)
 
 
-def _run(engine, expr) -> list[dict]:
+def run_rows(engine, expr) -> list[dict]:
     warehouse = engine.warehouse
     return warehouse.run(warehouse.compile(expr)).to_pylist()
 
@@ -29,7 +29,7 @@ def bounds(engine, model_name: str) -> tuple[dt.datetime, dt.datetime] | None:
     """The first and last time of a model's rows (UTC), or None when it has none."""
     model = engine.catalog.model(model_name)
     table = engine.warehouse.table(model.table)
-    row = _run(engine, table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()))[0]
+    row = run_rows(engine, table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()))[0]
     if row["lo"] is None:
         return None
     aware = [v if v.tzinfo else v.replace(tzinfo=UTC) for v in (row["lo"], row["hi"])]
@@ -52,16 +52,16 @@ def day_counts(engine, model_name: str, zone: str, span=False) -> dict[str, str]
     matched = {f"m{i}": scope.column(f"{alias}.{next(iter(join.keys.values()))}").count()
                for i, (alias, join) in enumerate(model.joins.items())
                if join.on is not None and engine.catalog.model(join.model).updated}
-    day = _day(engine, model_name, scope.base, zone, span)
+    day = day_bucket(engine, scope.base[model.time], zone, span)
     relation = scope.joined()
     expr = relation.group_by(day=day).aggregate(rows=relation.count(), **matched)
-    return {row["day"].isoformat(): "/".join(str(row[k]) for k in ["rows", *matched]) for row in _run(engine, expr)}
+    return {row["day"].isoformat(): "/".join(str(row[k]) for k in ["rows", *matched]) for row in run_rows(engine, expr)}
 
 
 def row_count(engine, model_name: str) -> int:
     """All rows of a model (cheap: a deleted row shows up here before any rollup reads it)."""
     table = engine.warehouse.table(engine.catalog.model(model_name).table)
-    return _run(engine, table.aggregate(rows=table.count()))[0]["rows"]
+    return run_rows(engine, table.aggregate(rows=table.count()))[0]["rows"]
 
 
 def max_updated(engine, model_name: str) -> str | None:
@@ -70,7 +70,7 @@ def max_updated(engine, model_name: str) -> str | None:
     if not model.updated:
         return None
     table = engine.warehouse.table(model.table)
-    value = _run(engine, table.aggregate(top=table[model.updated].max()))[0]["top"]
+    value = run_rows(engine, table.aggregate(top=table[model.updated].max()))[0]["top"]
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
@@ -96,10 +96,10 @@ def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str |
     condition = conditions[0]
     for other in conditions[1:]:
         condition = condition | other
-    day = _day(engine, model_name, scope.base, zone, span)
+    day = day_bucket(engine, scope.base[model.time], zone, span)
     relation = scope.joined().filter(condition)
     expr = relation.group_by(day=day).aggregate(rows=relation.count())
-    return {row["day"].isoformat() for row in _run(engine, expr)}
+    return {row["day"].isoformat() for row in run_rows(engine, expr)}
 
 
 def _instant(engine, text: str):

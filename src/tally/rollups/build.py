@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from tally.engine import changes
 from tally.engine.timegrid import Grain
-from tally.rollups import compute, keys
+from tally.rollups import compute, inputs, keys
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
 from tally.warehouse.internal import ensure_internal_tables, now, read_state, write_state
@@ -63,18 +63,23 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     clock = time.perf_counter()
     engine, warehouse = project.engine, project.warehouse
     progress = progress or (lambda *args: None)
+    seen = {} if seen is None else seen
     stored = _load_state(warehouse, rdef)
     exists = warehouse.has_table(rdef.table)
-    fresh = _snapshot(engine, rdef, {} if seen is None else seen)
+    fresh = _snapshot(engine, rdef, seen)
     days = None
     if start or end:
         periods = _forced_periods(rdef, start, end, fresh)
         mode = "range"
     elif full or stored is None or not exists or stored.get("definition") != fresh["definition"]:
         periods, mode = None, "full"
+        _all_inputs(engine, rdef, fresh, seen)
     else:
-        days = _changed_days(engine, rdef, stored, fresh, {} if seen is None else seen)
+        flagged = _changed_days(engine, rdef, stored, fresh, seen)
+        days = _input_changes(engine, rdef, stored, fresh, flagged, seen)
         if not days:
+            if flagged:   # rows changed, the rollup's numbers can't have: the state moves on
+                _write_state(warehouse, rdef, dict(fresh, sums_from_days=stored.get("sums_from_days", False)))
             return BuildResult(rdef.name, rdef.table, "unchanged", seconds=time.perf_counter() - clock)
         periods = {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
         mode = "incremental"
@@ -173,6 +178,35 @@ def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict, seen: dict
         before, after = stored.get("days", {}).get(model, {}), fresh["days"].get(model, {})
         days |= {d for d in set(before) | set(after) if before.get(d) != after.get(d)}
     return {dt.date.fromisoformat(d) for d in days}
+
+
+def _input_changes(engine, rdef: RollupDef, stored: dict, fresh: dict, flagged: set[dt.date],
+                   seen: dict) -> set[dt.date]:
+    """The flagged days whose fingerprint of what the rollup reads moved (see `inputs`); all of
+    them where fingerprints aren't kept. Puts the fingerprints as of now in `fresh`."""
+    if not inputs.supported(engine.warehouse):
+        return flagged
+    before = stored.get("inputs")
+    if before is None:   # none kept yet (built by an older version): from now on
+        _all_inputs(engine, rdef, fresh, seen)
+        return flagged
+    if not flagged:
+        fresh["inputs"] = before
+        return flagged
+    days = sorted(flagged)
+    now = {m: inputs.fingerprints(engine, rdef, m, seen.get(("bounds", m)), days) for m in sorted(rdef.models)}
+    isos = {d.isoformat() for d in days}
+    fresh["inputs"] = {m: {**{d: v for d, v in before.get(m, {}).items() if d not in isos}, **now[m]}
+                       for m in sorted(rdef.models)}
+    return {d for d in days if any(before.get(m, {}).get(d.isoformat()) != now[m].get(d.isoformat())
+                                   for m in rdef.models)}
+
+
+def _all_inputs(engine, rdef: RollupDef, fresh: dict, seen: dict) -> None:
+    """Every day's fingerprints into `fresh` (a full build; or the first build that keeps them)."""
+    if inputs.supported(engine.warehouse):
+        fresh["inputs"] = {m: inputs.fingerprints(engine, rdef, m, seen.get(("bounds", m)))
+                           for m in sorted(rdef.models)}
 
 
 class KeyWork:
@@ -387,10 +421,6 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     if not exists:
         warehouse.ensure_table(rdef.table, schema)
     table = ident(rdef.table).sql(dialect.name)
-    state = None
-    if fresh is not None:
-        state = {k: fresh[k] for k in ("definition", "watermarks", "days", "first", "last", "sums_from_days")}
-        state["built_at"] = now().isoformat()
     with warehouse.transaction() as tx:
         if periods is None:
             tx.execute(f"DELETE FROM {table}")
@@ -415,10 +445,25 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
             del rows
         if also is not None:
             also(tx)
-        if state is not None:
-            write_state(tx, state_key(rdef.name), json.dumps(state, sort_keys=True))
+        if fresh is not None:
+            _put_state(tx, rdef, fresh)
     warehouse.forget(rdef.table)
     return written
+
+
+STATE = ("definition", "watermarks", "days", "first", "last", "sums_from_days", "inputs")
+
+
+def _put_state(tx, rdef: RollupDef, fresh: dict) -> None:
+    state = {k: fresh[k] for k in STATE if k in fresh}
+    state["built_at"] = now().isoformat()
+    write_state(tx, state_key(rdef.name), json.dumps(state, sort_keys=True))
+
+
+def _write_state(warehouse, rdef: RollupDef, fresh: dict) -> None:
+    """The state alone: changes were found, none that moves the rollup's rows."""
+    with warehouse.transaction() as tx:
+        _put_state(tx, rdef, fresh)
 
 
 def _storage_schema(warehouse, name: str, schema: pa.Schema, tables: dict[Grain, pa.Table],
