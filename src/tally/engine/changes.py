@@ -93,13 +93,15 @@ def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str |
             conditions.append(scope.column(f"{alias}.{target.updated}") > _instant(engine, watermarks[join.model]))
     if not conditions:
         return set()
-    condition = conditions[0]
-    for other in conditions[1:]:
-        condition = condition | other
+    # one query per condition: a filter on one join's side becomes an inner join the database
+    # runs from the few changed rows, where an OR across joins reads every row of both
     day = day_bucket(engine, scope.base[model.time], zone, span)
-    relation = scope.joined().filter(condition)
-    expr = relation.group_by(day=day).aggregate(rows=relation.count())
-    return {row["day"].isoformat() for row in run_rows(engine, expr)}
+    relation = scope.joined()
+    found: set[str] = set()
+    for condition in conditions:
+        picked = relation.filter(condition)
+        found |= {row["day"].isoformat() for row in run_rows(engine, picked.group_by(day=day).aggregate(rows=picked.count()))}
+    return found
 
 
 def _instant(engine, text: str):

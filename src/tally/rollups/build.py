@@ -312,6 +312,10 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
             changed = sorted(days)
             new_days = day_rows.filter(compute.in_periods(day_rows["period"], changed))
             counted = _key_changes(rdef, work, periods) if work and work.swaps_days else {}
+            if (engine.warehouse.dialect.name == "duckdb" and not rdef.rollup.growth
+                    and set(rdef.other) <= set(counted)):
+                rows, doomed = compute.delta_in_place(engine.warehouse, rdef, changed, new_days, periods, counted)
+                return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in rows.items()}, doomed
             coarse, stored = compute.delta_rows(engine, engine.warehouse, rdef, changed, new_days, periods, counted)
             rows = {g: day_rows if g is Grain.day else coarse[g] for g in periods}
             doomed = None

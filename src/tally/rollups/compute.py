@@ -194,6 +194,102 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
     return result, stored
 
 
+def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa.Table,
+                   periods: dict[Grain, list[dt.date]], counted: dict
+                   ) -> tuple[dict[Grain, pa.Table], dict[Grain, pa.Table]]:
+    """DuckDB: the rows an incremental build changes, worked out next to the stored ones.
+
+    `day_rows` are the changed days' rows, live, with every base measure; `counted` (measure ->
+    grain -> keys gained minus lost per period and dimensions, see `keys`) covers every measure
+    that isn't a sum or a count. A coarser row's change is what the changed days add minus what
+    they held; only rows that change are read from the table, and only they are written: returns,
+    per grain, the new and changed rows, and the (period, dimensions) of stored rows they replace
+    or that are gone (a row whose every day row is gone).
+    """
+    table = q(rdef.table)
+    by = "".join(f", {q(k)}" for k in rdef.by)
+    measures = rdef.base_names
+    cols = ", ".join(q(m) for m in measures)
+    listed = _dates(days)
+    types = pa.schema([day_rows.schema.field(n) for n in ["period", *rdef.by, *measures]])
+    con = scratch(warehouse)
+    rows, doomed = {}, {}
+    try:
+        con.register("new_days", day_rows.select(types.names))
+        con.execute(f"CREATE TEMP TABLE old_days AS SELECT period_start AS period{by}, {cols} FROM {table} "
+                    f"WHERE grain = 'day' AND period_start IN ({listed})")
+        if Grain.day in periods:
+            rows[Grain.day] = con.execute(f"SELECT period{by}, {cols} FROM new_days EXCEPT "
+                                          f"SELECT period{by}, {cols} FROM old_days").to_arrow_table().cast(types)
+            doomed[Grain.day] = con.execute(f"SELECT period{by} FROM (SELECT period{by}, {cols} FROM old_days "
+                                            f"EXCEPT SELECT period{by}, {cols} FROM new_days)").to_arrow_table()
+        coarse = [(g, starts) for g, starts in periods.items() if g is not Grain.day and starts]
+        if not coarse:
+            return rows, doomed
+        summable = rdef.additive + [m for m in measures if m in counted]
+        only = lambda picked, negate=False: ", ".join(  # noqa: E731
+            (f"-{q(m)}" if negate else q(m)) + f" AS {q(m)}" if m in picked else f"NULL AS {q(m)}" for m in summable)
+        branches = []
+        for grain, _ in coarse:
+            label, period = lit(grain.value), coarser_sql(rdef, grain)
+            branches += [f"SELECT {label} AS grain, {period} AS period{by}, {only(rdef.additive)}, "
+                         f"TRUE AS live, FALSE AS gone FROM new_days",
+                         f"SELECT {label}, {period}{by}, {only(rdef.additive, True)}, FALSE, TRUE FROM old_days"]
+            for measure in counted:
+                name = f"change_{len(branches)}"
+                con.register(name, counted[measure][grain].rename_columns(["period", *rdef.by, measure]))
+                branches.append(f"SELECT {label}, period{by}, {only([measure])}, FALSE, FALSE FROM {name}")
+        sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in summable)
+        con.execute(f"CREATE TEMP TABLE delta AS SELECT grain, period{by}, {sums}, bool_or(live) AS live, "
+                    f"bool_or(gone) AS gone FROM ({' UNION ALL '.join(branches)}) GROUP BY ALL")
+        match = "".join(f" AND s.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
+        moved = " OR ".join(f"d.{q(m)} <> 0" for m in summable) or "FALSE"
+        # one branch per grain with its exact periods: the database skips the other stored blocks
+        stored = " UNION ALL ".join(
+            f"SELECT grain, period_start{by}, {', '.join(q(m) for m in summable)} FROM {table} "
+            f"WHERE grain = {lit(g.value)} AND period_start IN ({_dates(starts)})" for g, starts in coarse)
+        con.execute(
+            f"CREATE TEMP TABLE merged AS SELECT d.grain, d.period{''.join(f', d.{q(k)}' for k in rdef.by)}, "
+            + ", ".join(f"COALESCE(s.{q(m)}, 0) + d.{q(m)} AS {q(m)}" for m in summable)
+            + f", s.period_start IS NULL AS fresh, ({moved}) AS moved, d.gone AND NOT d.live AS doubtful "
+            f"FROM delta AS d LEFT JOIN ({stored}) AS s ON s.grain = d.grain AND s.period_start = d.period"
+            f"{match} WHERE s.period_start IS NULL OR ({moved}) OR (d.gone AND NOT d.live)")
+        con.execute("ALTER TABLE merged ADD COLUMN vanished BOOLEAN DEFAULT FALSE")
+        for grain, starts in coarse:
+            _mark_vanished(con, rdef, grain, starts, listed)
+        for grain, _ in coarse:
+            label = lit(grain.value)
+            rows[grain] = con.execute(f"SELECT period{by}, {', '.join(q(m) for m in summable)} FROM merged "
+                                      f"WHERE grain = {label} AND NOT vanished AND (fresh OR moved)"
+                                      ).to_arrow_table().cast(pa.schema([types.field(n) for n in
+                                                                         ["period", *rdef.by, *summable]]))
+            doomed[grain] = con.execute(f"SELECT period{by} FROM merged WHERE grain = {label} AND NOT fresh "
+                                        f"AND (moved OR vanished)").to_arrow_table()
+    finally:
+        con.close()
+    return rows, doomed
+
+
+def _mark_vanished(con, rdef: RollupDef, grain: Grain, starts: list[dt.date], days: str) -> None:
+    """Rows of `grain` in `merged` whose day rows were all on changed days, and are gone: none
+    of the period's other stored days has their dimensions."""
+    label = lit(grain.value)
+    if not con.execute(f"SELECT 1 FROM merged WHERE grain = {label} AND doubtful LIMIT 1").fetchall():
+        return
+    by = "".join(f", {q(k)}" for k in rdef.by)
+    first, last = _dates([starts[0]]), _dates([rdef.period_end(starts[-1], grain)])
+    match = "".join(f" AND o.{q(k)} IS NOT DISTINCT FROM m.{q(k)}" for k in rdef.by)
+    con.execute(
+        f"UPDATE merged AS m SET vanished = TRUE WHERE m.grain = {label} AND m.doubtful AND NOT EXISTS "
+        f"(SELECT 1 FROM (SELECT {coarser_sql(rdef, grain)} AS period{by} FROM (SELECT period_start AS period{by} "
+        f"FROM {q(rdef.table)} WHERE grain = 'day' AND period_start >= {first} AND period_start < {last} "
+        f"AND period_start NOT IN ({days}))) AS o WHERE o.period = m.period{match})")
+
+
+def _dates(days: list[dt.date]) -> str:
+    return ", ".join(f"{lit(d.isoformat())}::DATE" for d in days)
+
+
 def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table], warehouse=None):
     """Per grain, new rows against the stored ones (every dimension and base measure compared):
     (periods whose rows all equal the stored ones, the new rows that are new or differ, the
