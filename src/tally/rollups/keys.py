@@ -132,7 +132,9 @@ def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.da
         try:
             expr = table.filter(*outside).select(table.period, *picked)
             sql = warehouse.compile(expr).sql
-            match = " AND ".join(f"k.{q(c)} IS NOT DISTINCT FROM w.{q(c)}" for c in picked)
+            # keys are never NULL: an equality on them lets DuckDB skip the blocks outside the wanted keys
+            match = " AND ".join(f"k.{q(c)} = w.{q(c)}" if c == KEY else f"k.{q(c)} IS NOT DISTINCT FROM w.{q(c)}"
+                                 for c in picked)
             return con.execute(f"SELECT k.* FROM ({sql}) AS k SEMI JOIN __tally_wanted AS w ON {match}").to_arrow_table()
         finally:
             con.unregister("__tally_wanted")
