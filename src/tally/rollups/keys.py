@@ -178,7 +178,8 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
         picked = [*rdef.by, KEY]
         cols = ", ".join(q(c) for c in picked)
         match = lambda a, b, keys: " AND ".join(  # noqa: E731
-            f"{a}.{q(c)} IS NOT DISTINCT FROM {b}.{q(c)}" for c in keys)
+            f"{a}.{q(c)} = {b}.{q(c)}" if c in (KEY, "period") else f"{a}.{q(c)} IS NOT DISTINCT FROM {b}.{q(c)}"
+            for c in keys)
         wanted = con.execute(f"SELECT DISTINCT {cols} FROM diff").to_arrow_table()
         first = min(starts[0] for starts, _ in coarse.values())
         last = max(rdef.period_end(starts[-1], g) for g, (starts, _) in coarse.items())
