@@ -55,12 +55,14 @@ def fingerprints(engine, rdef: RollupDef, model_name: str, span, days: list[dt.d
     values = _values(scope, catalog, rdef, model_name)
     day = day_bucket(engine, scope.column(model.time), rdef.zone, span)
     relation = scope.joined()
-    row = ibis.struct({f"v{i}": v for i, v in enumerate(values)}) if values else ibis.literal(0)
-    expr = relation.group_by(day=day).aggregate(rows=relation.count(),
-                                                hashed=row.hash().cast("decimal(38, 0)").sum())
+    metrics = {"rows": relation.count()}
+    if values:   # a rollup reading nothing but the row count (a plain count by no dimension) hashes nothing
+        row = ibis.struct({f"v{i}": v for i, v in enumerate(values)})
+        metrics["hashed"] = row.hash().cast("decimal(38, 0)").sum()
+    expr = relation.group_by(day=day).aggregate(**metrics)
     if days is not None:
         expr = expr.filter(expr.day.isin(days))
-    return {r["day"].isoformat(): f"{r['rows']}:{r['hashed']}" for r in run_rows(engine, expr)}
+    return {r["day"].isoformat(): f"{r['rows']}:{r.get('hashed', 0)}" for r in run_rows(engine, expr)}
 
 
 def _instant(warehouse, value: dt.datetime):
