@@ -51,8 +51,8 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
     """Build or refresh rollups; each commits whole, readers see the old rows until then."""
     progress = progress or (lambda *args: None)
     ensure_internal_tables(project.warehouse)
-    seen: dict = {}   # model facts read once per run, shared by its rollups
     chosen = definitions(project, names, category)
+    seen: dict = {"rollups": chosen}   # model facts read once per run, shared by its rollups
     with project.warehouse.memory_budget("build_memory_limit"):
         return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
                 for rdef in chosen]
@@ -194,7 +194,7 @@ def _input_changes(engine, rdef: RollupDef, stored: dict, fresh: dict, flagged: 
         fresh["inputs"] = before
         return flagged
     days = sorted(flagged)
-    now = {m: inputs.fingerprints(engine, rdef, m, seen.get(("bounds", m)), days) for m in sorted(rdef.models)}
+    now = {m: _fingerprints(engine, rdef, m, days, seen) for m in sorted(rdef.models)}
     isos = {d.isoformat() for d in days}
     fresh["inputs"] = {m: {**{d: v for d, v in before.get(m, {}).items() if d not in isos}, **now[m]}
                        for m in sorted(rdef.models)}
@@ -205,8 +205,19 @@ def _input_changes(engine, rdef: RollupDef, stored: dict, fresh: dict, flagged: 
 def _all_inputs(engine, rdef: RollupDef, fresh: dict, seen: dict) -> None:
     """Every day's fingerprints into `fresh` (a full build; or the first build that keeps them)."""
     if inputs.supported(engine.warehouse):
-        fresh["inputs"] = {m: inputs.fingerprints(engine, rdef, m, seen.get(("bounds", m)))
-                           for m in sorted(rdef.models)}
+        fresh["inputs"] = {m: _fingerprints(engine, rdef, m, None, seen) for m in sorted(rdef.models)}
+
+
+def _fingerprints(engine, rdef: RollupDef, model: str, days: list[dt.date] | None, seen: dict) -> dict[str, str]:
+    """The model's fingerprints for `rdef` (see `inputs`), read in one pass with those of the run's
+    other rollups in the same zone that read the model (each would read the same days)."""
+    key = ("inputs", model, rdef.zone, None if days is None else tuple(days))
+    if rdef.name not in seen.get(key, {}):
+        peers = [r for r in seen.get("rollups", []) if r.zone == rdef.zone and model in r.models
+                 and r.name != rdef.name and r.name not in seen.get(key, {})]
+        found = inputs.fingerprints(engine, [rdef, *peers], model, seen.get(("bounds", model)), days)
+        seen[key] = {**seen.get(key, {}), **found}
+    return seen[key][rdef.name]
 
 
 class KeyWork:

@@ -37,32 +37,41 @@ def supported(warehouse) -> bool:
     return warehouse.dialect.name == "duckdb"
 
 
-def fingerprints(engine, rdef: RollupDef, model_name: str, span, days: list[dt.date] | None = None
-                 ) -> dict[str, str]:
-    """Per local day (ISO) of the model's rows (all, or just `days`): "rows:hash sum"."""
-    if span is None or (days is not None and not days):
-        return {}
+def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: list[dt.date] | None = None
+                 ) -> dict[str, dict[str, str]]:
+    """Per rollup (by name) reading the model, per local day (ISO) of the model's rows (all, or
+    just `days`): "rows:hash sum". The rollups share their zone; one pass over the rows serves them all."""
+    rdefs = [r for r in rdefs if model_name in r.models]
+    if span is None or not rdefs or (days is not None and not days):
+        return {r.name: {} for r in rdefs}
+    zones = {r.zone for r in rdefs}
+    if len(zones) > 1:
+        raise ValueError(f"fingerprints of rollups in several zones at once: {sorted(zones)}")
+    zone = rdefs[0].zone
     catalog, warehouse = engine.catalog, engine.warehouse
     model = catalog.model(model_name)
     base = warehouse.table(model.table)
     if days is not None:   # a range around the days first, so the database skips the other blocks
-        zone = ZoneInfo(rdef.zone)
-        first = dt.datetime.combine(min(days), dt.time(), tzinfo=zone).astimezone(UTC)
-        last = dt.datetime.combine(max(days) + dt.timedelta(days=1), dt.time(), tzinfo=zone).astimezone(UTC)
+        tz = ZoneInfo(zone)
+        first = dt.datetime.combine(min(days), dt.time(), tzinfo=tz).astimezone(UTC)
+        last = dt.datetime.combine(max(days) + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(UTC)
         ts = base[model.time]
         base = base.filter(ts >= _instant(warehouse, first), ts < _instant(warehouse, last))
     scope = ModelScope(catalog.config, warehouse, model_name, base=base)
-    values = _values(scope, catalog, rdef, model_name)
-    day = day_bucket(engine, scope.column(model.time), rdef.zone, span)
+    values = [_values(scope, catalog, rdef, model_name) for rdef in rdefs]   # (joins are added as read)
+    day = day_bucket(engine, scope.column(model.time), zone, span)
     relation = scope.joined()
     metrics = {"rows": relation.count()}
-    if values:   # a rollup reading nothing but the row count (a plain count by no dimension) hashes nothing
-        row = ibis.struct({f"v{i}": v for i, v in enumerate(values)})
-        metrics["hashed"] = row.hash().cast("decimal(38, 0)").sum()
+    for index, read in enumerate(values):
+        if read:   # a rollup reading nothing but the row count (a plain count by no dimension) hashes nothing
+            row = ibis.struct({f"v{i}": v for i, v in enumerate(read)})
+            metrics[f"h{index}"] = row.hash().cast("decimal(38, 0)").sum()
     expr = relation.group_by(day=day).aggregate(**metrics)
     if days is not None:
         expr = expr.filter(expr.day.isin(days))
-    return {r["day"].isoformat(): f"{r['rows']}:{r.get('hashed', 0)}" for r in run_rows(engine, expr)}
+    rows = run_rows(engine, expr)
+    return {rdef.name: {r["day"].isoformat(): f"{r['rows']}:{r.get(f'h{index}', 0)}" for r in rows}
+            for index, rdef in enumerate(rdefs)}
 
 
 def _instant(warehouse, value: dt.datetime):
