@@ -27,12 +27,14 @@ def _sentinel(param, index: int):
     """A value no query uses, standing for a parameter until it becomes a placeholder."""
     if param.type().is_date():
         return dt.date(1901, 2, 3) + dt.timedelta(days=index)
+    if param.type().is_string():
+        return f"__tally_sentinel_{index}__"
     return _SENTINEL_BASE + dt.timedelta(seconds=index)
 
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """SQL text for one warehouse with named placeholders for its timestamp parameters."""
+    """SQL text for one warehouse with named placeholders for its parameters (times, dates, text)."""
 
     sql: str
     params: tuple[str, ...]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import ibis
 import pyarrow as pa
 
 from tally.warehouse.txn import Transaction, ident
@@ -48,11 +49,12 @@ def insert_rows(tx: Transaction, table: str, rows: list[dict[str, Any]]) -> None
 
 def read_state(warehouse, key: str) -> str | None:
     """The stored value for a state key (a watermark), or None."""
-    compiled = warehouse.__dict__.setdefault("_state_queries", {})   # a few keys, each read many times
-    if key not in compiled:
-        table = warehouse.table("_tally_state")
-        compiled[key] = warehouse.compile(table.filter(table.key == key).select("value"))
-    rows = warehouse.run(compiled[key]).to_pylist()
+    compiled = warehouse.__dict__.get("_state_query")   # compiled once, the key a parameter
+    if compiled is None:
+        table, wanted = warehouse.table("_tally_state"), ibis.param("string")
+        compiled = warehouse.__dict__["_state_query"] = warehouse.compile(
+            table.filter(table.key == wanted).select("value"), {"key": wanted})
+    rows = warehouse.run(compiled, {"key": key}).to_pylist()
     return rows[0]["value"] if rows else None
 
 
