@@ -439,17 +439,21 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     with warehouse.transaction() as tx:
         if periods is None:
             tx.execute(f"DELETE FROM {table}")
-        elif doomed is not None:   # DuckDB: just the replaced rows
-            for grain, keys_gone in doomed.items():
-                if keys_gone.num_rows:
-                    tx.con.register("__tally_doomed", keys_gone)
-                    match = "".join(f" AND t.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
-                    tx.execute(f"DELETE FROM {table} AS t USING __tally_doomed AS d WHERE t.grain = ? "
-                               f"AND t.period_start = d.period{match}", [grain.value])
-                    tx.con.unregister("__tally_doomed")
+        elif doomed is not None:   # DuckDB: just the replaced rows, every grain in one statement
+            gone = [t.append_column("grain", pa.repeat(pa.scalar(g.value), t.num_rows))
+                    for g, t in doomed.items() if t.num_rows]
+            if gone:
+                tx.con.register("__tally_doomed", pa.concat_tables(gone, promote_options="permissive"))
+                match = "".join(f" AND t.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
+                tx.execute(f"DELETE FROM {table} AS t USING __tally_doomed AS d WHERE t.grain = d.grain "
+                           f"AND t.period_start = d.period{match}")
+                tx.con.unregister("__tally_doomed")
         else:
             for grain, starts in periods.items():
                 tx.delete_in(rdef.table, "period_start", starts, grain=grain.value)
+        if periods is not None and len(tables) > 1:   # some periods: one insert (a full build goes grain by grain)
+            tables = {None: pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema)
+                                              for t in tables.values()])}
         written = 0
         for grain in list(tables):
             rows = tables.pop(grain)

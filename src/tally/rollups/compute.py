@@ -251,20 +251,22 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
         con.execute(
             f"CREATE TEMP TABLE merged AS SELECT d.grain, d.period{''.join(f', d.{q(k)}' for k in rdef.by)}, "
             + ", ".join(f"COALESCE(s.{q(m)}, 0) + d.{q(m)} AS {q(m)}" for m in summable)
-            + f", s.period_start IS NULL AS fresh, ({moved}) AS moved, d.gone AND NOT d.live AS doubtful "
-            f"FROM delta AS d LEFT JOIN ({stored}) AS s ON s.grain = d.grain AND s.period_start = d.period"
-            f"{match} WHERE s.period_start IS NULL OR ({moved}) OR (d.gone AND NOT d.live)")
-        con.execute("ALTER TABLE merged ADD COLUMN vanished BOOLEAN DEFAULT FALSE")
+            + f", s.period_start IS NULL AS fresh, ({moved}) AS moved, d.gone AND NOT d.live AS doubtful, "
+            f"FALSE AS vanished FROM delta AS d LEFT JOIN ({stored}) AS s ON s.grain = d.grain AND "
+            f"s.period_start = d.period{match} WHERE s.period_start IS NULL OR ({moved}) OR (d.gone AND NOT d.live)")
+        doubtful = {row[0] for row in con.execute("SELECT DISTINCT grain FROM merged WHERE doubtful").fetchall()}
         for grain, starts in coarse:
-            _mark_vanished(con, rdef, grain, starts, listed)
+            if grain.value in doubtful:
+                _mark_vanished(con, rdef, grain, starts, listed)
+        # every grain in one read each, split here
+        kept = con.execute(f"SELECT grain, period{by}, {', '.join(q(m) for m in summable)} FROM merged "
+                           f"WHERE NOT vanished AND (fresh OR moved)").to_arrow_table()
+        gone = con.execute(f"SELECT grain, period{by} FROM merged WHERE NOT fresh AND (moved OR vanished)"
+                           ).to_arrow_table()
+        shape = pa.schema([types.field(n) for n in ["period", *rdef.by, *summable]])
         for grain, _ in coarse:
-            label = lit(grain.value)
-            rows[grain] = con.execute(f"SELECT period{by}, {', '.join(q(m) for m in summable)} FROM merged "
-                                      f"WHERE grain = {label} AND NOT vanished AND (fresh OR moved)"
-                                      ).to_arrow_table().cast(pa.schema([types.field(n) for n in
-                                                                         ["period", *rdef.by, *summable]]))
-            doomed[grain] = con.execute(f"SELECT period{by} FROM merged WHERE grain = {label} AND NOT fresh "
-                                        f"AND (moved OR vanished)").to_arrow_table()
+            rows[grain] = kept.filter(pc.equal(kept["grain"], grain.value)).drop_columns(["grain"]).cast(shape)
+            doomed[grain] = gone.filter(pc.equal(gone["grain"], grain.value)).drop_columns(["grain"])
     finally:
         con.close()
     return rows, doomed
@@ -274,8 +276,6 @@ def _mark_vanished(con, rdef: RollupDef, grain: Grain, starts: list[dt.date], da
     """Rows of `grain` in `merged` whose day rows were all on changed days, and are gone: none
     of the period's other stored days has their dimensions."""
     label = lit(grain.value)
-    if not con.execute(f"SELECT 1 FROM merged WHERE grain = {label} AND doubtful LIMIT 1").fetchall():
-        return
     by = "".join(f", {q(k)}" for k in rdef.by)
     first, last = _dates([starts[0]]), _dates([rdef.period_end(starts[-1], grain)])
     match = "".join(f" AND o.{q(k)} IS NOT DISTINCT FROM m.{q(k)}" for k in rdef.by)
