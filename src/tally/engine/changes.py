@@ -9,15 +9,36 @@ import ibis
 from tally.engine.plan import Shape, _bucket
 from tally.engine.scope import ModelScope
 from tally.engine.timegrid import Grain, offset_segments
+from tally.warehouse.base import UTC_TS, CompiledQuery
 
 UTC = dt.timezone.utc
 
 
 def day_bucket(engine, ts, zone: str, bounds: tuple[dt.datetime, dt.datetime]):
     """The local day (in `zone`) of a time column whose values lie within `bounds`."""
-    shape = Shape((), (), Grain.day, None, (), None, engine.config.week_start_index,
-                  offset_segments(zone, bounds[0], bounds[1] + dt.timedelta(days=1)))
+    return day_bucket_in(engine, ts, segments(zone, bounds))
+
+
+def segments(zone: str, bounds: tuple[dt.datetime, dt.datetime]):
+    """The zone's offsets over `bounds` (what a day bucket of times within them depends on)."""
+    return offset_segments(zone, bounds[0], bounds[1] + dt.timedelta(days=1))
+
+
+def day_bucket_in(engine, ts, offsets):
+    shape = Shape((), (), Grain.day, None, (), None, engine.config.week_start_index, offsets)
     return _bucket(ts, shape, engine.warehouse.dialect)
+
+
+def compiled(engine, key: tuple, build) -> CompiledQuery:
+    """A change scan's SQL, compiled once per engine: `build()` gives (expression, parameters),
+    the values that change from run to run (watermarks, ranges) being parameters. A process that
+    builds again (the scheduler, the server, a build after a build) skips Ibis and the compiler."""
+    store = engine.__dict__.setdefault("_change_scans", {})
+    query = store.get(key)
+    if query is None:
+        expr, params = build()
+        query = store[key] = engine.warehouse.compile(expr, params)
+    return query
 
 
 def run_rows(engine, expr) -> list[dict]:
@@ -25,11 +46,18 @@ def run_rows(engine, expr) -> list[dict]:
     return warehouse.run(warehouse.compile(expr)).to_pylist()
 
 
+def run_compiled(engine, query: CompiledQuery, values: dict | None = None) -> list[dict]:
+    return engine.warehouse.run(query, values).to_pylist()
+
+
 def bounds(engine, model_name: str) -> tuple[dt.datetime, dt.datetime] | None:
     """The first and last time of a model's rows (UTC), or None when it has none."""
-    model = engine.catalog.model(model_name)
-    table = engine.warehouse.table(model.table)
-    row = run_rows(engine, table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()))[0]
+    def build():
+        model = engine.catalog.model(model_name)
+        table = engine.warehouse.table(model.table)
+        return table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()), None
+
+    row = run_compiled(engine, compiled(engine, ("bounds", model_name), build))[0]
     if row["lo"] is None:
         return None
     aware = [v if v.tzinfo else v.replace(tzinfo=UTC) for v in (row["lo"], row["hi"])]
@@ -46,22 +74,32 @@ def day_counts(engine, model_name: str, zone: str, span=False) -> dict[str, str]
     if span is None:
         return {}
     model = engine.catalog.model(model_name)
-    scope = ModelScope(engine.config, engine.warehouse, model_name)
     # joins to lookups (no change time) are left out: reloading one is a new definition (a full
     # build), and counting matches across every row costs several times the rows' own count
-    matched = {f"m{i}": scope.column(f"{alias}.{next(iter(join.keys.values()))}").count()
-               for i, (alias, join) in enumerate(model.joins.items())
-               if join.on is not None and engine.catalog.model(join.model).updated}
-    day = day_bucket(engine, scope.base[model.time], zone, span)
-    relation = scope.joined()
-    expr = relation.group_by(day=day).aggregate(rows=relation.count(), **matched)
-    return {row["day"].isoformat(): "/".join(str(row[k]) for k in ["rows", *matched]) for row in run_rows(engine, expr)}
+    matched = [alias for alias, join in model.joins.items()
+               if join.on is not None and engine.catalog.model(join.model).updated]
+    offsets = segments(zone, span)
+
+    def build():
+        scope = ModelScope(engine.config, engine.warehouse, model_name)
+        counts = {f"m{i}": scope.column(f"{alias}.{next(iter(model.joins[alias].keys.values()))}").count()
+                  for i, alias in enumerate(matched)}
+        day = day_bucket_in(engine, scope.base[model.time], offsets)
+        relation = scope.joined()
+        return relation.group_by(day=day).aggregate(rows=relation.count(), **counts), None
+
+    names = ["rows", *(f"m{i}" for i in range(len(matched)))]
+    query = compiled(engine, ("day_counts", model_name, offsets), build)
+    return {row["day"].isoformat(): "/".join(str(row[k]) for k in names) for row in run_compiled(engine, query)}
 
 
 def row_count(engine, model_name: str) -> int:
     """All rows of a model (cheap: a deleted row shows up here before any rollup reads it)."""
-    table = engine.warehouse.table(engine.catalog.model(model_name).table)
-    return run_rows(engine, table.aggregate(rows=table.count()))[0]["rows"]
+    def build():
+        table = engine.warehouse.table(engine.catalog.model(model_name).table)
+        return table.aggregate(rows=table.count()), None
+
+    return run_compiled(engine, compiled(engine, ("row_count", model_name), build))[0]["rows"]
 
 
 def max_updated(engine, model_name: str) -> str | None:
@@ -69,8 +107,12 @@ def max_updated(engine, model_name: str) -> str | None:
     model = engine.catalog.model(model_name)
     if not model.updated:
         return None
-    table = engine.warehouse.table(model.table)
-    value = run_rows(engine, table.aggregate(top=table[model.updated].max()))[0]["top"]
+
+    def build():
+        table = engine.warehouse.table(model.table)
+        return table.aggregate(top=table[model.updated].max()), None
+
+    value = run_compiled(engine, compiled(engine, ("max_updated", model_name), build))[0]["top"]
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
@@ -83,30 +125,32 @@ def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str |
     span = bounds(engine, model_name) if span is False else span
     if span is None:
         return set()
-    scope = ModelScope(engine.config, engine.warehouse, model_name)
-    conditions = []
+    offsets = segments(zone, span)
+    # (alias or None for the model itself, its change-time column, the watermark)
+    checks = []
     if model.updated and watermarks.get(model_name):
-        conditions.append(scope.column(model.updated) > _instant(engine, watermarks[model_name]))
+        checks.append((None, model.updated, watermarks[model_name]))
     for alias, join in model.joins.items():
         target = engine.catalog.model(join.model)
         if target.updated and watermarks.get(join.model):
-            conditions.append(scope.column(f"{alias}.{target.updated}") > _instant(engine, watermarks[join.model]))
-    if not conditions:
-        return set()
+            checks.append((alias, f"{alias}.{target.updated}", watermarks[join.model]))
     # one query per condition: a filter on one join's side becomes an inner join the database
     # runs from the few changed rows, where an OR across joins reads every row of both
-    day = day_bucket(engine, scope.base[model.time], zone, span)
-    relation = scope.joined()
     found: set[str] = set()
-    for condition in conditions:
-        picked = relation.filter(condition)
-        found |= {row["day"].isoformat() for row in run_rows(engine, picked.group_by(day=day).aggregate(rows=picked.count()))}
+    for alias, column, mark in checks:
+        def build(column=column):
+            scope = ModelScope(engine.config, engine.warehouse, model_name)
+            after = ibis.param(UTC_TS)
+            condition = scope.column(column) > after
+            day = day_bucket_in(engine, scope.base[model.time], offsets)
+            picked = scope.joined().filter(condition)
+            return picked.group_by(day=day).aggregate(rows=picked.count()), {"after": after}
+
+        query = compiled(engine, ("changed", model_name, alias, offsets), build)
+        found |= {row["day"].isoformat() for row in run_compiled(engine, query, {"after": _instant(mark)})}
     return found
 
 
-def _instant(engine, text: str):
+def _instant(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if engine.warehouse.dialect.naive_params:  # MySQL keeps naive UTC
-        return ibis.literal(value.astimezone(UTC).replace(tzinfo=None), "timestamp")
-    return ibis.literal(value, "timestamp('UTC')")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -311,12 +311,9 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}, None
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):
-        # the days' distinct counts are their key rows counted: the live query leaves them out
-        counted = work.measures if work is not None and work.swaps_days and _keys_count_days(engine, rdef, work) else []
-        day_rows = _live_periods(engine, rdef, Grain.day, periods[Grain.day],
-                                 [m for m in rdef.base_names if m not in counted])
-        if counted:
-            day_rows = compute.with_counts(rdef, day_rows, {m: work.new_rows(m) for m in counted}, engine.warehouse)
+        # every base measure, distinct counts too (a few days' worth): the very query a full build
+        # runs for days, so a process that built before (a scheduler, the server) has its plan
+        day_rows = _live_periods(engine, rdef, Grain.day, periods[Grain.day])
         live[Grain.day] = day_rows
         if compute.can_delta(rdef, day_rows):
             progress(rdef.name, 0.3, f"day: {len(periods[Grain.day])} periods")
@@ -383,13 +380,6 @@ def _no_change(rdef: RollupDef, work: KeyWork, measure: str) -> pa.Table:
                      "change": pa.array([], pa.int64())})
 
 
-def _keys_count_days(engine, rdef: RollupDef, work: KeyWork) -> bool:
-    """Whether the days' rows come out the same without their distinct counts in the live query:
-    each counted model keeps another measure there, so its (day, dimensions) groups still show."""
-    others = {ref.model for ref in rdef.bases if ref.name not in work.measures}
-    return all(ref.model in others for ref in rdef.bases if ref.name in work.measures)
-
-
 def _live_periods(engine, rdef: RollupDef, grain: Grain, starts: list[dt.date], metrics=None) -> pa.Table:
     """Base measures (all, or `metrics`) for these periods, live: one query per run of adjacent periods."""
     blocks = _blocks(rdef, grain, starts)
@@ -451,8 +441,8 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
         else:
             for grain, starts in periods.items():
                 tx.delete_in(rdef.table, "period_start", starts, grain=grain.value)
-        if periods is not None and len(tables) > 1:   # some periods: one insert (a full build goes grain by grain)
-            tables = {None: pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema)
+        if periods is not None and len(tables) > 1 and dialect.name == "duckdb":   # some periods: one insert (a full build goes grain by grain)
+            tables = {None: pa.concat_tables([(t if t.schema.equals(schema) else t.cast(schema)).combine_chunks()
                                               for t in tables.values()])}
         written = 0
         for grain in list(tables):

@@ -320,36 +320,6 @@ def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table],
     return found
 
 
-def with_counts(rdef: RollupDef, rows: pa.Table, key_rows: dict[str, pa.Table | str], warehouse=None) -> pa.Table:
-    """Day rows with each distinct count added from its key rows (Arrow rows, or the name of a key
-    table the DuckDB warehouse holds): a (day, dimensions) row counts its key rows (they are
-    distinct); a row without any counts 0. Every group of the key rows must have a day row (the
-    counted model has another measure there). The counts are looked up by row position, so the
-    day rows themselves are not copied."""
-    keys = ["period", *rdef.by]
-    con = scratch(warehouse)
-    try:
-        con.register("day_keys", rows.select(keys).append_column("__row", pa.array(range(rows.num_rows), pa.int64())))
-        dims = "".join(f", {q(k)}" for k in rdef.by)
-        on = " AND ".join(f"d.{q(k)} IS NOT DISTINCT FROM c.{q(k)}" for k in keys)
-        for measure, found in key_rows.items():
-            if isinstance(found, str):
-                source = q(found)
-            else:
-                con.register("found", found)
-                source = "found"
-            counted = con.execute(
-                f"SELECT COALESCE(c.n, 0) AS n FROM day_keys AS d LEFT JOIN "
-                f"(SELECT period{dims}, count(*) AS n FROM {source} GROUP BY ALL) AS c ON {on} ORDER BY d.__row"
-            ).to_arrow_table()
-            if source == "found":
-                con.unregister("found")
-            rows = rows.append_column(measure, counted["n"].cast(pa.int64()))
-    finally:
-        con.close()
-    return rows
-
-
 def in_periods(column, starts: list[dt.date]):
     """A mask: which rows' period (a date column) is one of `starts`."""
     return pc.is_in(column.cast(pa.date32()), value_set=pa.array(starts, pa.date32()))

@@ -26,11 +26,12 @@ from zoneinfo import ZoneInfo
 
 import ibis
 
-from tally.engine.changes import UTC, day_bucket, run_rows
+from tally.engine.changes import UTC, compiled, day_bucket_in, run_compiled, segments
 from tally.engine.scope import ModelScope
 from tally.engine.translate import to_ibis
 from tally.project.expr import parse_row_expr
 from tally.rollups.definition import RollupDef
+from tally.warehouse.base import UTC_TS
 
 
 def supported(warehouse) -> bool:
@@ -48,34 +49,43 @@ def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: li
     if len(zones) > 1:
         raise ValueError(f"fingerprints of rollups in several zones at once: {sorted(zones)}")
     zone = rdefs[0].zone
-    catalog, warehouse = engine.catalog, engine.warehouse
+    catalog = engine.catalog
     model = catalog.model(model_name)
-    base = warehouse.table(model.table)
-    if days is not None:   # a range around the days first, so the database skips the other blocks
-        tz = ZoneInfo(zone)
-        first = dt.datetime.combine(min(days), dt.time(), tzinfo=tz).astimezone(UTC)
-        last = dt.datetime.combine(max(days) + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(UTC)
+    offsets = segments(zone, span)
+
+    def build():
+        base = engine.warehouse.table(model.table)
+        # a range around the days first, so the database skips the other blocks
+        params = {"start": ibis.param(UTC_TS), "end": ibis.param(UTC_TS)}
         ts = base[model.time]
-        base = base.filter(ts >= _instant(warehouse, first), ts < _instant(warehouse, last))
-    scope = ModelScope(catalog.config, warehouse, model_name, base=base)
-    values = [_values(scope, catalog, rdef, model_name) for rdef in rdefs]   # (joins are added as read)
-    day = day_bucket(engine, scope.column(model.time), zone, span)
-    relation = scope.joined()
-    metrics = {"rows": relation.count()}
-    for index, read in enumerate(values):
-        if read:   # a rollup reading nothing but the row count (a plain count by no dimension) hashes nothing
-            row = ibis.struct({f"v{i}": v for i, v in enumerate(read)})
-            metrics[f"h{index}"] = row.hash().cast("decimal(38, 0)").sum()
-    expr = relation.group_by(day=day).aggregate(**metrics)
-    if days is not None:
-        expr = expr.filter(expr.day.isin(days))
-    rows = run_rows(engine, expr)
+        base = base.filter(ts >= params["start"], ts < params["end"])
+        scope = ModelScope(catalog.config, engine.warehouse, model_name, base=base)
+        values = [_values(scope, catalog, rdef, model_name) for rdef in rdefs]   # (joins are added as read)
+        day = day_bucket_in(engine, scope.column(model.time), offsets)
+        relation = scope.joined()
+        metrics = {"rows": relation.count()}
+        for index, read in enumerate(values):
+            if read:   # a rollup reading nothing but the row count (a plain count by no dimension) hashes nothing
+                row = ibis.struct({f"v{i}": v for i, v in enumerate(read)})
+                metrics[f"h{index}"] = row.hash().cast("decimal(38, 0)").sum()
+        expr = relation.group_by(day=day).aggregate(**metrics)
+        if days is not None:   # the days themselves too: DuckDB then hashes only their rows (3x faster)
+            expr = expr.filter(expr.day.isin(days))
+        return expr, params
+
+    if days is None:   # a full build's, compiled once
+        query = compiled(engine, ("fingerprints", model_name, offsets, tuple((r.name, r.fingerprint) for r in rdefs)),
+                         build)
+        values = {"start": span[0], "end": span[1] + dt.timedelta(microseconds=1)}
+    else:
+        expr, params = build()
+        query = engine.warehouse.compile(expr, params)
+        tz = ZoneInfo(zone)
+        values = {"start": dt.datetime.combine(min(days), dt.time(), tzinfo=tz).astimezone(UTC),
+                  "end": dt.datetime.combine(max(days) + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(UTC)}
+    rows = run_compiled(engine, query, values)
     return {rdef.name: {r["day"].isoformat(): f"{r['rows']}:{r.get(f'h{index}', 0)}" for r in rows}
             for index, rdef in enumerate(rdefs)}
-
-
-def _instant(warehouse, value: dt.datetime):
-    return ibis.literal(value, "timestamp('UTC')")
 
 
 def _values(scope: ModelScope, catalog, rdef: RollupDef, model_name: str) -> list:

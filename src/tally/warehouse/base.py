@@ -32,12 +32,34 @@ def _sentinel(param, index: int):
     return _SENTINEL_BASE + dt.timedelta(seconds=index)
 
 
+def _literal(value: Any) -> str | None:
+    """A time or date as DuckDB SQL (ISO text: nothing of a user's), or None for other values."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return f"CAST('{aware.isoformat()}' AS TIMESTAMPTZ)"
+    if isinstance(value, dt.date):
+        return f"CAST('{value.isoformat()}' AS DATE)"
+    return None
+
+
 @dataclass(frozen=True)
 class CompiledQuery:
     """SQL text for one warehouse with named placeholders for its parameters (times, dates, text)."""
 
     sql: str
     params: tuple[str, ...]
+    template: str | None = None   # DuckDB: the SQL with the parameters' tokens, to take their values inline
+
+    def inline(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """DuckDB: the SQL with time and date values written in as literals, the other values left
+        as parameters. DuckDB plans a statement before it sees its parameters, so a range given as
+        parameters can't skip the table's blocks outside it (zonemaps): a cold scan of a day read
+        every block of the columns (0.29 s against 0.015 s for 10M rows)."""
+        if self.template is None:
+            return self.sql, values
+        literal = {name: _literal(value) for name, value in values.items()}
+        sql = _TOKEN.sub(lambda m: literal[m.group(1)] or f"${m.group(1)}", self.template)
+        return sql, {name: value for name, value in values.items() if literal[name] is None}
 
 
 class Warehouse:
@@ -150,11 +172,13 @@ class Warehouse:
         tree = tree.transform(to_token)
         sql = tree.sql(dialect=self.backend.dialect)
         used = tuple(dict.fromkeys(_TOKEN.findall(sql)))
+        template = None
         if self.dialect.paramstyle == "pyformat":
             sql = _TOKEN.sub(r"%(\1)s", sql.replace("%", "%%"))
         else:
+            template = sql if used and self.dialect.name == "duckdb" else None
             sql = _TOKEN.sub(r"$\1", sql)
-        return CompiledQuery(sql=sql, params=used)
+        return CompiledQuery(sql=sql, params=used, template=template)
 
     def _literal_node(self, value, dtype) -> sge.Expression:
         probe = ibis.table({"x": "int64"}, name="t").select(v=ibis.literal(value, dtype))
@@ -165,7 +189,8 @@ class Warehouse:
         values = {name: self._param_value(values[name]) for name in query.params} if query.params else {}
         try:
             if self.dialect.name == "duckdb":
-                return self._cursor().execute(query.sql, values).to_arrow_table()
+                sql, values = query.inline(values)
+                return self._cursor().execute(sql, values or None).to_arrow_table()
             return self._run_dbapi(query.sql, values)
         except WarehouseError:
             raise
