@@ -37,7 +37,7 @@ def scratch(warehouse=None) -> duckdb.DuckDBPyConnection:
     to the warehouse's database (its memory counts against the build's budget and spills to disk
     past it); elsewhere an in-memory database."""
     if warehouse is not None and warehouse.dialect.name == "duckdb":
-        con = warehouse.backend.con.cursor()
+        con = warehouse.new_cursor()
     else:
         con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")

@@ -79,20 +79,23 @@ class Warehouse:
 
     def table(self, name: str):
         """The Ibis table `name`, cached; WarehouseError if it does not exist."""
-        if name not in self._tables:
+        table = self._tables.get(name)
+        if table is None:
             try:
-                self._tables[name] = self.backend.table(name)
+                with self._lock:   # the backend's own connection serves one thread at a time
+                    table = self._tables[name] = self.backend.table(name)
             except Exception:
                 raise WarehouseError(f"table {name!r} does not exist in the warehouse {redact(self.url)} "
                                      "(run `tally ingest` or `tally demo` first)") from None
-        return self._tables[name]
+        return table
 
     def forget(self, name: str) -> None:
         """Drop the cached Ibis table after its schema may have changed."""
         self._tables.pop(name, None)
 
     def has_table(self, name: str) -> bool:
-        return name in self.backend.list_tables()
+        with self._lock:
+            return name in self.backend.list_tables()
 
     def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
         """Create (or replace) a table from Arrow data."""
@@ -152,8 +155,9 @@ class Warehouse:
         return list(self.table(name).columns)
 
     def drop_table(self, name: str) -> None:
-        self._tables.pop(name, None)
-        self.backend.drop_table(name, force=True)
+        with self._lock:
+            self._tables.pop(name, None)
+            self.backend.drop_table(name, force=True)
 
     # -- compile and run ----------------------------------------------------
 
@@ -237,9 +241,14 @@ class Warehouse:
         """A DuckDB cursor per thread: one connection object must not be shared across threads."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
-            cursor = self._local.cursor = self.backend.con.cursor()
+            cursor = self._local.cursor = self.new_cursor()
             cursor.execute(self.dialect.session_utc)
         return cursor
+
+    def new_cursor(self):
+        """DuckDB: a connection of its own to the warehouse's database (the caller closes it)."""
+        with self._lock:
+            return self.backend.con.cursor()
 
     def _run_dbapi(self, sql: str, values: dict[str, Any]) -> pa.Table:
         with self._lock:
