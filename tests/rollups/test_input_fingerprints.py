@@ -112,3 +112,45 @@ def test_state_without_fingerprints_takes_them_on(duck):
                 [clock(), line["order_id"], line["line_no"]])
         assert modes(project) == {name: "unchanged" for name in ROLLUPS}
         equals_full_rebuild(project)
+
+
+def test_one_pass_over_a_model_gives_each_rollup_its_own_fingerprints(duck):
+    from tally.engine import changes
+    from tally.rollups import inputs
+    from tally.rollups.definition import definitions
+
+    with opened(*duck) as project:
+        engine = project.engine
+        rdefs = [r for r in definitions(project, None, None) if "orders" in r.models]
+        assert len(rdefs) > 1
+        span = changes.bounds(engine, "orders")
+        together = inputs.fingerprints(engine, rdefs, "orders", span)
+        alone = {r.name: inputs.fingerprints(engine, [r], "orders", span)[r.name] for r in rdefs}
+        assert together == alone
+        assert len({json.dumps(v, sort_keys=True) for v in together.values()}) == len(rdefs)  # each reads its own
+        some = sorted(dt.date.fromisoformat(d) for d in together[rdefs[0].name])[3:6]
+        days = inputs.fingerprints(engine, rdefs, "orders", span, some)
+        assert days == {name: {d.isoformat(): v[d.isoformat()] for d in some if d.isoformat() in v}
+                        for name, v in together.items()}
+
+
+def test_change_scans_are_compiled_once_and_answer_for_each_watermark(duck, monkeypatch):
+    from tally.engine import changes
+
+    clock = Clock()
+    with opened(*duck) as project:
+        engine, warehouse = project.engine, project.warehouse
+        zone = "Europe/Istanbul"
+        span = changes.bounds(engine, "orders")
+        line = order_lines(project, *in_month(dt.date(2025, 6, 1)), limit=1)[0]
+        execute(project, "UPDATE orders SET discount = discount + 1, updated_at = ? WHERE order_id = ? AND line_no = ?",
+                [clock(), line["order_id"], line["line_no"]])
+        early = {"orders": (clock.value - dt.timedelta(seconds=1)).isoformat()}
+        late = {"orders": clock.value.isoformat()}
+        first = changes.changed_days(engine, "orders", zone, early, span)
+        compiled = []
+        monkeypatch.setattr(warehouse, "compile", lambda *a, **k: compiled.append(a) or pytest.fail("compiled again"))
+        assert changes.changed_days(engine, "orders", zone, late, span) == set()
+        assert changes.changed_days(engine, "orders", zone, early, span) == first
+        assert len(first) == 1 and next(iter(first)).startswith("2025-06")
+        assert compiled == []

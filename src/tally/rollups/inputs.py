@@ -25,6 +25,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import ibis
+import ibis.expr.datatypes as idt
 
 from tally.engine.changes import UTC, compiled, day_bucket_in, run_compiled, segments
 from tally.engine.scope import ModelScope
@@ -32,6 +33,12 @@ from tally.engine.translate import to_ibis
 from tally.project.expr import parse_row_expr
 from tally.rollups.definition import RollupDef
 from tally.warehouse.base import UTC_TS
+
+
+@ibis.udf.scalar.builtin(name="hash")
+def _hash(value) -> idt.uint64:
+    """DuckDB's `hash()` as it is: Ibis's own `hash()` turns it into a signed integer through two
+    casts, which (with the decimal the sum needed then) took 2.4x the time of the whole pass."""
 
 
 def supported(warehouse) -> bool:
@@ -67,7 +74,7 @@ def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: li
         for index, read in enumerate(values):
             if read:   # a rollup reading nothing but the row count (a plain count by no dimension) hashes nothing
                 row = ibis.struct({f"v{i}": v for i, v in enumerate(read)})
-                metrics[f"h{index}"] = row.hash().cast("decimal(38, 0)").sum()
+                metrics[f"h{index}"] = _hash(row).sum()   # DuckDB sums the unsigned hashes as HUGEINT
         expr = relation.group_by(day=day).aggregate(**metrics)
         if days is not None:   # the days themselves too: DuckDB then hashes only their rows (3x faster)
             expr = expr.filter(expr.day.isin(days))
