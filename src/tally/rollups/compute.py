@@ -38,6 +38,7 @@ def scratch(warehouse=None) -> duckdb.DuckDBPyConnection:
     past it); elsewhere an in-memory database."""
     if warehouse is not None and warehouse.dialect.name == "duckdb":
         con = warehouse.new_cursor()
+        con.execute(warehouse.dialect.session_utc)   # as the warehouse's own cursors: times read in UTC
     else:
         con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -74,11 +75,38 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date) -> dict[Gra
                 summed = con.execute(f"SELECT {select_keys}, {sums} FROM days GROUP BY ALL").to_arrow_table()
                 parts.append(summed.cast(pa.schema([days.schema.field(n) for n in summed.column_names])))
             if rdef.other:
-                parts.append(live_rows(engine, rdef, grain, start, end, rdef.other))
+                single = _single_distinct(engine, rdef)
+                parts.append(_distinct_counts(con, engine, rdef, grain, start, end, single) if single
+                             else live_rows(engine, rdef, grain, start, end, rdef.other))
             result[grain] = parts[0] if len(parts) == 1 else _join(con, parts, ["period", *rdef.by])
     finally:
         con.close()
     return result
+
+
+def _single_distinct(engine, rdef: RollupDef) -> str | None:
+    """On DuckDB, the one measure that can't be summed when it is a distinct count (of a model
+    with a time column): its coarser periods are then counted from distinct key rows."""
+    if engine.warehouse.dialect.name != "duckdb" or len(rdef.other) != 1:
+        return None
+    ref = next(r for r in rdef.bases if r.name == rdef.other[0])
+    if ref.measure.aggregation != "count_distinct" or not engine.catalog.model(ref.model).time:
+        return None
+    return ref.name
+
+
+def _distinct_counts(con, engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.date,
+                     measure: str) -> pa.Table:
+    """A distinct count per period of `grain` and dimensions, as the distinct (period, dimensions,
+    key) rows counted. Where periods have many groups (listings, SKUs) DuckDB's DISTINCT and a
+    count beat its count(DISTINCT) per group (at 10M lines by listing: 1.3 s against 1.95 s for
+    weeks); with few groups they're alike. A period whose rows all fall outside the measure's
+    filter has no row here; the sums' row then takes 0 (`_fill_zero`), as the live count gives."""
+    part, values = engine.distinct_keys(rollup_spec(rdef, grain, start, end), measure)
+    sql, bound = part.query.inline(values)
+    dims = "".join(f", {q(k)}" for k in rdef.by)
+    return con.execute(f"SELECT period{dims}, CAST(count(*) AS BIGINT) AS {q(measure)} FROM ({sql}) AS k "
+                       f"GROUP BY ALL", bound or None).to_arrow_table()
 
 
 def _join(con, parts: list[pa.Table], keys: list[str]) -> pa.Table:
