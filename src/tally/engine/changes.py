@@ -41,11 +41,6 @@ def compiled(engine, key: tuple, build) -> CompiledQuery:
     return query
 
 
-def run_rows(engine, expr) -> list[dict]:
-    warehouse = engine.warehouse
-    return warehouse.run(warehouse.compile(expr)).to_pylist()
-
-
 def run_compiled(engine, query: CompiledQuery, values: dict | None = None) -> list[dict]:
     return engine.warehouse.run(query, values).to_pylist()
 

@@ -364,7 +364,7 @@ def _existing(con, warehouse, rdef: RollupDef, grain: Grain, summed: pa.Table, d
         con.register("others", others)
         con.register("summed", summed)
         period = coarser_sql(rdef, grain)
-        match = " AND ".join([f"o.period = s.period"] + [f"o.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in rdef.by])
+        match = " AND ".join(["o.period = s.period"] + [f"o.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in rdef.by])
         keep = con.execute(
             f"SELECT s.* FROM summed AS s WHERE s.live OR NOT s.gone OR EXISTS "
             f"(SELECT 1 FROM (SELECT {period} AS period, * EXCLUDE (period) FROM others) AS o WHERE {match})"

@@ -178,7 +178,7 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
             con.execute(f"CREATE TEMP TABLE old_keys AS SELECT * FROM {stored} WHERE period IN ({listed})")
             con.execute(f"CREATE TEMP TABLE new_keys AS SELECT * FROM {stored} LIMIT 0")
             con.register("new_rows", new)
-            con.execute(f"INSERT INTO new_keys BY NAME SELECT * FROM new_rows")
+            con.execute("INSERT INTO new_keys BY NAME SELECT * FROM new_rows")
             con.unregister("new_rows")
         else:
             old = stored_days(warehouse, rdef, measure, days)
