@@ -442,7 +442,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
             for grain, starts in periods.items():
                 tx.delete_in(rdef.table, "period_start", starts, grain=grain.value)
         if periods is not None and len(tables) > 1 and dialect.name == "duckdb":   # some periods: one insert (a full build goes grain by grain)
-            tables = {None: pa.concat_tables([(t if t.schema.equals(schema) else t.cast(schema)).combine_chunks()
+            tables = {None: pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema)
                                               for t in tables.values()])}
         written = 0
         for grain in list(tables):
@@ -486,21 +486,21 @@ def _storage_schema(warehouse, name: str, schema: pa.Schema, tables: dict[Grain,
     """
     stored = {f.name: f.type for f in warehouse.table(name).schema().to_pyarrow()} if exists else {}
     fields = []
-    for field in schema:
-        kind = field.type
+    for column in schema:
+        kind = column.type
         if not pa.types.is_decimal(kind) or kind.precision <= NARROW or kind.scale > 6:
-            fields.append(field)
+            fields.append(column)
             continue
         limit = 10 ** (NARROW - kind.scale)
-        extremes = [pc.min_max(t[field.name]).as_py() for t in tables.values() if field.name in t.column_names]
+        extremes = [pc.min_max(t[column.name]).as_py() for t in tables.values() if column.name in t.column_names]
         top = max([abs(v) for e in extremes for v in e.values() if v is not None] or [0])
         if exists:
-            kept = stored.get(field.name)
+            kept = stored.get(column.name)
             if pa.types.is_decimal(kept) and kept.precision <= NARROW and top >= limit:
-                _widen(warehouse, name, field.name, kind)
-            fields.append(field)
+                _widen(warehouse, name, column.name, kind)
+            fields.append(column)
         else:
-            fields.append(field.with_type(pa.decimal128(NARROW, kind.scale)) if top * HEADROOM < limit else field)
+            fields.append(column.with_type(pa.decimal128(NARROW, kind.scale)) if top * HEADROOM < limit else column)
     return pa.schema(fields)
 
 

@@ -293,8 +293,7 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
                            ).to_arrow_table()
         shape = pa.schema([types.field(n) for n in ["period", *rdef.by, *summable]])
         for grain, _ in coarse:
-            rows[grain] = kept.filter(pc.equal(kept["grain"], grain.value)).drop_columns(["grain"]).cast(shape)
-            doomed[grain] = gone.filter(pc.equal(gone["grain"], grain.value)).drop_columns(["grain"])
+            rows[grain], doomed[grain] = of_grain(kept, grain).cast(shape), of_grain(gone, grain)
     finally:
         con.close()
     return rows, doomed
@@ -346,6 +345,11 @@ def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table],
     finally:
         con.close()
     return found
+
+
+def of_grain(rows: pa.Table, grain: Grain) -> pa.Table:
+    """The rows of one grain from rows of several (a `grain` column), without that column."""
+    return rows.filter(pc.equal(rows["grain"], grain.value)).drop_columns(["grain"])
 
 
 def in_periods(column, starts: list[dt.date]):

@@ -24,11 +24,10 @@ import json
 
 import ibis
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.spec import QuerySpec
-from tally.rollups.compute import rollup_spec, scratch
+from tally.rollups.compute import of_grain, rollup_spec, scratch
 from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
 from tally.sources.validate import lit, q
@@ -115,31 +114,17 @@ def stored_days(warehouse, rdef: RollupDef, measure: str, days: list[dt.date]) -
     return _typed(warehouse.run(warehouse.compile(expr)), table.schema().to_pyarrow())
 
 
-def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.date, days: list[dt.date],
-              wanted: pa.Table) -> pa.Table:
-    """Stored key rows in [first, last) outside `days` whose (dimensions, key) is one of `wanted`.
-
-    DuckDB reads `wanted` in place. Elsewhere no rows travel to the database: the days' stored keys
-    and their live ones (over the days' whole span: more keys than wanted, which does no harm)
-    pick the rows.
+def elsewhere(engine, rdef: RollupDef, measure: str, first: dt.date, last: dt.date, days: list[dt.date]
+              ) -> pa.Table:
+    """Stored key rows in [first, last) outside `days` of the (dimensions, key) the days had or have
+    (PostgreSQL, MySQL: DuckDB reads its stored keys in place, see `changes`). No rows travel to the
+    database: the days' stored keys and their live ones (over the days' whole span: more keys than
+    those that changed, which does no harm) pick the rows.
     """
     warehouse = engine.warehouse
     table = warehouse.table(table_name(rdef, measure))
     picked = [*rdef.by, KEY]
-    outside = [table.period >= first, table.period < last, ~table.period.isin(days)]
-    if warehouse.dialect.name == "duckdb":
-        con = warehouse._cursor()
-        con.register("__tally_wanted", wanted.select(picked))
-        try:
-            expr = table.filter(*outside).select(table.period, *picked)
-            sql = warehouse.compile(expr).sql
-            # keys are never NULL: an equality on them lets DuckDB skip the blocks outside the wanted keys
-            match = " AND ".join(f"k.{q(c)} = w.{q(c)}" if c == KEY else f"k.{q(c)} IS NOT DISTINCT FROM w.{q(c)}"
-                                 for c in picked)
-            return con.execute(f"SELECT k.* FROM ({sql}) AS k SEMI JOIN __tally_wanted AS w ON {match}").to_arrow_table()
-        finally:
-            con.unregister("__tally_wanted")
-    scope = table.filter(*outside)
+    scope = table.filter(table.period >= first, table.period < last, ~table.period.isin(days))
     had = table.filter(table.period.between(min(days), max(days)), table.period.isin(days)).select(picked)
     have = engine.distinct_keys_expr(_spec(rdef, min(days), max(days) + dt.timedelta(days=1)), measure)
     wanted = ibis.union(had, have.select(picked).cast(had.schema()), distinct=True)
@@ -201,8 +186,7 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
                         f"WHERE k.period >= {lit(first.isoformat())}::DATE AND k.period < "
                         f"{lit(last.isoformat())}::DATE AND k.period NOT IN ({listed})")
         else:
-            wanted = con.execute(f"SELECT DISTINCT {cols} FROM diff").to_arrow_table()
-            con.register("other_keys", elsewhere(engine, rdef, measure, first, last, days, wanted).cast(old.schema))
+            con.register("other_keys", elsewhere(engine, rdef, measure, first, last, days).cast(old.schema))
         for name in ("old", "new"):   # just the rows of the keys that matter
             con.execute(f"CREATE TEMP TABLE {name}_few AS SELECT k.* FROM {name}_keys AS k "
                         f"SEMI JOIN diff AS d ON {match('k', 'd', picked)}")
@@ -221,8 +205,6 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
                 f"(o.period IS NOT NULL)::INT) <> 0")
         # every grain in one statement: one pass of the database's planning and scheduling
         found = con.execute(" UNION ALL ".join(branches)).to_arrow_table()
-        grains = found["grain"]
-        return {grain: found.filter(pc.equal(grains, grain.value)).drop_columns(["grain"])
-                for grain in coarse}, swap
+        return {grain: of_grain(found, grain) for grain in coarse}, swap
     finally:
         con.close()

@@ -99,9 +99,9 @@ def _compare(rdef: RollupDef, grain: Grain, stored: pa.Table, live: pa.Table) ->
                 differs = f"{a} IS DISTINCT FROM {b}"
             tests.append(f"CASE WHEN {differs} THEN {lit(metric)} END")
         found = con.execute(
-            f"SELECT COALESCE(s.period_start, l.period_start) AS period_start, "
+            "SELECT COALESCE(s.period_start, l.period_start) AS period_start, "
             + "".join(f"COALESCE(s.{q(k)}, l.{q(k)}) AS {q(k)}, " for k in rdef.by)
-            + f"s.period_start IS NULL AS missing, l.period_start IS NULL AS extra, "
+            + "s.period_start IS NULL AS missing, l.period_start IS NULL AS extra, "
             f"list_filter([{', '.join(tests) or 'NULL'}], x -> x IS NOT NULL) AS metrics, "
             f"to_json(s) AS stored, to_json(l) AS live FROM s FULL OUTER JOIN l ON {on} "
             f"WHERE s.period_start IS NULL OR l.period_start IS NULL OR len(metrics) > 0 "

@@ -15,11 +15,11 @@ import duckdb
 import pyarrow as pa
 from pydantic import ValidationError
 
-from tally.errors import ConfigError, SourceError, TallyError
+from tally.errors import ConfigError, TallyError
 from tally.sources import validate
 from tally.sources.config import SourceConfig
 from tally.sources.connectors import connector
-from tally.sources.connectors.base import RawData, ReadContext
+from tally.sources.connectors.base import ReadContext
 from tally.warehouse.internal import ensure_internal_tables, insert_rows, now, read_state, write_state
 from tally.warehouse.txn import create_table_sql, ident, merge_sql
 
@@ -268,8 +268,8 @@ def _prepare_exists_checks(warehouse, config: SourceConfig, con, in_warehouse: b
 def _count(con, checked: str, result: LoadResult, malformed: list, config: SourceConfig, watermark) -> None:
     q = validate.q
     read, rejected, skipped, top = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE _tally_rule IS NOT NULL AND NOT _tally_skip), "
-        f"count(*) FILTER (WHERE _tally_skip), "
+        "SELECT count(*), count(*) FILTER (WHERE _tally_rule IS NOT NULL AND NOT _tally_skip), "
+        "count(*) FILTER (WHERE _tally_skip), "
         + (f"max({q(config.cursor)}) FILTER (WHERE _tally_rule IS NULL AND NOT _tally_skip)" if config.cursor
            else "NULL")
         + f" FROM {q(checked)}").fetchone()
