@@ -83,3 +83,17 @@ def test_state_reads_take_the_key_as_a_parameter_and_threads_may_share_the_wareh
     for thread in threads:
         thread.join()
     assert errors == [] and seen == {i: f"value {i}" for i in range(5)}
+
+
+def test_has_table_sees_the_tables_and_views_of_the_current_schema(tmp_path):
+    warehouse = Warehouse("duckdb:///w.duckdb", tmp_path)
+    con = warehouse._cursor()
+    con.execute("CREATE TABLE kept (x INT)")
+    con.execute("CREATE VIEW shown AS SELECT 1 AS x")
+    con.execute("CREATE SCHEMA other")
+    con.execute("CREATE TABLE other.elsewhere (x INT)")
+    found = {name: warehouse.has_table(name) for name in ["kept", "shown", "elsewhere", "missing", "KEPT"]}
+    listed = set(warehouse.backend.list_tables())
+    assert found == {name: name in listed for name in found}   # as Ibis's list_tables says
+    assert found == {"kept": True, "shown": True, "elsewhere": False, "missing": False, "KEPT": False}
+    warehouse.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import ibis
 
@@ -68,24 +69,93 @@ def day_counts(engine, model_name: str, zone: str, span=False) -> dict[str, str]
     span = bounds(engine, model_name) if span is False else span
     if span is None:
         return {}
-    model = engine.catalog.model(model_name)
-    # joins to lookups (no change time) are left out: reloading one is a new definition (a full
-    # build), and counting matches across every row costs several times the rows' own count
-    matched = [alias for alias, join in model.joins.items()
-               if join.on is not None and engine.catalog.model(join.model).updated]
     offsets = segments(zone, span)
+    query = compiled(engine, ("day_counts", model_name, offsets), lambda: _day_counts_expr(engine, model_name, offsets))
+    return _count_texts(engine, model_name, run_compiled(engine, query))
+
+
+def day_counts_in(engine, model_name: str, zone: str, span, days: set[str]) -> dict[str, str]:
+    """`day_counts` of some local days (ISO) only: one scan of the time range they span, which the
+    database skips to where `day_counts` reads every row."""
+    if span is None or not days:
+        return {}
+    offsets = segments(zone, span)
+    query = compiled(engine, ("day_counts_in", model_name, offsets),
+                     lambda: _day_counts_expr(engine, model_name, offsets, within=True))
+    local = ZoneInfo(zone)
+    # a day on each side: a local midnight a clock change skips still falls inside
+    first, last = (dt.date.fromisoformat(d) for d in (min(days), max(days)))
+    start, end = (dt.datetime.combine(d, dt.time(), local).astimezone(UTC)
+                  for d in (first - dt.timedelta(days=1), last + dt.timedelta(days=2)))
+    found = _count_texts(engine, model_name, run_compiled(engine, query, {"start": start, "end": end}))
+    return {d: v for d, v in found.items() if d in days}
+
+
+def _matched(engine, model_name: str) -> list[str]:
+    """The joins whose matches `day_counts` counts: to models with a change time. Joins to lookups
+    are left out: reloading one is a new definition (a full build), and counting matches across
+    every row costs several times the rows' own count."""
+    model = engine.catalog.model(model_name)
+    return [alias for alias, join in model.joins.items()
+            if join.on is not None and engine.catalog.model(join.model).updated]
+
+
+def _day_counts_expr(engine, model_name: str, offsets, within: bool = False):
+    model = engine.catalog.model(model_name)
+    scope = ModelScope(engine.config, engine.warehouse, model_name)
+    counts = {f"m{i}": scope.column(f"{alias}.{next(iter(model.joins[alias].keys.values()))}").count()
+              for i, alias in enumerate(_matched(engine, model_name))}
+    time = scope.base[model.time]
+    day = day_bucket_in(engine, time, offsets)
+    relation = scope.joined()
+    params = None
+    if within:
+        params = {"start": ibis.param(UTC_TS), "end": ibis.param(UTC_TS)}
+        relation = relation.filter(time >= params["start"], time < params["end"])
+    return relation.group_by(day=day).aggregate(rows=relation.count(), **counts), params
+
+
+def _count_texts(engine, model_name: str, rows: list[dict]) -> dict[str, str]:
+    names = ["rows", *(f"m{i}" for i in range(len(_matched(engine, model_name))))]
+    return {row["day"].isoformat(): "/".join(str(row[k]) for k in names) for row in rows}
+
+
+def totals(engine, model_name: str) -> dict[str, int]:
+    """A model's rows: all, with a time (in some day), with a change time. Cheap: DuckDB answers
+    from its statistics."""
+    model = engine.catalog.model(model_name)
 
     def build():
-        scope = ModelScope(engine.config, engine.warehouse, model_name)
-        counts = {f"m{i}": scope.column(f"{alias}.{next(iter(model.joins[alias].keys.values()))}").count()
-                  for i, alias in enumerate(matched)}
-        day = day_bucket_in(engine, scope.base[model.time], offsets)
-        relation = scope.joined()
-        return relation.group_by(day=day).aggregate(rows=relation.count(), **counts), None
+        table = engine.warehouse.table(model.table)
+        stamped = table[model.updated].count() if model.updated else ibis.literal(0, "int64")
+        return table.aggregate(rows=table.count(), dated=table[model.time].count(), stamped=stamped), None
 
-    names = ["rows", *(f"m{i}" for i in range(len(matched)))]
-    query = compiled(engine, ("day_counts", model_name, offsets), build)
-    return {row["day"].isoformat(): "/".join(str(row[k]) for k in names) for row in run_compiled(engine, query)}
+    return run_compiled(engine, compiled(engine, ("totals", model_name), build))[0]
+
+
+def days_now(engine, model_name: str, zone: str, span, before: dict[str, str], changed: set[str]) -> dict[str, str] | None:
+    """Today's `day_counts` from those of the last build (`before`) and the days holding rows changed
+    since (`changed`: every row with a later change time lies in one), reading only those days; None
+    when that can't be told so (then `day_counts` reads them all).
+
+    Every row outside `changed` days has a change time no later than the last build's, so it was
+    there then, on the same day: no such day gained a row, and a day lost one only if the rows
+    outside `changed` add up to fewer than they did. A deletion (or a row moved to another day)
+    shows there. This needs every row to carry a change time, and holds for the model's own rows:
+    counts of matches across joins (`_matched`) can drop where no change time shows (a deleted
+    target), so those are always counted in full."""
+    model = engine.catalog.model(model_name)
+    if not model.updated or _matched(engine, model_name) or span is None:
+        return None
+    total = totals(engine, model_name)
+    if total["stamped"] != total["rows"]:
+        return None
+    now = day_counts_in(engine, model_name, zone, span, changed)
+    outside_before = sum(int(v.split("/")[0]) for d, v in before.items() if d not in changed)
+    outside_now = total["dated"] - sum(int(v.split("/")[0]) for v in now.values())
+    if outside_now != outside_before:
+        return None
+    return dict(sorted({**{d: v for d, v in before.items() if d not in changed}, **now}.items()))
 
 
 def row_count(engine, model_name: str) -> int:

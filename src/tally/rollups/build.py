@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -23,6 +24,7 @@ from tally.warehouse.txn import ident
 UTC = dt.timezone.utc
 MAX_BLOCKS = 4
 MERGE_GAP = dt.timedelta(days=31)
+BUDGET_FREE_DAYS = 31   # an incremental build of more changed days runs within the build memory budget
 NARROW = 18          # DECIMAL(18, s) is a 64-bit integer to the database; DECIMAL(38, s) a 128-bit one
 HEADROOM = 10 ** 3   # a new table's sums stay narrow when they fit a thousand times over
 
@@ -53,9 +55,8 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
     ensure_internal_tables(project.warehouse)
     chosen = definitions(project, names, category)
     seen: dict = {"rollups": chosen}   # model facts read once per run, shared by its rollups
-    with project.warehouse.memory_budget("build_memory_limit"):
-        return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
-                for rdef in chosen]
+    return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
+            for rdef in chosen]
 
 
 def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, progress=None,
@@ -73,6 +74,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
         mode = "range"
     elif full or stored is None or not exists or stored.get("definition") != fresh["definition"]:
         periods, mode = None, "full"
+        _all_days(engine, rdef, fresh, seen)
         _all_inputs(engine, rdef, fresh, seen)
     else:
         flagged = _changed_days(engine, rdef, stored, fresh, seen)
@@ -83,6 +85,13 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
             return BuildResult(rdef.name, rdef.table, "unchanged", seconds=time.perf_counter() - clock)
         periods = {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
         mode = "incremental"
+    with contextlib.ExitStack() as budget:
+        return _build_periods(project, rdef, stored, exists, fresh, mode, periods, days, clock, progress, budget)
+
+
+def _build_periods(project, rdef: RollupDef, stored, exists: bool, fresh: dict, mode: str, periods, days,
+                   clock: float, progress, budget: contextlib.ExitStack) -> BuildResult:
+    engine, warehouse = project.engine, project.warehouse
     if periods is not None and rdef.rollup.growth:
         # a changed period moves the growth of the one after it
         periods = {g: sorted(set(ps) | {rdef.period_end(p, g) for p in ps}) for g, ps in periods.items()}
@@ -92,6 +101,10 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     # stored days: a range build (or a repair) rebuilds some periods from newer data than their days
     by_difference = mode == "incremental" and bool(stored.get("sums_from_days"))
     work = _key_work(engine, rdef, mode, periods, fresh, exists)
+    # a build of many periods (or of every key row) runs within the warehouse's build memory budget
+    # (DuckDB spills past it); a few changed days don't need it, and lowering the limit evicts cached blocks
+    if mode != "incremental" or len(days) > BUDGET_FREE_DAYS or work.rewrite_all:
+        budget.enter_context(warehouse.memory_budget("build_memory_limit"))
     tables, doomed = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None,
                               work)
     if rdef.rollup.growth:
@@ -120,23 +133,18 @@ def _load_state(warehouse, rdef: RollupDef) -> dict | None:
 
 
 def _snapshot(engine, rdef: RollupDef, seen: dict) -> dict:
-    """What the models look like now: change watermarks, rows per local day, and the data's span."""
-    def once(key, compute):
-        if key not in seen:
-            seen[key] = compute()
-        return seen[key]
-
-    spans = [s for s in (once(("bounds", m), lambda m=m: changes.bounds(engine, m)) for m in sorted(rdef.models)) if s]
+    """What the models look like now: change watermarks and the data's span (rows per local day
+    come with the mode: `_all_days`, or `_changed_days` reading just the changed days)."""
+    spans = [s for s in (_once(seen, ("bounds", m), lambda m=m: changes.bounds(engine, m))
+                         for m in sorted(rdef.models)) if s]
     zone = ZoneInfo(rdef.zone)
     first = min(s[0] for s in spans).astimezone(zone).date() if spans else None
     last = max(s[1] for s in spans).astimezone(zone).date() if spans else None
     related = related_models(engine, rdef)
     return {
         "definition": definition_stamp(engine, rdef, related),
-        "watermarks": {m: once(("updated", m), lambda m=m: changes.max_updated(engine, m)) for m in sorted(related)},
-        "days": {m: once(("days", m, rdef.zone), lambda m=m: changes.day_counts(engine, m, rdef.zone,
-                                                                                 seen[("bounds", m)]))
-                 for m in sorted(rdef.models)},
+        "watermarks": {m: _once(seen, ("updated", m), lambda m=m: changes.max_updated(engine, m))
+                       for m in sorted(related)},
         "first": first.isoformat() if first else None,
         "last": last.isoformat() if last else None,
     }
@@ -163,20 +171,44 @@ def lookup_stamp(engine, rdef: RollupDef, related: set[str]) -> str:
     return ",".join(f"{t}={read_state(warehouse, f'table:{t}') or ''}" for t in lookups)
 
 
+def _all_days(engine, rdef: RollupDef, fresh: dict, seen: dict) -> None:
+    """Every local day's row counts into `fresh` (a full build)."""
+    fresh["days"] = {m: _once(seen, ("days", m, rdef.zone),
+                              lambda m=m: changes.day_counts(engine, m, rdef.zone, seen[("bounds", m)]))
+                     for m in sorted(rdef.models)}
+
+
+def _once(seen: dict, key, compute):
+    if key not in seen:
+        seen[key] = compute()
+    return seen[key]
+
+
 def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict, seen: dict) -> set[dt.date]:
     """Days whose rows changed (by change time, directly or through joins) or whose row count moved.
+    Puts the row counts as of now in `fresh`: those of the changed days when the counts of the rest
+    show no deletion (see `changes.days_now`), else every day's.
 
     Rollups of one run built from the same state share the scan of each model (`seen`).
     """
     days: set[str] = set()
     watermarks = stored.get("watermarks", {})
-    for model in rdef.models:
-        key = ("changed", model, rdef.zone, json.dumps(watermarks, sort_keys=True))
-        if key not in seen:
-            seen[key] = changes.changed_days(engine, model, rdef.zone, watermarks, seen.get(("bounds", model), False))
-        days |= seen[key]
-        before, after = stored.get("days", {}).get(model, {}), fresh["days"].get(model, {})
-        days |= {d for d in set(before) | set(after) if before.get(d) != after.get(d)}
+    fresh["days"] = {}
+    for model in sorted(rdef.models):
+        mark = json.dumps(watermarks, sort_keys=True)
+        found = _once(seen, ("changed", model, rdef.zone, mark),
+                      lambda: changes.changed_days(engine, model, rdef.zone, watermarks, seen.get(("bounds", model), False)))
+        before = stored.get("days", {}).get(model, {})
+        after = None
+        if watermarks.get(model):   # every row changed since is in a `found` day
+            after = _once(seen, ("days", model, rdef.zone, mark, json.dumps(before, sort_keys=True)),
+                          lambda: changes.days_now(engine, model, rdef.zone, seen.get(("bounds", model)),
+                                                   before, found))
+        if after is None:
+            after = _once(seen, ("days", model, rdef.zone),
+                          lambda: changes.day_counts(engine, model, rdef.zone, seen[("bounds", model)]))
+        fresh["days"][model] = after
+        days |= found | {d for d in set(before) | set(after) if before.get(d) != after.get(d)}
     return {dt.date.fromisoformat(d) for d in days}
 
 

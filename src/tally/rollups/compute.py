@@ -246,11 +246,13 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
         con.register("new_days", day_rows.select(types.names))
         con.execute(f"CREATE TEMP TABLE old_days AS SELECT period_start AS period{by}, {cols} FROM {table} "
                     f"WHERE grain = 'day' AND period_start IN ({listed})")
+        # the day rows that differ, on each side: those alone move a coarser row (the rest cancel out)
+        for name, (a, b) in {"added": ("new_days", "old_days"), "removed": ("old_days", "new_days")}.items():
+            con.register(name, con.execute(f"SELECT period{by}, {cols} FROM {a} EXCEPT "
+                                           f"SELECT period{by}, {cols} FROM {b}").to_arrow_table())
         if Grain.day in periods:
-            rows[Grain.day] = con.execute(f"SELECT period{by}, {cols} FROM new_days EXCEPT "
-                                          f"SELECT period{by}, {cols} FROM old_days").to_arrow_table().cast(types)
-            doomed[Grain.day] = con.execute(f"SELECT period{by} FROM (SELECT period{by}, {cols} FROM old_days "
-                                            f"EXCEPT SELECT period{by}, {cols} FROM new_days)").to_arrow_table()
+            rows[Grain.day] = con.execute("SELECT * FROM added").to_arrow_table().cast(types)
+            doomed[Grain.day] = con.execute(f"SELECT period{by} FROM removed").to_arrow_table()
         coarse = [(g, starts) for g, starts in periods.items() if g is not Grain.day and starts]
         if not coarse:
             return rows, doomed
@@ -261,47 +263,54 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
         for grain, _ in coarse:
             label, period = lit(grain.value), coarser_sql(rdef, grain)
             branches += [f"SELECT {label} AS grain, {period} AS period{by}, {only(rdef.additive)}, "
-                         f"TRUE AS live, FALSE AS gone FROM new_days",
-                         f"SELECT {label}, {period}{by}, {only(rdef.additive, True)}, FALSE, TRUE FROM old_days"]
+                         f"TRUE AS live, FALSE AS gone FROM added",
+                         f"SELECT {label}, {period}{by}, {only(rdef.additive, True)}, FALSE, TRUE FROM removed"]
             for measure in counted:
                 name = f"change_{len(branches)}"
                 con.register(name, counted[measure][grain].rename_columns(["period", *rdef.by, measure]))
                 branches.append(f"SELECT {label}, period{by}, {only([measure])}, FALSE, FALSE FROM {name}")
         sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in summable)
-        con.execute(f"CREATE TEMP TABLE delta AS SELECT grain, period{by}, {sums}, bool_or(live) AS live, "
-                    f"bool_or(gone) AS gone FROM ({' UNION ALL '.join(branches)}) GROUP BY ALL")
+        # intermediate rows travel as Arrow: a temporary table costs more to write than they to read
+        con.register("delta", con.execute(
+            f"SELECT grain, period{by}, {sums}, bool_or(live) AS live, bool_or(gone) AS gone "
+            f"FROM ({' UNION ALL '.join(branches)}) GROUP BY ALL").to_arrow_table())
         match = "".join(f" AND s.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
         moved = " OR ".join(f"d.{q(m)} <> 0" for m in summable) or "FALSE"
         # one branch per grain with its exact periods: the database skips the other stored blocks
         stored = " UNION ALL ".join(
             f"SELECT grain, period_start{by}, {', '.join(q(m) for m in summable)} FROM {table} "
             f"WHERE grain = {lit(g.value)} AND period_start IN ({_dates(starts)})" for g, starts in coarse)
-        con.execute(
-            f"CREATE TEMP TABLE merged AS SELECT d.grain, d.period{''.join(f', d.{q(k)}' for k in rdef.by)}, "
+        merged = con.execute(
+            f"SELECT d.grain, d.period{''.join(f', d.{q(k)}' for k in rdef.by)}, "
             + ", ".join(f"COALESCE(s.{q(m)}, 0) + d.{q(m)} AS {q(m)}" for m in summable)
             + f", s.period_start IS NULL AS fresh, ({moved}) AS moved, d.gone AND NOT d.live AS doubtful, "
             f"FALSE AS vanished FROM delta AS d LEFT JOIN ({stored}) AS s ON s.grain = d.grain AND "
-            f"s.period_start = d.period{match} WHERE s.period_start IS NULL OR ({moved}) OR (d.gone AND NOT d.live)")
-        doubtful = {row[0] for row in con.execute("SELECT DISTINCT grain FROM merged WHERE doubtful").fetchall()}
-        for grain, starts in coarse:
-            if grain.value in doubtful:
-                _mark_vanished(con, rdef, grain, starts, listed)
-        # every grain in one read each, split here
-        kept = con.execute(f"SELECT grain, period{by}, {', '.join(q(m) for m in summable)} FROM merged "
-                           f"WHERE NOT vanished AND (fresh OR moved)").to_arrow_table()
-        gone = con.execute(f"SELECT grain, period{by} FROM merged WHERE NOT fresh AND (moved OR vanished)"
-                           ).to_arrow_table()
+            f"s.period_start = d.period{match} WHERE s.period_start IS NULL OR ({moved}) OR (d.gone AND NOT d.live)"
+        ).to_arrow_table()
+        doubtful = set(pc.unique(merged.filter(merged["doubtful"])["grain"]).to_pylist())
+        if doubtful:   # rare (a row lost every day row it had): worked out in the database
+            con.register("merged_rows", merged)
+            con.execute("CREATE TEMP TABLE merged AS SELECT * FROM merged_rows")
+            for grain, starts in coarse:
+                if grain.value in doubtful:
+                    _mark_vanished(con, rdef, grain, starts, listed)
+            merged = con.execute("SELECT * FROM merged").to_arrow_table()
+        vanished, fresh, moved = merged["vanished"], merged["fresh"], merged["moved"]
+        # every grain in one table each, split here
+        kept = merged.filter(pc.and_(pc.invert(vanished), pc.or_(fresh, moved)))
+        gone = merged.filter(pc.and_(pc.invert(fresh), pc.or_(moved, vanished)))
         shape = pa.schema([types.field(n) for n in ["period", *rdef.by, *summable]])
         for grain, _ in coarse:
-            rows[grain], doomed[grain] = of_grain(kept, grain).cast(shape), of_grain(gone, grain)
+            rows[grain] = of_grain(kept.select(["grain", *shape.names]), grain).cast(shape)
+            doomed[grain] = of_grain(gone.select(["grain", "period", *rdef.by]), grain)
     finally:
         con.close()
     return rows, doomed
 
 
 def _mark_vanished(con, rdef: RollupDef, grain: Grain, starts: list[dt.date], days: str) -> None:
-    """Rows of `grain` in `merged` whose day rows were all on changed days, and are gone: none
-    of the period's other stored days has their dimensions."""
+    """Rows of `grain` in `merged` that lost a day row and have none left: neither the period's
+    stored days outside the changed ones nor the changed days' live rows have their dimensions."""
     label = lit(grain.value)
     by = "".join(f", {q(k)}" for k in rdef.by)
     first, last = _dates([starts[0]]), _dates([rdef.period_end(starts[-1], grain)])
@@ -310,7 +319,8 @@ def _mark_vanished(con, rdef: RollupDef, grain: Grain, starts: list[dt.date], da
         f"UPDATE merged AS m SET vanished = TRUE WHERE m.grain = {label} AND m.doubtful AND NOT EXISTS "
         f"(SELECT 1 FROM (SELECT {coarser_sql(rdef, grain)} AS period{by} FROM (SELECT period_start AS period{by} "
         f"FROM {q(rdef.table)} WHERE grain = 'day' AND period_start >= {first} AND period_start < {last} "
-        f"AND period_start NOT IN ({days}))) AS o WHERE o.period = m.period{match})")
+        f"AND period_start NOT IN ({days}) UNION ALL SELECT period{by} FROM new_days)) AS o "
+        f"WHERE o.period = m.period{match})")
 
 
 def _dates(days: list[dt.date]) -> str:
