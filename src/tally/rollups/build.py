@@ -105,6 +105,8 @@ def _build_periods(project, rdef: RollupDef, stored, exists: bool, fresh: dict, 
     # (DuckDB spills past it); a few changed days don't need it, and lowering the limit evicts cached blocks
     if mode != "incremental" or len(days) > BUDGET_FREE_DAYS or work.rewrite_all:
         budget.enter_context(warehouse.memory_budget("build_memory_limit"))
+    if mode == "full" and work.rewrite_all and compute.counts_from_keys(engine, rdef, work.measures):
+        work.write_first(warehouse, engine)
     tables, doomed = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None,
                               work)
     if rdef.rollup.growth:
@@ -115,7 +117,7 @@ def _build_periods(project, rdef: RollupDef, stored, exists: bool, fresh: dict, 
     # a range rebuild fixes those periods only: what changed elsewhere is still due next time
     state = dict(fresh, sums_from_days=True) if mode != "range" else (
         dict(stored, sums_from_days=False) if stored is not None else None)
-    if work.rewrite_all:
+    if work.rewrite_all and not work.written:
         work.prepare(warehouse, engine)
     counted = sum(pc.count_distinct(t["period_start"]).as_py() for t in tables.values())
     written = _write(warehouse, rdef, tables, periods, state, exists, work.store, doomed)   # empties `tables`
@@ -262,6 +264,7 @@ class KeyWork:
         self.rewrite_all, self.days, self.span = rewrite_all, days or [], span
         self.swaps: dict[str, list[dt.date]] = {}   # measure -> the days whose rows to swap (default: all)
         self._new: dict[str, pa.Table] = {}
+        self.written = False   # every key row already in (committed, not yet marked complete)
 
     @property
     def swaps_days(self) -> bool:
@@ -283,10 +286,24 @@ class KeyWork:
         for measure in self.measures:
             keys.recreate(warehouse, engine, self.rdef, measure)
 
+    def write_first(self, warehouse, engine) -> None:
+        """A full rewrite on DuckDB: the key rows written and committed before the rollup's rows are
+        worked out (its coarser distinct counts are then counted from them, see `compute.full_rows`),
+        marked incomplete until the build's transaction commits."""
+        self.prepare(warehouse, engine)
+        with warehouse.transaction() as tx:
+            for measure in self.measures if self.span is not None else []:
+                keys.insert_all(tx, self.engine, self.rdef, measure, *self.span)
+        self.written = True
+
+    def tables(self) -> dict[str, str]:
+        """The measures whose every key row is in, and their tables."""
+        return {m: keys.table_name(self.rdef, m) for m in self.measures} if self.written and self.span else {}
+
     def store(self, tx) -> None:
         """Inside the build's transaction: write the key rows, then record them complete."""
         if self.rewrite_all:
-            for measure in self.measures if self.span is not None else []:
+            for measure in self.measures if self.span is not None and not self.written else []:
                 keys.insert_all(tx, self.engine, self.rdef, measure, *self.span)
             keys.mark(tx, self.rdef, self.measures, self.fingerprint)
         elif self.swaps_days:
@@ -339,7 +356,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
         first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
         last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
         end = rdef.period_end(rdef.period(last, Grain.year), Grain.year)
-        raw = compute.full_rows(engine, rdef, first, end)
+        raw = compute.full_rows(engine, rdef, first, end, work.tables() if work else {})
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}, None
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):

@@ -6,6 +6,7 @@ allowlisted trees of `tally.project.expr`, rendered by sqlglot.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -25,7 +26,9 @@ PLAIN_INTEGER = r"[+-]?[0-9]+"
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
 
 
+@functools.lru_cache(maxsize=4096)
 def q(name: str) -> str:
+    """A quoted DuckDB identifier (cached: SQL built per statement quotes the same few names often)."""
     return sge.to_identifier(name, quoted=True).sql("duckdb")
 
 
