@@ -97,3 +97,17 @@ def test_has_table_sees_the_tables_and_views_of_the_current_schema(tmp_path):
     assert found == {name: name in listed for name in found}   # as Ibis's list_tables says
     assert found == {"kept": True, "shown": True, "elsewhere": False, "missing": False, "KEPT": False}
     warehouse.close()
+
+
+def test_reading_the_warehouse_leaves_no_transaction_open(tmp_path):
+    """A result left unread holds its transaction: a later write then can't be checkpointed."""
+    warehouse = Warehouse("duckdb:///w.duckdb", tmp_path)
+    con = warehouse._cursor()
+    con.execute("CREATE TABLE kept (x INT)")
+    con.execute("INSERT INTO kept VALUES (1)")
+    assert warehouse.has_table("kept")
+    with warehouse.memory_budget("build_memory_limit"):
+        pass
+    con.execute("UPDATE kept SET x = 2")
+    con.execute("CHECKPOINT")   # refused while another connection's transaction is open
+    warehouse.close()

@@ -96,9 +96,10 @@ class Warehouse:
     def has_table(self, name: str) -> bool:
         with self._lock:
             if self.dialect.name == "duckdb":   # what Ibis's list_tables reads, in one query (it runs three)
+                # fetchall: a result left unread keeps its transaction open (and CHECKPOINT waiting)
                 return self.backend.con.execute(
                     "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_catalog IN "
-                    "(current_database(), 'temp') AND table_schema = current_schema()", [name]).fetchone()[0] > 0
+                    "(current_database(), 'temp') AND table_schema = current_schema()", [name]).fetchall()[0][0] > 0
             return name in self.backend.list_tables()
 
     def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
@@ -226,7 +227,7 @@ class Warehouse:
             raise ConfigError(f"{setting} {limit!r} in the warehouse URL {redact(self.url)!r} is not a size "
                               "(write it like 1GB, 1500MB or 2GiB)")
         con = self._cursor()
-        before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         if byte_size(limit) >= byte_size(before):
             yield
             return
