@@ -168,3 +168,40 @@ def test_a_small_incremental_build_keeps_the_memory_limit(shop, monkeypatch):
         assert budgets == []
         assert [r.mode for r in tally.rollups.build(project, full=True)] == ["full"] * len(ROLLUPS)
         assert budgets == ["build_memory_limit"] * len(ROLLUPS)
+
+
+def test_bounds_and_watermarks_from_last_builds_equal_a_full_read(shop):
+    """The ends looked for beyond the last build's bounds, and the change times after its watermark,
+    give what a read of every row gives; an end whose row was deleted is read again in full."""
+    directory, url = shop
+    clock = Clock()
+    with opened(directory, url) as project:
+        engine = project.engine
+        rdef = definitions(project, ["shop_reports"], None)[0]
+        state = json.loads(read_state(project.warehouse, state_key(rdef.name)))
+        assert set(state["bounds"]) == {"orders", "refunds"}
+        known, mark = state["bounds"]["orders"], state["watermarks"]["orders"]
+        assert changes.bounds(engine, "orders", known) == changes.bounds(engine, "orders")
+        assert changes.max_updated(engine, "orders", mark) == mark == changes.max_updated(engine, "orders")
+        # the first line deleted, a later one inserted, another line changed
+        first = order_lines(project, "ordered_at = (SELECT min(ordered_at) FROM orders)", limit=10)
+        for line in first:
+            execute(project, "DELETE FROM orders WHERE order_id = ? AND line_no = ?", [line["order_id"], line["line_no"]])
+        late = dict(first[0], order_id=next_id(project, "orders", "order_id"),
+                    ordered_at=dt.datetime.fromisoformat(known[1]) + dt.timedelta(hours=5), updated_at=clock())
+        insert_line(project, late)
+        assert changes.bounds(engine, "orders", known) == changes.bounds(engine, "orders")
+        assert changes.bounds(engine, "orders", known)[1] == late["ordered_at"]
+        assert changes.bounds(engine, "orders", known)[0] > dt.datetime.fromisoformat(known[0])
+        newest = changes.max_updated(engine, "orders", mark)
+        assert newest == changes.max_updated(engine, "orders") > mark
+        # the newest change deleted: the watermark stays where it was (nothing after it is missed)
+        execute(project, "DELETE FROM orders WHERE order_id = ?", [late["order_id"]])
+        assert changes.max_updated(engine, "orders", newest) == newest
+        assert changes.max_updated(engine, "orders", mark) == mark
+        totals = changes.totals(engine, "orders")
+        rows = execute(project, "SELECT count(*), count(ordered_at), count(updated_at) FROM orders")[0]
+        assert (totals["rows"], totals["dated"], totals["stamped"]) == tuple(rows)
+        results = tally.rollups.build(project)
+        assert [r.mode for r in results] == ["incremental"] * len(ROLLUPS)
+        assert mismatches(tally.rollups.verify(project)) == {}

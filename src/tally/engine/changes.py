@@ -46,18 +46,38 @@ def run_compiled(engine, query: CompiledQuery, values: dict | None = None) -> li
     return engine.warehouse.run(query, values).to_pylist()
 
 
-def bounds(engine, model_name: str) -> tuple[dt.datetime, dt.datetime] | None:
-    """The first and last time of a model's rows (UTC), or None when it has none."""
+def bounds(engine, model_name: str, known: tuple[str, str] | None = None) -> tuple[dt.datetime, dt.datetime] | None:
+    """The first and last time of a model's rows (UTC), or None when it has none.
+
+    `known`: the bounds read last time (ISO). On DuckDB the ends are then looked for at and beyond
+    them, which it answers from the few blocks there (a full min/max reads every row once rows were
+    updated); every row is read only when an end moved inward (its row deleted or re-dated)."""
+    model = engine.catalog.model(model_name)
+    if known and engine.warehouse.dialect.name == "duckdb":
+        def beyond():
+            table = engine.warehouse.table(model.table)
+            time, lo, hi = table[model.time], ibis.param(UTC_TS), ibis.param(UTC_TS)
+            low = table.filter(time <= lo).aggregate(lo=time.min())
+            high = table.filter(time >= hi).aggregate(hi=time.max())
+            return low.cross_join(high), {"lo": lo, "hi": hi}
+
+        query = compiled(engine, ("bounds_beyond", model_name), beyond)
+        row = run_compiled(engine, query, {"lo": _instant(known[0]), "hi": _instant(known[1])})[0]
+        if row["lo"] is not None and row["hi"] is not None:
+            return _aware(row["lo"]), _aware(row["hi"])
+
     def build():
-        model = engine.catalog.model(model_name)
         table = engine.warehouse.table(model.table)
         return table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()), None
 
     row = run_compiled(engine, compiled(engine, ("bounds", model_name), build))[0]
     if row["lo"] is None:
         return None
-    aware = [v if v.tzinfo else v.replace(tzinfo=UTC) for v in (row["lo"], row["hi"])]
-    return aware[0], aware[1]
+    return _aware(row["lo"]), _aware(row["hi"])
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def day_counts(engine, model_name: str, zone: str, span=False) -> dict[str, str]:
@@ -121,14 +141,24 @@ def _count_texts(engine, model_name: str, rows: list[dict]) -> dict[str, str]:
 
 
 def totals(engine, model_name: str) -> dict[str, int]:
-    """A model's rows: all, with a time (in some day), with a change time. Cheap: DuckDB answers
-    from its statistics."""
+    """A model's rows: all, with a time (in some day), with a change time. Cheap on DuckDB: the rows
+    from its statistics, and the NULL counts from the blocks that may hold a NULL (a plain
+    `count(column)` reads every row once rows were updated)."""
     model = engine.catalog.model(model_name)
 
     def build():
         table = engine.warehouse.table(model.table)
-        stamped = table[model.updated].count() if model.updated else ibis.literal(0, "int64")
-        return table.aggregate(rows=table.count(), dated=table[model.time].count(), stamped=stamped), None
+        time = table[model.time]
+        if engine.warehouse.dialect.name != "duckdb":
+            stamped = table[model.updated].count() if model.updated else ibis.literal(0, "int64")
+            return table.aggregate(rows=table.count(), dated=time.count(), stamped=stamped), None
+        undated = table.filter(time.isnull())
+        nulls = undated.aggregate(undated=undated.count())
+        unstamped = table.filter(table[model.updated].isnull()) if model.updated else table
+        unstamped = unstamped.aggregate(unstamped=unstamped.count())
+        counts = table.aggregate(rows=table.count()).cross_join(nulls).cross_join(unstamped)
+        return counts.select(rows=counts.rows, dated=counts.rows - counts.undated,
+                             stamped=counts.rows - counts.unstamped), None
 
     return run_compiled(engine, compiled(engine, ("totals", model_name), build))[0]
 
@@ -167,8 +197,12 @@ def row_count(engine, model_name: str) -> int:
     return run_compiled(engine, compiled(engine, ("row_count", model_name), build))[0]["rows"]
 
 
-def max_updated(engine, model_name: str) -> str | None:
-    """The latest change time of a model's rows, as ISO text (its watermark)."""
+def max_updated(engine, model_name: str, since: str | None = None) -> str | None:
+    """The latest change time of a model's rows, as ISO text (its watermark).
+
+    `since`: the watermark read last time: only later change times are read (DuckDB skips the
+    blocks without one), and `since` stays the watermark when there are none (every change after
+    it is still caught after it, even when the row that carried it was deleted)."""
     model = engine.catalog.model(model_name)
     if not model.updated:
         return None
@@ -177,10 +211,21 @@ def max_updated(engine, model_name: str) -> str | None:
         table = engine.warehouse.table(model.table)
         return table.aggregate(top=table[model.updated].max()), None
 
-    value = run_compiled(engine, compiled(engine, ("max_updated", model_name), build))[0]["top"]
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    def build_since():
+        table = engine.warehouse.table(model.table)
+        after = ibis.param(UTC_TS)
+        return table.filter(table[model.updated] > after).aggregate(top=table[model.updated].max()), {"after": after}
+
+    if since:
+        query = compiled(engine, ("max_updated_since", model_name), build_since)
+        value = run_compiled(engine, query, {"after": _instant(since)})[0]["top"]
+        if value is None:
+            return since
+    else:
+        value = run_compiled(engine, compiled(engine, ("max_updated", model_name), build))[0]["top"]
+        if value is None:
+            return None
+    return _aware(value).astimezone(UTC).isoformat()
 
 
 def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str | None], span=False) -> set[str]:

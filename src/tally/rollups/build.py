@@ -67,7 +67,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     seen = {} if seen is None else seen
     stored = _load_state(warehouse, rdef)
     exists = warehouse.has_table(rdef.table)
-    fresh = _snapshot(engine, rdef, seen)
+    fresh = _snapshot(engine, rdef, seen, stored)
     days = None
     if start or end:
         periods = _forced_periods(rdef, start, end, fresh)
@@ -134,19 +134,24 @@ def _load_state(warehouse, rdef: RollupDef) -> dict | None:
     return json.loads(text) if text else None
 
 
-def _snapshot(engine, rdef: RollupDef, seen: dict) -> dict:
+def _snapshot(engine, rdef: RollupDef, seen: dict, stored: dict | None = None) -> dict:
     """What the models look like now: change watermarks and the data's span (rows per local day
-    come with the mode: `_all_days`, or `_changed_days` reading just the changed days)."""
-    spans = [s for s in (_once(seen, ("bounds", m), lambda m=m: changes.bounds(engine, m))
-                         for m in sorted(rdef.models)) if s]
+    come with the mode: `_all_days`, or `_changed_days` reading just the changed days). What the
+    last build saw (`stored`) lets both be read from the rows beyond it."""
+    stored = stored or {}
+    known, marks = stored.get("bounds", {}), stored.get("watermarks", {})
+    found = {m: _once(seen, ("bounds", m), lambda m=m: changes.bounds(engine, m, known.get(m)))
+             for m in sorted(rdef.models)}
+    spans = [s for s in found.values() if s]
     zone = ZoneInfo(rdef.zone)
     first = min(s[0] for s in spans).astimezone(zone).date() if spans else None
     last = max(s[1] for s in spans).astimezone(zone).date() if spans else None
     related = related_models(engine, rdef)
     return {
         "definition": definition_stamp(engine, rdef, related),
-        "watermarks": {m: _once(seen, ("updated", m), lambda m=m: changes.max_updated(engine, m))
+        "watermarks": {m: _once(seen, ("updated", m), lambda m=m: changes.max_updated(engine, m, marks.get(m)))
                        for m in sorted(related)},
+        "bounds": {m: [s[0].isoformat(), s[1].isoformat()] for m, s in found.items() if s},
         "first": first.isoformat() if first else None,
         "last": last.isoformat() if last else None,
     }
@@ -509,7 +514,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     return written
 
 
-STATE = ("definition", "watermarks", "days", "first", "last", "sums_from_days", "inputs")
+STATE = ("definition", "watermarks", "bounds", "days", "first", "last", "sums_from_days", "inputs")
 
 
 def _put_state(tx, rdef: RollupDef, fresh: dict) -> None:

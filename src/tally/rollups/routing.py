@@ -94,7 +94,7 @@ class Router:
         if state.get("definition") != definition_stamp(engine, rdef):
             return False
         for model, mark in state.get("watermarks", {}).items():
-            if changes.max_updated(engine, model) != mark:
+            if changes.max_updated(engine, model, mark) != mark:   # only later change times read
                 return False
         for model, days in state.get("days", {}).items():
             rows = sum(int(v.split("/")[0]) for v in days.values())
