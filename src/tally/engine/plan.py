@@ -148,21 +148,45 @@ def distinct_keys_part(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref
 def distinct_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureRef, params: dict):
     """The Ibis expression of `distinct_keys_part`, over [params["start"], params["end"])."""
     model = catalog.model(ref.model)
+    scope, key, conditions = _counted(shape, catalog, warehouse, ref, params)
+    columns = {"period": _bucket(scope.column(model.time), shape, warehouse.dialect)}
+    for dim in shape.by:
+        columns[dim] = scope.value(model.dimensions[dim].expr)
+    columns[DISTINCT_KEY] = key
+    return scope.joined().filter(*conditions).select(**columns).distinct()
+
+
+def split_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureRef, params: dict):
+    """How many values a `count_distinct` measure counts over [start, end) have rows in more than
+    one period of the shape's grain (one row, column `split`; the shape's dimensions play no part).
+
+    None, at the day grain (an order's lines all on its day), and the distinct count over a week or
+    a year is the sum of its days' counts, for any breakdown: each value is counted on one day only.
+    """
+    model = catalog.model(ref.model)
+    scope, key, conditions = _counted(shape, catalog, warehouse, ref, params)
+    rows = scope.joined().filter(*conditions).select(key=key, period=_bucket(scope.column(model.time), shape,
+                                                                            warehouse.dialect))
+    spans = rows.group_by("key").aggregate(first=rows.period.min(), last=rows.period.max())
+    return spans.filter(spans["first"] != spans["last"]).aggregate(split=ibis._.count())
+
+
+def _counted(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureRef, params: dict):
+    """A count_distinct measure's scope over [start, end), its counted value, and the conditions a
+    row meets to be counted (a value, the measure's filter, the shape's `where`)."""
+    model = catalog.model(ref.model)
     base = warehouse.table(model.table)
     ts = base[model.time]
     scope = ModelScope(catalog.config, warehouse, ref.model,
                        base=base.filter(ts >= params["start"], ts < params["end"]))
-    columns = {"period": _bucket(scope.column(model.time), shape, warehouse.dialect)}
-    for dim in shape.by:
-        columns[dim] = scope.value(model.dimensions[dim].expr)
-    columns[DISTINCT_KEY] = scope.value(ref.measure.value)
-    conditions = [columns[DISTINCT_KEY].notnull()]
+    key = scope.value(ref.measure.value)
+    conditions = [key.notnull()]
     if ref.measure.where:
         conditions.append(scope.condition(ref.measure.where))
     if shape.where:
         conditions.append(to_ibis(parse_row_expr(shape.where).tree,
                                   lambda name: scope.value(model.dimensions[name].expr)))
-    return scope.joined().filter(*conditions).select(**columns).distinct()
+    return scope, key, conditions
 
 
 def _aggregate(scope: ModelScope, ref: MeasureRef, skip_where: bool = False):

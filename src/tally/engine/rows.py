@@ -104,7 +104,9 @@ def derive(table: pa.Table, keys: list[str], metrics, catalog: Catalog) -> pa.Ta
     return pa.table(columns)
 
 
-def order_and_limit(table: pa.Table, spec: QuerySpec, *, use_limit: bool) -> pa.Table:
+def order_and_limit(table: pa.Table, spec: QuerySpec, *, use_limit: bool, sort: bool = True) -> pa.Table:
+    if not sort:
+        return table.slice(0, spec.limit) if use_limit and spec.limit is not None else table
     keys = (["period"] if spec.grain else []) + list(spec.by)
     sort = [(name, "descending" if desc else "ascending") for name, desc in spec.order_by]
     sort += [(k, "ascending") for k in keys if k not in dict(spec.order_by)]

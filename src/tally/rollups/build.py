@@ -86,11 +86,12 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
         periods = {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
         mode = "incremental"
     with contextlib.ExitStack() as budget:
-        return _build_periods(project, rdef, stored, exists, fresh, mode, periods, days, clock, progress, budget)
+        return _build_periods(project, rdef, stored, exists, fresh, mode, periods, days, clock, progress, budget,
+                              seen)
 
 
 def _build_periods(project, rdef: RollupDef, stored, exists: bool, fresh: dict, mode: str, periods, days,
-                   clock: float, progress, budget: contextlib.ExitStack) -> BuildResult:
+                   clock: float, progress, budget: contextlib.ExitStack, seen: dict) -> BuildResult:
     engine, warehouse = project.engine, project.warehouse
     if periods is not None and rdef.rollup.growth:
         # a changed period moves the growth of the one after it
@@ -105,10 +106,13 @@ def _build_periods(project, rdef: RollupDef, stored, exists: bool, fresh: dict, 
     # (DuckDB spills past it); a few changed days don't need it, and lowering the limit evicts cached blocks
     if mode != "incremental" or len(days) > BUDGET_FREE_DAYS or work.rewrite_all:
         budget.enter_context(warehouse.memory_budget("build_memory_limit"))
-    if mode == "full" and work.rewrite_all and compute.counts_from_keys(engine, rdef, work.measures):
+    # a full build sums the distinct counts whose every value is on one day from the days' counts
+    summed = (compute.day_summed(engine, rdef, *_full_span(rdef, fresh), seen.setdefault("day_summed", {}))
+              if periods is None and fresh["first"] is not None else [])
+    if mode == "full" and work.rewrite_all and compute.counts_from_keys(engine, rdef, work.measures, summed):
         work.write_first(warehouse, engine)
     tables, doomed = _compute(engine, rdef, periods, fresh, built_at, progress, days if by_difference else None,
-                              work)
+                              work, summed)
     if rdef.rollup.growth:
         tables = {g: add_growth(t, rdef, g, warehouse if exists and mode != "full" else None,
                                 rebuilt=set(periods[g]) if periods is not None else frozenset())
@@ -127,6 +131,13 @@ def _build_periods(project, rdef: RollupDef, stored, exists: bool, fresh: dict, 
         result.days_changed = len(days)
     progress(rdef.name, 1.0, "done")
     return result
+
+
+def _full_span(rdef: RollupDef, fresh: dict) -> tuple[dt.date, dt.date]:
+    """What a full build computes: whole years, from the first day with data to the last."""
+    first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
+    last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
+    return first, rdef.period_end(rdef.period(last, Grain.year), Grain.year)
 
 
 def _load_state(warehouse, rdef: RollupDef) -> dict | None:
@@ -348,7 +359,7 @@ def _forced_periods(rdef: RollupDef, start, end, fresh) -> dict[Grain, list[dt.d
 
 
 def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
-             days: set[dt.date] | None = None, work: KeyWork | None = None):
+             days: set[dt.date] | None = None, work: KeyWork | None = None, summed: list[str] | tuple = ()):
     """The rows to store: everything (periods None), or the given periods; `days` changed (incremental).
 
     Returns (rows per grain, rows to delete per grain or None for whole periods). An incremental
@@ -358,10 +369,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
     if periods is None:
         if fresh["first"] is None:
             return {g: compute.finish(_empty(engine, rdef), rdef, g, catalog, built_at) for g in rdef.grains}, None
-        first = rdef.period(dt.date.fromisoformat(fresh["first"]), Grain.year)
-        last = dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
-        end = rdef.period_end(rdef.period(last, Grain.year), Grain.year)
-        raw = compute.full_rows(engine, rdef, first, end, work.tables() if work else {})
+        raw = compute.full_rows(engine, rdef, *_full_span(rdef, fresh), work.tables() if work else {}, summed)
         return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in raw.items()}, None
     live = {}   # grain -> rows already queried
     if days is not None and periods.get(Grain.day):
@@ -501,9 +509,9 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
         written = 0
         for grain in list(tables):
             rows = tables.pop(grain)
-            # stored in (grain, period) order: a later read of some periods skips the other blocks
-            tx.insert_arrow(rdef.table, rows if rows.schema.equals(schema) else rows.cast(schema),
-                            order_by="period_start")
+            # stored in (grain, period) order: a later read of some periods skips the other blocks;
+            # the database casts to the stored types (in Arrow, 2.4 s of a 10M-line full build)
+            tx.insert_arrow(rdef.table, rows, order_by="period_start")
             written += rows.num_rows
             del rows
         if also is not None:
