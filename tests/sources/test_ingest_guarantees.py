@@ -439,10 +439,9 @@ def test_a_reject_names_its_line_in_the_file(tmp_path):
         assert numbers == {2: 3, 3: 4, 4: 5}
 
 
-@pytest.mark.parametrize("kind", xfail_on("postgres", "mariadb", reason=(
-    "BUG identical rejected rows in one load: DuckDB stores each, PostgreSQL and MariaDB store one "
-    "(_unrecorded collapses them), so _tally_rejects disagrees with rows_rejected there")))
+@pytest.mark.parametrize("kind", xfail_on(reason=""))
 def test_identical_rows_breaking_a_check_are_each_recorded(request, tmp_path, kind):
+    """Fixed: PostgreSQL and MariaDB stored one of identical rejected rows (collapsed by (raw, rule))."""
     write_lines(tmp_path, ["1,paid,5,1.00,2024-01-05,2024-01-05 10:00:00,r1"]
                 + ["2,paid,0,1.00,2024-01-05,2024-01-05 10:00:00,r2"] * 2)
     with opened(tmp_path, {"orders": dirty.SOURCE}, url_of(request, kind, tmp_path)) as project:
@@ -450,12 +449,15 @@ def test_identical_rows_breaking_a_check_are_each_recorded(request, tmp_path, ki
         assert result.rows_rejected == len(dirty.stored_rejects(project, load_id=result.load_id)) == 2
 
 
-@pytest.mark.parametrize("kind", xfail_on("duckdb", "postgres", "mariadb", reason=(
-    "BUG identical malformed lines in one load are counted in rows_rejected but stored once "
-    "(_unrecorded collapses them on every warehouse)")))
+@pytest.mark.parametrize("kind", xfail_on(reason=""))
 def test_identical_malformed_lines_are_each_recorded(request, tmp_path, kind):
+    """Fixed: identical malformed lines were counted in rows_rejected but stored once; read again,
+    neither is recorded a second time."""
     write_lines(tmp_path, ["1,paid,5,1.00,2024-01-05,2024-01-05 10:00:00,r1"]
                 + ["2,paid,5,1.00,2024-01-05,2024-01-05 10:00:00,r2,extra"] * 2)
     with opened(tmp_path, {"orders": dirty.SOURCE}, url_of(request, kind, tmp_path)) as project:
         result = run(project)
         assert result.rows_rejected == len(dirty.stored_rejects(project, load_id=result.load_id)) == 2
+        again = run(project, full_refresh=True)
+        assert again.rows_rejected == 2 and dirty.stored_rejects(project, load_id=again.load_id) == []
+        assert len(dirty.stored_rejects(project)) == 2

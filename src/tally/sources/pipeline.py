@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -365,19 +366,27 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
 
 
 def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:
-    """Rejects not already stored for this source: re-reading the same bad row records it once."""
+    """Rejects not already stored for this source: re-reading the same bad row records it once.
+
+    Counted as a multiset of (raw, rule): two identical bad lines of one file are two rejects (as
+    `rows_rejected` counts them), and reading that file again records neither a second time."""
     marker = "?" if tx.dialect.name == "duckdb" else "%s"
     table = ident("_tally_rejects").sql(tx.dialect.name)
-    seen = set()
-    for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
+    stored: Counter = Counter()
+    raws = list(dict.fromkeys(row["raw"] for row in rows))
+    for start in range(0, len(raws), 500):
+        chunk = raws[start:start + 500]
         sql = (f"SELECT raw, rule FROM {table} WHERE source = {marker} "
                f"AND raw IN ({', '.join([marker] * len(chunk))})")
-        seen.update(tuple(r) for r in tx.execute(sql, [name, *[row["raw"] for row in chunk]]).fetchall())
-    fresh = {}
+        stored.update(tuple(r) for r in tx.execute(sql, [name, *chunk]).fetchall())
+    fresh = []
     for row in rows:
-        fresh.setdefault((row["raw"], row["rule"]), row)
-    return [row for key, row in fresh.items() if key not in seen]
+        key = (row["raw"], row["rule"])
+        if stored[key]:
+            stored[key] -= 1
+        else:
+            fresh.append(row)
+    return fresh
 
 
 def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: str, lookup: bool = False) -> None:
