@@ -189,7 +189,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
 
 def _check_into(con, relation, view: str, checked: str, config, watermark, name, progress, *, create: bool):
     """Type and check a relation's rows into the `checked` table (created, or appended to by name)."""
-    relation.create_view(view, replace=True)
+    con.register(view, relation)   # a temporary view: a run killed here leaves nothing in the warehouse
     described = con.execute(f"DESCRIBE {validate.q(view)}").fetchall()
     raw_types = {row[0]: row[1] for row in described}
     plan = validate.build(config, validate.q(view), [row[0] for row in described], raw_types, watermark)
@@ -202,7 +202,7 @@ def _check_into(con, relation, view: str, checked: str, config, watermark, name,
 
 
 def _drop_leftovers(con) -> None:
-    """Views a killed run left behind (its data changes were rolled back; its views were not)."""
+    """Views a killed run of an earlier version left behind (they were not temporary then)."""
     for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
                                "AND view_name LIKE '\\_\\_tally\\_raw\\_%' ESCAPE '\\'").fetchall():
         con.execute(f"DROP VIEW IF EXISTS {validate.q(name)}")
