@@ -133,10 +133,9 @@ def test_interval_and_cron_schedules_are_accepted(tmp_path, schedule):
     assert result.exit_code == 0, (result.stdout, result.stderr)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG (gap) the `sources:` section is validated only when a source runs: Project.load, and so "
-    "`tally query` or `tally serve`, accept a source with a bad schedule or type"))
 def test_a_bad_schedule_is_refused_when_the_project_loads(tmp_path):
+    """Fixed: the `sources:` section was validated only when a source ran, so `tally query` or
+    `tally serve` accepted a source with a bad schedule or type."""
     root = project_with(tmp_path, {"orders": {**dirty.SOURCE, "schedule": "every fortnight"}})
     with pytest.raises(ConfigError, match=rf"tally.yml:{line_of(root, 'schedule:')}: .*every fortnight"):
         Project.load(root).close()
