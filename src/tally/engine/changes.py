@@ -9,7 +9,7 @@ import ibis
 
 from tally.engine.plan import Shape, _bucket
 from tally.engine.scope import ModelScope
-from tally.engine.timegrid import Grain, offset_segments
+from tally.engine.timegrid import Grain, as_utc, offset_segments
 from tally.warehouse.base import UTC_TS, CompiledQuery
 
 UTC = dt.timezone.utc
@@ -64,7 +64,7 @@ def bounds(engine, model_name: str, known: tuple[str, str] | None = None) -> tup
         query = compiled(engine, ("bounds_beyond", model_name), beyond)
         row = run_compiled(engine, query, {"lo": _instant(known[0]), "hi": _instant(known[1])})[0]
         if row["lo"] is not None and row["hi"] is not None:
-            return _aware(row["lo"]), _aware(row["hi"])
+            return as_utc(row["lo"]), as_utc(row["hi"])
 
     def build():
         table = engine.warehouse.table(model.table)
@@ -73,11 +73,7 @@ def bounds(engine, model_name: str, known: tuple[str, str] | None = None) -> tup
     row = run_compiled(engine, compiled(engine, ("bounds", model_name), build))[0]
     if row["lo"] is None:
         return None
-    return _aware(row["lo"]), _aware(row["hi"])
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(row["lo"]), as_utc(row["hi"])
 
 
 def day_counts(engine, model_name: str, zone: str, span=False) -> dict[str, str]:
@@ -225,7 +221,7 @@ def max_updated(engine, model_name: str, since: str | None = None) -> str | None
         value = run_compiled(engine, compiled(engine, ("max_updated", model_name), build))[0]["top"]
         if value is None:
             return None
-    return _aware(value).astimezone(UTC).isoformat()
+    return as_utc(value).astimezone(UTC).isoformat()
 
 
 def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str | None], span=False) -> set[str]:
@@ -262,5 +258,4 @@ def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str |
 
 
 def _instant(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(dt.datetime.fromisoformat(text))

@@ -16,7 +16,7 @@ from tally.engine.catalog import Catalog
 from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bounds_expr, distinct_keys_expr,
                               distinct_keys_part, split_keys_expr)
 from tally.engine.spec import QuerySpec
-from tally.engine.timegrid import comparison_shift, offset_segments, period_labels, shift_local
+from tally.engine.timegrid import as_utc, comparison_shift, offset_segments, period_labels, shift_local
 from tally.errors import QueryError
 from tally.project.schema import ProjectConfig
 from tally.warehouse import CompiledQuery, Warehouse
@@ -86,14 +86,7 @@ class Engine:
         """The compiled query of a `count_distinct` measure's distinct (period, dimensions, key) rows
         over the spec's range, and its parameter values (run it, or insert its rows elsewhere)."""
         ref, shape, start, end = self._key_shape(spec, measure)
-        with self._lock:
-            part = self._keys.get(shape)
-        if part is None:
-            part = distinct_keys_part(shape, self.catalog, self.warehouse, ref)
-            with self._lock:
-                self._keys[shape] = part
-                while len(self._keys) > CACHE_SIZE:
-                    self._keys.popitem(last=False)
+        part = self._cached(self._keys, shape, lambda: distinct_keys_part(shape, self.catalog, self.warehouse, ref))
         return part, {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
 
     def distinct_keys_expr(self, spec: QuerySpec, measure: str):
@@ -108,15 +101,12 @@ class Engine:
         than one period of its grain (its dimensions play no part); see `plan.split_keys_expr`."""
         ref, shape, start, end = self._key_shape(spec, measure)
         shape = replace(shape, by=())
-        with self._lock:
-            query = self._splits.get(shape)
-        if query is None:
+
+        def build() -> CompiledQuery:
             params = {"start": ibis.param(UTC_TS), "end": ibis.param(UTC_TS)}
-            query = self.warehouse.compile(split_keys_expr(shape, self.catalog, self.warehouse, ref, params), params)
-            with self._lock:
-                self._splits[shape] = query
-                while len(self._splits) > CACHE_SIZE:
-                    self._splits.popitem(last=False)
+            return self.warehouse.compile(split_keys_expr(shape, self.catalog, self.warehouse, ref, params), params)
+
+        query = self._cached(self._splits, shape, build)
         values = {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
         return int(self.warehouse.run(query, values).to_pylist()[0]["split"])
 
@@ -153,23 +143,28 @@ class Engine:
             periods = period_labels(spec.grain, start, end, spec.timezone, self.config.week_start_index)
         rows = rowops.assemble(timed, timeless, periods, spec, plan)
         rows = rowops.add_derived(rows, spec, self.catalog)
-        return rowops.order_and_limit(rows, spec, use_limit=not plan.sql_orders, sort=ordered)
+        return rowops.order_and_limit(rows, spec, use_limit=not plan.sql_orders, ordered=ordered)
 
     def _plan(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime) -> Plan:
         segments = offset_segments(spec.timezone, start, end) if spec.grain else None
         shape = Shape(spec.metrics, spec.by, spec.grain, spec.where, spec.order_by, spec.limit,
                       self.config.week_start_index, segments, spec.fill and spec.limit is None)
+        return self._cached(self._plans, shape, lambda: build_plan(shape, self.catalog, self.warehouse))
+
+    def _cached(self, store: OrderedDict, shape: Shape, build):
+        """`store`'s entry for `shape`, built (outside the lock) when missing; the least recently
+        used entries go past CACHE_SIZE."""
         with self._lock:
-            plan = self._plans.get(shape)
-            if plan is not None:
-                self._plans.move_to_end(shape)
-                return plan
-        plan = build_plan(shape, self.catalog, self.warehouse)
+            found = store.get(shape)
+            if found is not None:
+                store.move_to_end(shape)
+                return found
+        found = build()
         with self._lock:
-            self._plans[shape] = plan
-            while len(self._plans) > CACHE_SIZE:
-                self._plans.popitem(last=False)
-        return plan
+            store[shape] = found
+            while len(store) > CACHE_SIZE:
+                store.popitem(last=False)
+        return found
 
     def _check_order(self, spec: QuerySpec) -> None:
         allowed = set(spec.metrics) | set(spec.by) | ({"period"} if spec.grain else set())
@@ -198,16 +193,12 @@ class Engine:
                 self._bounds[model] = self.warehouse.compile(data_bounds_expr(self.catalog, self.warehouse, model))
             row = self.warehouse.run(self._bounds[model]).to_pylist()[0]
             if row["lo"] is not None:
-                lows.append(_aware(row["lo"]))
-                highs.append(_aware(row["hi"]))
+                lows.append(as_utc(row["lo"]))
+                highs.append(as_utc(row["hi"]))
         if not lows:
             today = dt.datetime.now(UTC)
             return today, today
         return min(lows), max(highs)
-
-
-def _aware(value) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _local_midnight(instant: dt.datetime, tz: ZoneInfo, next_day: bool = False) -> dt.datetime:

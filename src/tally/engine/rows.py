@@ -104,8 +104,8 @@ def derive(table: pa.Table, keys: list[str], metrics, catalog: Catalog) -> pa.Ta
     return pa.table(columns)
 
 
-def order_and_limit(table: pa.Table, spec: QuerySpec, *, use_limit: bool, sort: bool = True) -> pa.Table:
-    if not sort:
+def order_and_limit(table: pa.Table, spec: QuerySpec, *, use_limit: bool, ordered: bool = True) -> pa.Table:
+    if not ordered:
         return table.slice(0, spec.limit) if use_limit and spec.limit is not None else table
     keys = (["period"] if spec.grain else []) + list(spec.by)
     sort = [(name, "descending" if desc else "ascending") for name, desc in spec.order_by]

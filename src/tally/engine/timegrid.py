@@ -31,6 +31,11 @@ _STEPS = {"hour": relativedelta(hours=1), "day": relativedelta(days=1), "week": 
           "month": relativedelta(months=1), "quarter": relativedelta(months=3), "year": relativedelta(years=1)}
 
 
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A time read from a warehouse as an aware instant: a naive one (MySQL) is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def parse_grain(value: str | Grain | None) -> Grain | None:
     if value is None or isinstance(value, Grain):
         return value

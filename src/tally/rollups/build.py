@@ -510,7 +510,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
         for grain in list(tables):
             rows = tables.pop(grain)
             # stored in (grain, period) order: a later read of some periods skips the other blocks;
-            # the database casts to the stored types (in Arrow, 2.4 s of a 10M-line full build)
+            # the database casts to the stored types as it inserts (no Arrow cast before it)
             tx.insert_arrow(rdef.table, rows, order_by="period_start")
             written += rows.num_rows
             del rows

@@ -112,8 +112,7 @@ def day_summed(engine, rdef: RollupDef, start: dt.date, end: dt.date, memo: dict
     memo = {} if memo is None else memo
     summed = []
     for name in rdef.other:
-        ref = next(r for r in rdef.bases if r.name == name)
-        if ref.measure.aggregation != "count_distinct" or not engine.catalog.model(ref.model).time:
+        if not _timed_distinct(engine, rdef, name):
             continue
         key = (name, rdef.zone, rdef.rollup.where, start, end)
         if key not in memo:
@@ -139,12 +138,15 @@ def counts_from_keys(engine, rdef: RollupDef, keyed: list[str], summed: list[str
 def _single_distinct(engine, rdef: RollupDef, rest: list[str]) -> str | None:
     """On DuckDB, the one measure left to count (`rest`) when it is a distinct count (of a model
     with a time column): its coarser periods are then counted from distinct key rows."""
-    if engine.warehouse.dialect.name != "duckdb" or len(rest) != 1:
+    if engine.warehouse.dialect.name != "duckdb" or len(rest) != 1 or not _timed_distinct(engine, rdef, rest[0]):
         return None
-    ref = next(r for r in rdef.bases if r.name == rest[0])
-    if ref.measure.aggregation != "count_distinct" or not engine.catalog.model(ref.model).time:
-        return None
-    return ref.name
+    return rest[0]
+
+
+def _timed_distinct(engine, rdef: RollupDef, name: str) -> bool:
+    """Whether the rollup's measure `name` is a distinct count of a model with a time column."""
+    ref = next(r for r in rdef.bases if r.name == name)
+    return ref.measure.aggregation == "count_distinct" and bool(engine.catalog.model(ref.model).time)
 
 
 def _distinct_counts(con, engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.date,
