@@ -41,7 +41,25 @@ def find_config(path: Path) -> Path:
     return candidate
 
 
+def _check_profiles(data: dict, file: str, lines: Lines) -> None:
+    """`profiles:` maps text names to mappings of top-level keys; refuse anything else at its line."""
+    profiles = data.get("profiles")
+    if profiles is None:
+        return
+    if not isinstance(profiles, dict):
+        raise ConfigError("profiles: must be a mapping of profile name -> keys to override", file=file,
+                          line=line_of(lines, ("profiles",)))
+    for name, body in profiles.items():
+        if not isinstance(name, str):
+            raise ConfigError(f"profiles: the profile name {name!r} must be text (quote it: \"{name}\")",
+                              file=file, line=line_of(lines, ("profiles", str(name))))
+        if body is not None and not isinstance(body, dict):
+            raise ConfigError(f"profiles.{name}: must be a mapping of top-level keys to override, "
+                              f"not {type(body).__name__}", file=file, line=line_of(lines, ("profiles", str(name))))
+
+
 def _apply_profile(data: dict, profile: str | None, file: str, lines: Lines) -> dict:
+    _check_profiles(data, file, lines)
     if profile is None:
         return data
     profiles = data.get("profiles") or {}
@@ -88,6 +106,7 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     data, lines = read_yaml(file_path)
     if not isinstance(data, dict):
         raise ConfigError("tally.yml must be a mapping of keys (name, models, metrics, ...)", file=file, line=1)
+    data = {key: value for key, value in data.items() if not (isinstance(key, str) and key.startswith("x-"))}
     data = _apply_profile(data, profile, file, lines)
     if profile is not None:
         # keys a profile sets are reported at the profile's lines

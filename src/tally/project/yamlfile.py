@@ -15,14 +15,20 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Lines = dict[tuple, int]
 
+# Aliases let a few lines stand for an exponential tree (the "billion laughs"); a config never needs this many.
+MAX_EXPANDED_VALUES = 100_000
+
 
 class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that records the line of every mapping key and sequence item."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)   # YAML merge keys (`<<: *base`) become ordinary keys
     mapping = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError("a key must be plain text, not a list or mapping", line=key_node.start_mark.line + 1)
         key = loader.construct_object(key_node, deep=deep)
         if key in mapping:
             raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
@@ -52,16 +58,52 @@ def _collect_lines(node: yaml.Node, loader: _LineLoader, path: tuple, lines: Lin
             _collect_lines(item, loader, path + (index,), lines)
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values the node stands for once every alias is expanded (shared nodes counted each time)."""
+    known = sizes.get(id(node))
+    if known == 0:
+        raise ConfigError("an alias refers to the value that contains it", line=node.start_mark.line + 1)
+    if known is not None:
+        return known
+    sizes[id(node)] = 0   # in progress: meeting it again below means a recursive alias
+    children = node.value if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) else ()
+    total = 1
+    for child in children:
+        for part in (child if isinstance(child, tuple) else (child,)):
+            total += _expanded_size(part, sizes)
+            if total > MAX_EXPANDED_VALUES:
+                break
+    sizes[id(node)] = total
+    return total
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """The file's text; invalid UTF-8 or a NUL byte is a config error at its line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+                          file=str(path), line=raw.count(b"\n", 0, exc.start) + 1) from None
+    bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]", text)
+    if bad:
+        raise ConfigError(f"control character {bad.group()!r} in the file; remove it",
+                          file=str(path), line=text.count("\n", 0, bad.start()) + 1)
+    return text
+
+
 def read_yaml(path: Path) -> tuple[Any, Lines]:
     """Parse a YAML file; return the data and a path -> line map for error messages."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    loader = _LineLoader(text)
+    loader = _LineLoader(_decode(raw, path))
     loader.key_lines = {}
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_VALUES:
+            raise ConfigError(f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values; "
+                              "write the repeated parts out or use fewer nested aliases", line=1)
         data = loader.construct_document(node) if node is not None else {}
     except ConfigError as exc:
         raise ConfigError(exc.reason, file=str(path), line=exc.line) from None
