@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import ConfigError, TallyError
+from tally.redaction import redact_text
 
 ENVIRONMENTS = ("production", "staging", "development")
 STATISTICS_TYPES = ("user", "business", "system", "financial")
@@ -40,7 +41,6 @@ RANGE_KEYS = ("start", "end")
 STATUS = {"bad_event": 400, "bad_config": 422, "bad_query": 422, "bad_expression": 422,
           "warehouse_error": 503, "source_error": 502, "internal_error": 500}
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 LOGGER = logging.getLogger("tally.aws")
 
 
@@ -256,7 +256,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _redact(text: str) -> str:
     """Passwords in URLs (user:PASSWORD@host) replaced, so no secret reaches an answer or a log line."""
-    return PASSWORD_IN_URL.sub(r"\1***@", text)
+    return redact_text(text)
 
 
 class JsonLines(logging.Handler):

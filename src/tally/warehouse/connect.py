@@ -8,21 +8,36 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import ibis
 
 from tally.errors import ConfigError, WarehouseError
+from tally.redaction import redact_text, split_url
+from tally.redaction import redact_url as redact
 from tally.warehouse.dialects import SCHEMES, Dialect
 
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, safe for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+__all__ = ["redact", "url_scheme", "dialect_of", "duckdb_settings", "duckdb_path", "open_backend",
+           "server_credentials"]
 
 
 def url_scheme(url: str) -> str:
     """`postgresql+psycopg://...` -> `postgresql`."""
-    return urlsplit(url).scheme.split("+")[0].lower()
+    return split_url(url).scheme.split("+")[0].lower()
+
+
+def server_credentials(url: str) -> dict:
+    """host, port, user, password, database of a server URL; the password may hold any character
+    unencoded, or come as `?password=`."""
+    parts = split_url(url)
+    host, _, port = parts.host_and_port.rpartition(":") if not parts.host_and_port.endswith("]") \
+        else (parts.host_and_port, "", "")
+    if not host:
+        host, port = port, ""
+    query = dict(parse_qsl(parts.query))
+    kwargs = dict(host=unquote(host.strip("[]")) or "localhost", user=parts.user or query.get("user", ""),
+                  password=parts.password if parts.password is not None else query.get("password", ""),
+                  database=unquote(parts.path.lstrip("/")) or None)
+    if port:
+        if not port.isdigit():
+            raise ConfigError(f"the warehouse URL {redact(url)!r} has a port that is not a number")
+        kwargs["port"] = int(port)
+    return kwargs
 
 
 def dialect_of(url: str) -> Dialect:
@@ -76,15 +91,11 @@ def open_backend(url: str, root: Path):
             settings, _ = duckdb_settings(url)
             backend = ibis.duckdb.connect(duckdb_path(url, root), **settings)
         else:
-            parts = urlsplit(url)
-            kwargs = dict(host=parts.hostname or "localhost", user=unquote(parts.username or ""),
-                          password=unquote(parts.password or ""), database=parts.path.lstrip("/") or None)
-            if parts.port:
-                kwargs["port"] = parts.port
-            backend = getattr(ibis, dialect.name).connect(**kwargs)
+            backend = getattr(ibis, dialect.name).connect(**server_credentials(url))
     except ConfigError:
         raise
     except Exception as exc:  # drivers raise many types; the user needs the reason, not the type
-        raise WarehouseError(f"cannot connect to {redact(url)}: {str(exc).strip().splitlines()[0]}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WarehouseError(redact_text(f"cannot connect to {redact(url)}: {reason}", url)) from None
     backend.raw_sql(dialect.session_utc)
     return backend, dialect

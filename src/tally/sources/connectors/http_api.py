@@ -17,6 +17,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from tally.errors import SourceError
+from tally.redaction import is_secret_name
 from tally.sources.config import SourceConfig
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
 
@@ -24,7 +25,6 @@ CAPABILITIES = Capabilities(pushes_cursor=True, text_values=False)
 
 MAX_BACKOFF = 30.0          # seconds: the longest wait our own backoff chooses
 MAX_RETRY_AFTER = 300.0     # seconds: a server asking for a longer pause fails the run (the next run retries)
-SECRET_WORDS = ("key", "token", "secret", "password", "auth", "sig", "credential")
 _MISSING = object()
 
 log = logging.getLogger("tally.ingest.http")
@@ -88,12 +88,31 @@ def read(options: Options, ctx: ReadContext) -> RawData:
         raise SourceError("`incremental` needs the source's `cursor`: the column whose highest value is sent next time")
     rows: list[dict] = []
     with httpx.Client(headers={"Accept": "application/json", "User-Agent": "tally", **options.headers},
-                      timeout=options.timeout, follow_redirects=True) as client:
+                      timeout=options.timeout, follow_redirects=True,
+                      event_hooks={"request": [_drop_secrets_off_origin(options)]}) as client:
         pages = 0
         for pages, records in enumerate(_pages(client, options, _first_params(options, ctx.watermark)), start=1):
             rows.extend(_row(record, options.fields) for record in records)
             ctx.progress(len(rows))
     return RawData(arrow=_table(rows, ctx.config), details={"url": shown_url(options.url), "pages": pages})
+
+
+# headers that say what the client accepts, not who it is: kept when a redirect leaves the API's origin
+PLAIN_HEADERS = ("accept", "accept-encoding", "accept-language", "user-agent", "content-type")
+
+
+def _drop_secrets_off_origin(options: Options):
+    """A request hook: a redirect to another origin (scheme, host, port) carries none of the configured
+    headers (API keys, tokens); httpx itself strips only Authorization."""
+    origin = httpx.URL(options.url)
+    configured = [name for name in options.headers if name.lower() not in PLAIN_HEADERS]
+
+    def hook(request: httpx.Request) -> None:
+        url = request.url
+        if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
+            for name in configured:
+                request.headers.pop(name, None)
+    return hook
 
 
 def _first_params(options: Options, watermark: str | None) -> dict[str, Any]:
@@ -203,7 +222,7 @@ def shown_url(url: httpx.URL | str) -> str:
     """The URL safe to print: no user:password, secret-looking query values masked."""
     url = httpx.URL(str(url))
     plain = str(url.copy_with(username=None, password=None, query=None))
-    masked = [f"{k}=***" if any(word in k.lower() for word in SECRET_WORDS) else urlencode({k: v})
+    masked = [f"{k}=***" if is_secret_name(k) else urlencode({k: v})
               for k, v in url.params.multi_items()]
     return f"{plain}?{'&'.join(masked)}" if masked else plain
 

@@ -15,7 +15,6 @@ import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 from pydantic import Field, field_validator
@@ -23,6 +22,7 @@ from pydantic import Field, field_validator
 from tally.errors import SourceError
 from tally.sources.config import SourceConfig
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
+from tally.redaction import redact_text
 from tally.warehouse.connect import redact
 from tally.warehouse.types import arrow_type
 
@@ -292,5 +292,4 @@ def _reason(exc: Exception, url: str) -> str:
     """The driver's first line, with the URL's password masked should it repeat it."""
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    return redact_text(text, url)

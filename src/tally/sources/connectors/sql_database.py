@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import ibis
@@ -28,6 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from tally.errors import SourceError, WarehouseError
 from tally.sources.config import SourceConfig
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext
+from tally.redaction import redact_text
 from tally.warehouse.connect import duckdb_path, open_backend, redact, url_scheme
 from tally.warehouse.types import arrow_type
 
@@ -264,5 +264,4 @@ def _reason(exc: Exception, url: str) -> str:
 
 def _scrub(text: str, url: str) -> str:
     """Text with the URL's password masked, should a driver repeat it."""
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    return redact_text(text, url)
