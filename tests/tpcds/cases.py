@@ -9,7 +9,7 @@ always Tally's. docs/tpcds.md lists the cases and the queries left out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 
@@ -19,11 +19,10 @@ class Case:
     tally: Callable[..., list[tuple]]
     # columns holding a SQL sum: SQL gives NULL over no rows, Tally 0 (docs/tpcds.md, "Sums over no rows")
     sums: tuple[int, ...] = ()
-    ordered: bool = True   # the official ORDER BY fixes every row's place; else rows compare as a multiset
     note: str = ""
     # a documented edit of the official text (a parameter no row matches at the scale tested)
     edit: tuple[str, str] | None = None
-    label: str = field(default="")
+    label: str = ""   # the test id when it is not qN
 
     @property
     def id(self) -> str:
