@@ -1,10 +1,11 @@
 """Generate the `retail` example's seeded source data, and serve its customers API.
 
 A UK retailer (stores, a website, an app, click & collect, phone orders, a marketplace) whose data
-lives in four kinds of system, each written here as that system would hand it over:
+lives in five systems of four kinds, each written here as that system would hand it over:
 
   data/sales/sales_YYYY-MM.csv            till and web-shop sale lines, one file per month (fact_sales)
   data/interactions/events_YYYY-MM.csv    web/app/phone interaction events (fact_interactions)
+  data/stock/stock_YYYY-MM.csv            the stock system's end-of-day count per product (fact_stock)
   data/products.xlsx                      the buying team's product catalogue workbook (dim_products)
   data/retail.db                          the store-operations SQLite database (dim_stores, dim_channels)
   data/customers.json                     the CRM's customers, served by `serve_customers` (dim_customers)
@@ -13,6 +14,7 @@ Every source has a few per cent of deliberately dirty rows (bad dates, negative 
 ids, duplicated sales, blank names, bad e-mails, typos in categorical values, a truncated CSV line)
 that the ingestion rejects into `_tally_rejects`, and messy-but-valid values it cleans ("£1,250.00"
 prices, padded text). Everything is seeded: the same `rows` and `seed` give the same data.
+No change time (a source's cursor) is later than EXPORTED_AT, when the extracts were taken.
 
     python examples/retail/generate.py DIR --rows 200000     # write the sources into DIR
     python examples/retail/generate.py DIR --serve 8765      # serve DIR's customers API
@@ -899,7 +901,8 @@ def _write_customers(path: Path, customers: _Customers, bought_at: np.ndarray, a
     bought = bought_at >= 0
     changed[bought] = np.maximum(changed[bought], bought_at[bought])    # the CRM records the first purchase
     updated = _utc_text(changed).to_pylist()
-    first_at = pc.if_else(pa.array(bought), _utc_text(np.where(bought, bought_at, 0)), pa.nulls(n, pa.string())).to_pylist()
+    first_at = pc.if_else(pa.array(bought), _utc_text(np.where(bought, bought_at, 0)),
+                          pa.nulls(n, pa.string())).to_pylist()
     records = []
     for i in range(n):
         fn, ln, town = FIRST_NAMES[first[i]], LAST_NAMES[last[i]], cities[city[i]]
