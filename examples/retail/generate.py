@@ -1,10 +1,11 @@
 """Generate the `retail` example's seeded source data, and serve its customers API.
 
 A UK retailer (stores, a website, an app, click & collect, phone orders, a marketplace) whose data
-lives in four kinds of system, each written here as that system would hand it over:
+lives in five systems of four kinds, each written here as that system would hand it over:
 
   data/sales/sales_YYYY-MM.csv            till and web-shop sale lines, one file per month (fact_sales)
   data/interactions/events_YYYY-MM.csv    web/app/phone interaction events (fact_interactions)
+  data/stock/stock_YYYY-MM.csv            the stock system's end-of-day count per product (fact_stock)
   data/products.xlsx                      the buying team's product catalogue workbook (dim_products)
   data/retail.db                          the store-operations SQLite database (dim_stores, dim_channels)
   data/customers.json                     the CRM's customers, served by `serve_customers` (dim_customers)
@@ -13,6 +14,7 @@ Every source has a few per cent of deliberately dirty rows (bad dates, negative 
 ids, duplicated sales, blank names, bad e-mails, typos in categorical values, a truncated CSV line)
 that the ingestion rejects into `_tally_rejects`, and messy-but-valid values it cleans ("£1,250.00"
 prices, padded text). Everything is seeded: the same `rows` and `seed` give the same data.
+No change time (a source's cursor) is later than EXPORTED_AT, when the extracts were taken.
 
     python examples/retail/generate.py DIR --rows 200000     # write the sources into DIR
     python examples/retail/generate.py DIR --serve 8765      # serve DIR's customers API
@@ -44,7 +46,7 @@ ZONE = ZoneInfo("Europe/London")
 START, END = date(2024, 1, 1), date(2026, 1, 1)      # two trading years, [START, END) in London time
 EXPORTED_AT = datetime(2026, 1, 2, 6, 0)              # when the systems' extracts were taken
 DAY = 86_400
-EPOCH_DAY = date(1970, 1, 1).toordinal()
+EPOCH = datetime(1970, 1, 1)                          # wall seconds count from here
 
 SALE_ID_BASE, TRANSACTION_ID_BASE, INTERACTION_ID_BASE, PRODUCT_ID_BASE = 1_000_000, 500_000, 7_000_000, 10_000
 UNKNOWN_PRODUCT_IDS = (90_001, 99_999)                # ids the catalogue never had (keying errors)
@@ -54,6 +56,7 @@ SALES_COLUMNS = ["sale_id", "transaction_id", "sold_at", "store_id", "channel_id
                  "quantity", "unit_price", "discount", "total_amount", "updated_at"]
 INTERACTION_COLUMNS = ["interaction_id", "customer_id", "channel_id", "product_id", "interaction_type",
                        "interaction_at", "duration_seconds", "status"]
+STOCK_COLUMNS = ["stock_date", "product_id", "closing_stock", "counted_at"]
 PRODUCT_COLUMNS = ["product_id", "sku", "product_name", "category", "subcategory", "brand", "supplier_id",
                    "unit_cost", "unit_price", "stock_level", "reorder_level", "active", "created_at", "updated_at"]
 
@@ -228,7 +231,7 @@ def prepare(project_dir: Path, rows: int, seed: int = 42) -> dict[str, int]:
         raise ValueError(f"rows must be at least 100, not {rows}")
     rng = np.random.default_rng(seed)
     data = Path(project_dir) / "data"
-    for folder in ("sales", "interactions"):
+    for folder in ("sales", "interactions", "stock"):
         (data / folder).mkdir(parents=True, exist_ok=True)
         for old in (data / folder).glob("*.csv"):
             old.unlink()
@@ -240,12 +243,15 @@ def prepare(project_dir: Path, rows: int, seed: int = 42) -> dict[str, int]:
     events = _interactions(max(200, rows // 2), catalog, customers, days, rng)
     counts.update(_write_sales(data / "sales", sales, rng))
     counts.update(_write_interactions(data / "interactions", events, customers, rng))
-    counts.update(_write_products(data / "products.xlsx", catalog, rng))
+    stock = _stock(catalog, sales, days, rng)
+    counts.update(_write_stock(data / "stock", stock, catalog, days))
+    counts.update(_write_products(data / "products.xlsx", catalog, stock, rng))
     counts.update(_write_database(data / "retail.db", rng))
     active = np.zeros(len(customers.signup) + 1, bool)
     active[sales.customer[sales.customer > 0]] = True
     active[events.customer] = True
-    counts.update(_write_customers(data / "customers.json", customers, active, rng))
+    first = _first_purchases(customers, sales, rng)
+    counts.update(_write_customers(data / "customers.json", customers, first, active, rng))
     return counts
 
 
@@ -339,12 +345,14 @@ def _categorical(rng: np.random.Generator, probs, n: int) -> np.ndarray:
 
 
 def _utc_offsets(wall: np.ndarray) -> np.ndarray:
-    """London's UTC offset in seconds at each wall-clock time (taken at noon of its day)."""
-    day = wall // DAY
-    first = int(day.min())
-    offsets = np.array([ZONE.utcoffset(datetime.fromordinal(d + EPOCH_DAY).replace(hour=12)).total_seconds()
-                        for d in range(first, int(day.max()) + 1)], dtype=np.int64)
-    return offsets[day - first]
+    """London's UTC offset in seconds at each wall-clock time (an ambiguous hour read as its first pass).
+
+    Taken per hour, not per day: the clocks change at 01:00 UTC, so the hour after midnight on a
+    change day has the other day's offset (00:30 on 27 October 2024 is 23:30 UTC the day before).
+    """
+    hours, at = np.unique(wall // 3600, return_inverse=True)
+    offsets = np.array([ZONE.utcoffset(EPOCH + timedelta(hours=int(h))).total_seconds() for h in hours], np.int64)
+    return offsets[at.reshape(-1)]
 
 
 def _wall_text(wall: np.ndarray) -> pa.Array:
@@ -561,6 +569,49 @@ def _interactions(n: int, catalog: _Catalog, customers: _Customers, days: _Calen
                   channel=channel, kind=kind, product=product, seconds=seconds, status=status)
 
 
+def _first_purchases(customers: _Customers, sales: _Rows, rng: np.random.Generator) -> np.ndarray:
+    """Each customer's first purchase (wall seconds; -1: never bought), as the CRM records it.
+
+    Customers who joined before START mostly bought before it too, out of the warehouse's sales history;
+    the others' first purchase is their first sale here.
+    """
+    n = len(customers.signup)
+    first = np.full(n, np.iinfo(np.int64).max)
+    known = sales.customer > 0
+    np.minimum.at(first, sales.customer[known] - 1, sales.wall[known])
+    start = _wall_seconds(datetime.combine(START, datetime.min.time()))
+    earlier = customers.signup + rng.exponential(45, n).astype(np.int64) * DAY + rng.integers(60, 3600, n)
+    before = (customers.signup < start) & (rng.random(n) < 0.8) & (earlier < np.minimum(first, start))
+    first[before] = earlier[before]
+    first[first == np.iinfo(np.int64).max] = -1
+    return first
+
+
+def _stock(cat: _Catalog, sales: _Rows, days: _Calendar, rng: np.random.Generator) -> _Rows:
+    """Each product's closing stock per day: sales take it down, a delivery 1-4 days after the reorder point
+    brings it up to four weeks' cover; discontinued products sell out and are not reordered."""
+    n_days = len(days.days)
+    sold = np.zeros((n_days, cat.n), np.int64)
+    np.add.at(sold, (days.day_of(sales.wall), sales.product), sales.quantity)
+    daily = sold.mean(axis=0)
+    reorder = np.ceil(daily * 7).astype(np.int64) + 5
+    target = np.ceil(daily * 28).astype(np.int64) + 20
+    level = np.where(cat.discontinued, np.round(target * 0.3), np.round(target * rng.uniform(0.5, 1.1, cat.n)))
+    level = level.astype(np.int64)
+    lead = rng.integers(1, 5, (n_days, cat.n))
+    arrives, amount = np.full(cat.n, -1), np.zeros(cat.n, np.int64)
+    closing = np.empty((n_days, cat.n), np.int64)
+    for d in range(n_days):
+        delivered = arrives == d
+        level[delivered] += amount[delivered]
+        arrives[delivered] = -1
+        level = np.maximum(level - sold[d], 0)                      # a sale beyond the shelf is a back order
+        order = (level <= reorder) & (arrives < 0) & ~cat.discontinued
+        arrives[order], amount[order] = d + lead[d, order], target[order] - level[order]
+        closing[d] = level
+    return _Rows(closing=closing, reorder=reorder)
+
+
 def _spoil(n: int, shares: dict[str, float], rng: np.random.Generator, extra: int = 0) -> dict[str, np.ndarray]:
     """Disjoint sets of row indices, one per kind of dirt (at least one row each)."""
     sizes = {kind: max(1, round(n * share)) for kind, share in shares.items()}
@@ -595,6 +646,11 @@ def _write_csv_files(folder: Path, prefix: str, header: list[str], lines: pa.Arr
     return len(lines)
 
 
+def _wall_seconds(moment: datetime) -> int:
+    """A naive London wall-clock time as the generator's seconds since 1970."""
+    return int((moment - EPOCH).total_seconds())
+
+
 def _month_of(wall: np.ndarray) -> np.ndarray:
     return (wall // DAY).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
 
@@ -617,6 +673,13 @@ def _write_sales(folder: Path, s: _Rows, rng: np.random.Generator) -> dict[str, 
     fixed_discount = np.minimum(np.where(fewer, discount[dup], price_match), fixed_qty * s.price[dup])
     fixed_updated = ((s.wall[dup] // DAY) + rng.integers(1, 11, len(dup))) * DAY + rng.integers(9 * 3600, 17 * 3600,
                                                                                                len(dup))
+    # a correction is made before the extract that carries it: one drawn past EXPORTED_AT happened instead
+    # between the sale's own export and the extract (a change time in the future would move the cursor
+    # watermark past sales that arrive later, and they would be skipped)
+    exported = _wall_seconds(EXPORTED_AT)
+    late = fixed_updated > exported
+    after = s.updated[dup][late] + 60
+    fixed_updated[late] = after + (rng.random(int(late.sum())) * (exported - after)).astype(np.int64)
     # every written row: the sales, then the corrections
     both = np.concatenate([np.arange(n), dup])
     quantity = np.concatenate([quantity, fixed_qty])
@@ -650,6 +713,18 @@ def _write_sales(folder: Path, s: _Rows, rng: np.random.Generator) -> dict[str, 
             "fact_sales.truncated_line": len(truncated), "fact_sales.money_text": len(as_text)}
 
 
+def _write_stock(folder: Path, stock: _Rows, cat: _Catalog, days: _Calendar) -> dict[str, int]:
+    """The warehouse system's end-of-day stock counts, one file per month, naive London times."""
+    n_days, n = stock.closing.shape
+    day = np.repeat(days.days.astype(np.int64), n)
+    counted = day * DAY + 23 * 3600 + 30 * 60                         # the count runs at 23:30 each night
+    lines = _csv_lines({"stock_date": pa.array(day.astype("datetime64[D]")).cast(pa.string()),
+                        "product_id": _text(np.tile(cat.ids, n_days)), "closing_stock": _text(stock.closing.ravel()),
+                        "counted_at": _wall_text(counted)})
+    written = _write_csv_files(folder, "stock", STOCK_COLUMNS, lines, _month_of(counted), np.arange(len(day)))
+    return {"fact_stock": written}
+
+
 def _write_interactions(folder: Path, e: _Rows, customers: _Customers, rng: np.random.Generator) -> dict[str, int]:
     n = len(e.interaction_id)
     dirt = _spoil(n, INTERACTION_DIRT, rng)
@@ -672,7 +747,7 @@ def _write_interactions(folder: Path, e: _Rows, customers: _Customers, rng: np.r
     return {"fact_interactions": written, **{f"fact_interactions.{k}": len(v) for k, v in dirt.items()}}
 
 
-def _write_products(path: Path, cat: _Catalog, rng: np.random.Generator) -> dict[str, int]:
+def _write_products(path: Path, cat: _Catalog, stock: _Rows, rng: np.random.Generator) -> dict[str, int]:
     """The catalogue workbook: a title block, then the header on row 4 (`header_row: 3`)."""
     import xlsxwriter
 
@@ -682,10 +757,7 @@ def _write_products(path: Path, cat: _Catalog, rng: np.random.Generator) -> dict
                                rng.integers(8 * 60, 18 * 60, cat.n))]
     updated = [EXPORTED_AT - timedelta(days=int(d), minutes=int(m))
                for d, m in zip(rng.integers(3, 300, cat.n), rng.integers(0, 600, cat.n))]
-    stock = np.where(cat.discontinued, 0,
-                     np.round(cat.popularity / cat.popularity.max() * 900 * rng.lognormal(0, 0.5, cat.n)) + 3)
-    stock[rng.random(cat.n) < 0.03] = 0                                  # out of stock
-    reorder = np.maximum(np.round(stock * 0.25), 5).astype(int)
+    stock, reorder = stock.closing[-1], stock.reorder                      # on hand at the extract
     records = []
     for i in range(cat.n):
         records.append([int(cat.ids[i]), f"{CATEGORY_CODES[names[cat.category[i]]]}-{cat.ids[i]}", cat.name[i],
@@ -803,8 +875,9 @@ POSTCODE_AREA = {s[3]: re.match(r"[A-Z]+", s[8]).group() for s in STORES}
 POSTCODE_LETTERS = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
 
 
-def _write_customers(path: Path, customers: _Customers, active: np.ndarray, rng: np.random.Generator) -> dict[str, int]:
-    """The CRM's customers as the API serves them (nested address, ISO UTC timestamps)."""
+def _write_customers(path: Path, customers: _Customers, bought_at: np.ndarray, active: np.ndarray,
+                     rng: np.random.Generator) -> dict[str, int]:
+    """The CRM's customers as the API serves them (nested address, ISO UTC timestamps, no first purchase: null)."""
     n = len(customers.signup)
     shops = [s for s in STORES if s[7] is None and s[0] != ONLINE_STORE]
     cities = [s[3] for s in shops]
@@ -825,7 +898,11 @@ def _write_customers(path: Path, customers: _Customers, active: np.ndarray, rng:
     changed = customers.signup + (rng.exponential(120, n) * DAY).astype(np.int64)      # profile edits
     late = changed >= horizon
     changed[late] = customers.signup[late] + (rng.random(int(late.sum())) * (horizon - customers.signup[late]))
+    bought = bought_at >= 0
+    changed[bought] = np.maximum(changed[bought], bought_at[bought])    # the CRM records the first purchase
     updated = _utc_text(changed).to_pylist()
+    first_at = pc.if_else(pa.array(bought), _utc_text(np.where(bought, bought_at, 0)),
+                          pa.nulls(n, pa.string())).to_pylist()
     records = []
     for i in range(n):
         fn, ln, town = FIRST_NAMES[first[i]], LAST_NAMES[last[i]], cities[city[i]]
@@ -838,7 +915,7 @@ def _write_customers(path: Path, customers: _Customers, active: np.ndarray, rng:
                                     f"{letters[i][0]}{letters[i][1]}",
                         "country": "United Kingdom"},
             "segment": SEGMENTS[segment[i]], "marketing_opt_in": opt_in[i],
-            "created_at": created[i], "updated_at": updated[i],
+            "created_at": created[i], "first_purchase_at": first_at[i], "updated_at": updated[i],
         })
     # dirty: only customers with no sales or interactions, so their rejection removes nobody's history
     sizes = {kind: max(1, round(n * share)) for kind, share in CUSTOMER_DIRT.items()}

@@ -306,8 +306,8 @@ DEMO_QUERIES = {
     "ecommerce": {"metrics": ["revenue", "orders", "aov", "net_revenue", "profit", "margin"],
                   "try": "query revenue orders --grain week --by shop --limit 10"},
     "retail": {"metrics": ["total_sales", "total_transactions", "avg_transaction_value", "total_customers",
-                           "units_sold", "profit"],
-               "try": "query total_sales units_sold --by category --grain month"},
+                           "new_customers", "units_sold", "profit"],
+               "try": "query units_sold revenue stock_level --by category --grain month"},
     "stats": {"metrics": ["new_users", "active_users", "transactions", "revenue", "error_rate"],
               "try": "rollup build --category financial --from 2024-01-01 --to 2024-02-01"},
 }

@@ -1,5 +1,6 @@
-"""The retail example end to end: a star schema from CSV, Excel, a REST API and SQLite, every dirty row rejected
-with its rule, a second ingest that changes nothing, and query answers equal to pandas over the clean rows.
+"""The retail example end to end on each warehouse: a star schema from CSV, Excel, a REST API and SQLite, every
+dirty row rejected with its rule, a second ingest that changes nothing, query answers and every stored column of
+the seed's `metrics_daily` and `metrics_products` tables equal to pandas over the clean rows.
 
 The clean rows are worked out here from the raw files with pandas, independently of the ingestion.
 """
@@ -10,7 +11,8 @@ import json
 import re
 import shutil
 import sqlite3
-from contextlib import closing
+from contextlib import ExitStack, closing
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,22 +20,28 @@ import httpx
 import pandas as pd
 import pytest
 
+import numpy as np
+
 import tally
-from examples.retail.generate import prepare, serve_customers
+import tally.rollups
+from examples.retail.generate import EXPORTED_AT, _utc_text, prepare, serve_customers
 from tally.sources import ingest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "retail"
 ROWS, SEED = 5000, 11
-SOURCES = ["products", "stores", "channels", "customers", "sales", "interactions"]
+SOURCES = ["products", "stores", "channels", "customers", "sales", "stock", "interactions"]
 TABLES = {"products": "dim_products", "stores": "dim_stores", "channels": "dim_channels",
-          "customers": "dim_customers", "sales": "fact_sales", "interactions": "fact_interactions"}
-KEYS = {"dim_products": "product_id", "dim_stores": "store_id", "dim_channels": "channel_id",
-        "dim_customers": "customer_id", "fact_sales": "sale_id", "fact_interactions": "interaction_id"}
+          "customers": "dim_customers", "sales": "fact_sales", "stock": "fact_stock",
+          "interactions": "fact_interactions"}
+KEYS = {"dim_products": ["product_id"], "dim_stores": ["store_id"], "dim_channels": ["channel_id"],
+        "dim_customers": ["customer_id"], "fact_sales": ["sale_id"], "fact_stock": ["product_id", "stock_date"],
+        "fact_interactions": ["interaction_id"]}
 CATEGORIES = ["Grocery", "Home", "Electronics", "Clothing", "Beauty", "Toys", "Garden", "Sports"]
 SEGMENTS = ["Consumer", "Loyalty", "Student", "Business"]
 INTERACTION_TYPES = ["view", "search", "cart_add", "wishlist", "checkout", "review", "support_chat", "support_call"]
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 DUPLICATE = "duplicate_key (a later row was kept)"
+LONDON = "Europe/London"
 # (source, kind of dirty row as the generator counts it, the rule it must be rejected with)
 DIRT = [
     ("sales", "bad_date", "type: sold_at is not a valid timestamptz"),
@@ -67,28 +75,55 @@ def _table(project, name: str) -> pd.DataFrame:
     return frame.sort_values(KEYS[name]).reset_index(drop=True) if name in KEYS else frame
 
 
-def _contents(project) -> dict[str, pd.DataFrame]:
+def _contents(project, names=(*KEYS, "_tally_rejects")) -> dict[str, pd.DataFrame]:
     """Every table's rows (an empty frame for a table a failed source never created)."""
-    return {name: _table(project, name) if project.warehouse.has_table(name) else pd.DataFrame(columns=[KEYS[name]])
-            for name in [*KEYS, "_tally_rejects"]}
+    return {name: _table(project, name) if project.warehouse.has_table(name)
+            else pd.DataFrame(columns=KEYS.get(name, ["source"])) for name in names}
 
 
 @pytest.fixture(scope="module")
-def retail(tmp_path_factory):
-    """The example prepared, its customers API running, ingested twice."""
+def generated(tmp_path_factory):
+    """The example's sources written once, its customers API running."""
     root = tmp_path_factory.mktemp("retail")
     shutil.copy(EXAMPLE / "tally.yml", root / "tally.yml")
     counts = prepare(root, ROWS, seed=SEED)
     with serve_customers(root) as url, pytest.MonkeyPatch.context() as env:
         env.setenv("RETAIL_API_URL", url)
-        project = tally.Project.load(root)
+        yield SimpleNamespace(root=root, url=url, counts=counts)
+
+
+@pytest.fixture(scope="module")
+def retail(request, generated, warehouse_kind, tmp_path_factory):
+    """The example ingested twice into a fresh database of each warehouse, then its rollups built."""
+    from tests.servers import mariadb_database, postgres_database
+
+    with ExitStack() as stack:
+        if warehouse_kind == "duckdb":
+            url = f"duckdb:///{tmp_path_factory.mktemp('retail_duck')}/warehouse.duckdb"
+        elif warehouse_kind == "postgres":
+            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "retail"))
+        else:
+            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "retail"))
+        project = tally.Project.load(generated.root, warehouse=url)
+        stack.callback(project.close)
         first = {r.source: r for r in ingest(project)}
         before = _contents(project)
         second = {r.source: r for r in ingest(project)}
         after = _contents(project)
-        yield SimpleNamespace(root=root, url=url, project=project, counts=counts, first=first, second=second,
-                              before=before, after=after)
-        project.close()
+        yield SimpleNamespace(root=generated.root, url=generated.url, project=project, counts=generated.counts,
+                              first=first, second=second, before=before, after=after, kind=warehouse_kind)
+
+
+def _built(request, retail) -> SimpleNamespace:
+    """The seed's two rollups built once per warehouse: their build results and stored rows."""
+    if retail.kind == "mariadb":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="H2: MariaDB DST instant in rollups/keys.py"))
+    if not hasattr(retail, "built"):
+        project = retail.project
+        retail.built = {r.rollup: r for r in tally.rollups.build(project, ["metrics_daily", "metrics_products"])}
+        retail.stored = {name: project.warehouse.run(project.warehouse.compile(project.warehouse.table(name)))
+                         .to_pandas() for name in retail.built}
+    return retail
 
 
 # -- the clean rows, worked out with pandas from the raw sources ----------------------------------------------
@@ -106,8 +141,8 @@ def _latest(frame: pd.DataFrame, key: str, cursor: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def clean(retail) -> SimpleNamespace:
-    data = retail.root / "data"
+def clean(generated) -> SimpleNamespace:
+    data = generated.root / "data"
     products = pd.read_excel(data / "products.xlsx", sheet_name="Catalogue", header=3, engine="calamine", dtype=object)
     products["unit_cost"], products["unit_price"] = _money(products.unit_cost), _money(products.unit_price)
     created = pd.to_datetime(products.created_at.astype(str), format="%Y-%m-%d %H:%M:%S", errors="coerce")
@@ -125,6 +160,7 @@ def clean(retail) -> SimpleNamespace:
     customers = pd.DataFrame(json.loads((data / "customers.json").read_text(encoding="utf-8")))
     customers["created"] = pd.to_datetime(customers.created_at, format="%Y-%m-%dT%H:%M:%SZ", errors="coerce",
                                           utc=True)
+    customers["first_purchase"] = pd.to_datetime(customers.first_purchase_at, format="%Y-%m-%dT%H:%M:%SZ", utc=True)
     customers = customers[~_blank(customers.first_name) & ~_blank(customers.last_name)
                           & customers.email.map(lambda e: bool(EMAIL.fullmatch(e)))
                           & customers.segment.isin(SEGMENTS) & customers.created.notna()]
@@ -156,8 +192,11 @@ def clean(retail) -> SimpleNamespace:
                     & events.interaction_type.isin(INTERACTION_TYPES)
                     & events.customer_id.isin(customers.customer_id)]
     events = events.merge(channels[["channel_id", "channel_name"]].astype({"channel_id": str}), on="channel_id")
+
+    stock = pd.concat([pd.read_csv(f, dtype={"stock_date": str}) for f in sorted((data / "stock").glob("*.csv"))],
+                      ignore_index=True)
     return SimpleNamespace(products=products, stores=stores, channels=channels, customers=customers, sales=sales,
-                           events=events)
+                           events=events, stock=stock, raw_sales=raw)
 
 
 # -- ingestion --------------------------------------------------------------------------------------------------
@@ -220,6 +259,9 @@ def test_loaded_tables_equal_the_clean_rows(retail, clean):
     kept = before["fact_sales"].set_index("sale_id").quantity.astype(int)
     expected = clean.sales.set_index("sale_id").quantity
     assert (kept.sort_index() == expected.sort_index()).all()              # corrections won over the originals
+    stock = before["fact_stock"]
+    assert len(stock) == len(clean.stock)
+    assert stock.closing_stock.astype(int).sum() == clean.stock.closing_stock.sum()
 
 
 def test_a_second_ingest_changes_nothing(retail):
@@ -294,21 +336,24 @@ def test_monthly_transactions_by_channel(retail, clean):
     assert got == expected
 
 
-def test_stock_new_customers_and_interactions(retail, clean):
-    active = clean.products[clean.products.active.astype(bool)]
-    got = _rows(retail.project.query(["stock_level"], by=["category"]), "category")
-    expected = active.groupby("category").stock_level.sum().astype(float)
-    assert {k: v["stock_level"] for k, v in got.items() if v["stock_level"]} == \
+def test_stock_on_hand_new_customers_signups_and_interactions(retail, clean):
+    last = clean.stock[clean.stock.stock_date == clean.stock.stock_date.max()]
+    active = clean.products[clean.products.active.astype(bool)].merge(last, on="product_id")
+    got = _rows(retail.project.query(["stock_on_hand"], by=["category"]), "category")
+    expected = active.groupby("category").closing_stock.sum().astype(float)    # the catalogue = the last count
+    assert {k: v["stock_on_hand"] for k, v in got.items() if v["stock_on_hand"]} == \
         {k: v for k, v in expected.items() if v}
 
     c = clean.customers
-    local = c.created.dt.tz_convert("Europe/London")
-    joined = c[(local >= pd.Timestamp("2025-01-01", tz="Europe/London"))
-               & (local < pd.Timestamp("2026-01-01", tz="Europe/London"))]
-    got = _rows(retail.project.query(["new_customers"], by=["segment"], start="2025-01-01", end="2026-01-01"),
-                "segment")
-    assert {k: v["new_customers"] for k, v in got.items() if v["new_customers"]} == \
-        joined.groupby("segment").size().astype(float).to_dict()
+    got = _rows(retail.project.query(["new_customers", "signups"], by=["segment"], start="2025-01-01",
+                                     end="2026-01-01"), "segment")
+    expected = {}
+    for measure, moment in (("new_customers", c.first_purchase), ("signups", c.created)):
+        local = moment.dt.tz_convert(LONDON)
+        year = c[(local >= pd.Timestamp("2025-01-01", tz=LONDON)) & (local < pd.Timestamp("2026-01-01", tz=LONDON))]
+        for segment, n in year.groupby("segment").size().items():
+            expected.setdefault(segment, {"new_customers": 0, "signups": 0})[measure] = n
+    _same(got, expected)
 
     e = clean.events
     got = _rows(retail.project.query(["product_views", "cart_adds"], by=["channel"], start="2024-01-01",
@@ -317,18 +362,140 @@ def test_stock_new_customers_and_interactions(retail, clean):
                        "cart_adds": (g.interaction_type == "cart_add").sum()} for name, g in e.groupby("channel_name")})
 
 
+# -- the seed's stored tables ------------------------------------------------------------------------------------
+
+def _starts(days: pd.Series, grain: str) -> pd.Series:
+    """The local period start of each (naive, local) day."""
+    if grain == "day":
+        return days
+    if grain == "week":                                                 # weeks start on Monday
+        return days - pd.to_timedelta(days.dt.weekday, unit="D")
+    return days.dt.to_period({"month": "M", "quarter": "Q", "year": "Y"}[grain]).dt.start_time
+
+
+def _ends(starts: pd.Series, grain: str) -> pd.Series:
+    step = {"day": pd.DateOffset(days=1), "week": pd.DateOffset(days=7), "month": pd.DateOffset(months=1),
+            "quarter": pd.DateOffset(months=3), "year": pd.DateOffset(years=1)}[grain]
+    return starts + step
+
+
+def _periods(frames: list[pd.DataFrame], grain: str) -> pd.DataFrame:
+    """Side-by-side aggregates (missing sums and counts are 0), with the period's start, end and grain."""
+    table = pd.concat(frames, axis=1).fillna(0).reset_index()
+    table = table.rename(columns={"start": "period_start"})
+    table["period_end"] = _ends(table.period_start, grain)
+    table["grain"] = grain
+    return table
+
+
+def _ratio(top: pd.Series, bottom: pd.Series) -> pd.Series:
+    return (top.astype(float) / bottom.astype(float)).replace([np.inf, -np.inf], np.nan)
+
+
+def _metrics_daily(clean) -> pd.DataFrame:
+    s = clean.sales.assign(day=clean.sales.sold_at.dt.normalize())          # naive London times already
+    c = clean.customers[clean.customers.first_purchase.notna()]
+    c = c.assign(day=c.first_purchase.dt.tz_convert(LONDON).dt.tz_localize(None).dt.normalize())
+    tables = []
+    for grain in ("day", "week", "month", "quarter", "year"):
+        sales = s.assign(start=_starts(s.day, grain)).groupby("start").agg(
+            revenue=("total_amount", "sum"), total_transactions=("transaction_id", "nunique"),
+            total_customers=("customer_id", "nunique"), units_sold=("quantity", "sum"))
+        new = c.assign(start=_starts(c.day, grain)).groupby("start").size().rename("new_customers")
+        tables.append(_periods([sales, new], grain))
+    table = pd.concat(tables, ignore_index=True)
+    table["total_sales"] = table.revenue
+    table["avg_transaction_value"] = _ratio(table.revenue, table.total_transactions)
+    return table
+
+
+def _metrics_products(clean) -> pd.DataFrame:
+    s = clean.sales.assign(day=clean.sales.sold_at.dt.normalize(), cogs=clean.sales.quantity * clean.sales.unit_cost)
+    k = clean.stock.assign(day=pd.to_datetime(clean.stock.counted_at).dt.normalize())
+    tables = []
+    for grain in ("day", "month"):
+        sales = s.assign(start=_starts(s.day, grain)).groupby(["product_id", "start"]).agg(
+            units_sold=("quantity", "sum"), revenue=("total_amount", "sum"), cogs=("cogs", "sum"))
+        stock = k.assign(start=_starts(k.day, grain)).groupby(["product_id", "start"]).agg(
+            stock_unit_days=("closing_stock", "sum"), stock_days=("stock_date", "nunique"))
+        tables.append(_periods([sales, stock], grain))
+    table = pd.concat(tables, ignore_index=True)
+    table["profit"] = table.revenue - table.cogs
+    table["margin"] = _ratio(table.profit, table.revenue)
+    table["stock_level"] = _ratio(table.stock_unit_days, table.stock_days)
+    return table
+
+
+def _equal_tables(stored: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
+    """Every stored column equals the expected one, row for row (money to the penny, ratios to 1e-9)."""
+    assert set(stored.columns) == set(expected.columns) | {"built_at"}
+    assert stored.built_at.notna().all()
+    stored, expected = stored.drop(columns="built_at").copy(), expected.copy()
+    for frame in (stored, expected):
+        for column in ("period_start", "period_end"):
+            frame[column] = pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d")
+        if "product_id" in frame:
+            frame["product_id"] = frame.product_id.astype(int)
+    assert not stored.duplicated(keys).any()
+    merged = stored.merge(expected, on=keys, how="outer", suffixes=("", "_expected"), indicator=True)
+    assert (merged._merge == "both").all(), merged[merged._merge != "both"][[*keys, "_merge"]].head(10)
+    assert (merged.period_end == merged.period_end_expected).all()
+    for column in sorted(set(expected.columns) - {*keys, "period_end"}):
+        got, want = merged[column].astype(float), merged[f"{column}_expected"].astype(float)
+        wrong = ~(np.isclose(got, want, rtol=1e-9, atol=0.005) | (got.isna() & want.isna()))
+        assert not wrong.any(), (column, merged[wrong][[*keys, column, f"{column}_expected"]].head(5))
+
+
+def test_metrics_daily_stores_the_seed_columns_equal_to_pandas(request, retail, clean):
+    built = _built(request, retail)
+    assert built.built["metrics_daily"].rows == len(built.stored["metrics_daily"])
+    _equal_tables(built.stored["metrics_daily"], _metrics_daily(clean), ["grain", "period_start"])
+
+
+def test_metrics_products_is_keyed_by_product_id_with_stock_level(request, retail, clean):
+    stored = _built(request, retail).stored["metrics_products"]
+    assert {"product_id", "units_sold", "revenue", "profit", "stock_level"} <= set(stored.columns)
+    assert "product" not in stored.columns
+    _equal_tables(stored, _metrics_products(clean), ["grain", "period_start", "product_id"])
+
+
+def test_first_purchases_agree_with_the_sales(clean):
+    """The CRM's first purchase is its customer's first sale here, or one before the sales history began."""
+    raw = clean.raw_sales[clean.raw_sales.customer_id.fillna("") != ""]
+    sold = pd.to_datetime(raw.sold_at, format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    first_sale = sold.groupby(raw.customer_id.astype(int)).min().dropna()     # none: only spoiled dates
+    c = clean.customers.set_index("customer_id")
+    bought = c.first_purchase.dt.tz_convert(LONDON).dt.tz_localize(None)
+    have = first_sale.index.intersection(c.index)
+    assert (bought[have] <= first_sale[have]).all()                 # nobody buys before their first purchase
+    in_history = have[bought[have] >= pd.Timestamp("2024-01-01")]
+    assert (bought[in_history] == first_sale[in_history]).mean() > 0.95   # a few first sales have spoiled dates
+    assert len(in_history) > 100 and (bought[have] < pd.Timestamp("2024-01-01")).sum() > 50
+    never = c.index.difference(raw.customer_id.astype(int))
+    assert (bought[never].isna() | (bought[never] < pd.Timestamp("2024-01-01"))).all()
+    assert (c.first_purchase.dropna() >= c.created[c.first_purchase.notna()]).all()
+
+
+def test_watermarks_stay_at_or_before_the_extract(retail):
+    for name, result in retail.first.items():
+        if result.watermark_after:
+            moment = pd.Timestamp(result.watermark_after)
+            moment = moment.tz_convert(LONDON).tz_localize(None) if moment.tzinfo else moment
+            assert moment <= pd.Timestamp(EXPORTED_AT), (name, result.watermark_after)
+
+
 # -- the generator and its API ----------------------------------------------------------------------------------
 
-def test_customers_api_pages_and_filters(retail):
-    with httpx.Client(base_url=retail.url) as client:
+def test_customers_api_pages_and_filters(generated):
+    with httpx.Client(base_url=generated.url) as client:
         first = client.get("/customers", params={"page": 1, "per_page": 50}).json()
         second = client.get("/customers", params={"page": 2, "per_page": 50}).json()
         total = first["meta"]["total"]
-        assert total == retail.counts["dim_customers"] and len(first["data"]) == 50
+        assert total == generated.counts["dim_customers"] and len(first["data"]) == 50
         assert not {r["customer_id"] for r in first["data"]} & {r["customer_id"] for r in second["data"]}
         since = second["data"][0]["updated_at"]
         newer = client.get("/customers", params={"per_page": 1000, "updated_since": since.replace("Z", "+00:00")})
-        records = json.loads((retail.root / "data" / "customers.json").read_text(encoding="utf-8"))
+        records = json.loads((generated.root / "data" / "customers.json").read_text(encoding="utf-8"))
         assert newer.json()["meta"]["total"] == sum(r["updated_at"] >= since for r in records)
         assert min(r["updated_at"] for r in newer.json()["data"]) == since
         assert client.get("/customers", params={"per_page": 0}).status_code == 400
@@ -345,3 +512,40 @@ def test_the_generator_is_deterministic(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert prepare(tmp_path / "c", 400, seed=6) != counts[0] or \
         (tmp_path / "c/data/customers.json").read_bytes() != (tmp_path / "a/data/customers.json").read_bytes()
+
+
+def test_no_cursor_value_is_later_than_the_extract(tmp_path):
+    """Issue 13 item 9: corrections were stamped up to 10 days after their sale, past the extract (at 30,000
+    rows, seed 11, two sales were changed on 2026-01-06), which moved the cursor watermark into the future."""
+    prepare(tmp_path, 30_000, seed=11)
+    data, extract = tmp_path / "data", pd.Timestamp(EXPORTED_AT)
+
+    def latest(folder: str, column: str, utc: bool = False) -> pd.Timestamp:
+        frames = [pd.read_csv(f, dtype=str, usecols=[column]) for f in (data / folder).glob("*.csv")]
+        values = pd.to_datetime(pd.concat(frames)[column], format="ISO8601", errors="coerce", utc=utc)
+        return values.dt.tz_convert(LONDON).dt.tz_localize(None).max() if utc else values.max()
+
+    assert latest("sales", "updated_at") <= extract
+    assert latest("stock", "counted_at") <= extract
+    assert latest("interactions", "interaction_at", utc=True) <= extract
+    customers = pd.DataFrame(json.loads((data / "customers.json").read_text(encoding="utf-8")))
+    for column in ("updated_at", "first_purchase_at"):
+        moment = pd.to_datetime(customers[column], utc=True).max()
+        assert moment.tz_convert(LONDON).tz_localize(None) <= extract, column
+    products = pd.read_excel(data / "products.xlsx", sheet_name="Catalogue", header=3, engine="calamine")
+    assert pd.to_datetime(products.updated_at).max() <= extract
+    with closing(sqlite3.connect(data / "retail.db")) as con:
+        for table in ("dim_stores", "dim_channels"):
+            (stamp,) = con.execute(f"SELECT max(updated_at) FROM {table}").fetchone()
+            assert pd.Timestamp(stamp) <= extract, table
+
+
+@pytest.mark.parametrize(("wall", "utc"), [
+    ("2024-10-27 00:30:00", "2024-10-26T23:30:00Z"),      # BST until 01:00 UTC on the day the clocks go back
+    ("2024-03-31 00:30:00", "2024-03-31T00:30:00Z"),      # GMT until 01:00 UTC on the day they go forward
+    ("2024-03-31 12:00:00", "2024-03-31T11:00:00Z"),
+    ("2025-01-15 09:00:00", "2025-01-15T09:00:00Z"),
+])
+def test_london_times_become_utc_by_the_hour_not_the_day(wall, utc):
+    seconds = int((datetime.fromisoformat(wall) - datetime(1970, 1, 1)).total_seconds())
+    assert _utc_text(np.array([seconds], np.int64)).to_pylist() == [utc]
