@@ -116,6 +116,13 @@ def _arith(op: type, a, b):
         a, b = a.cast("float64"), b.cast("float64")
     elif target.is_integer():
         a, b = a.cast("int64"), b.cast("int64")
+    elif op is not exp.Mul:
+        a, b = a.cast(target), b.cast(target)     # Ibis refuses to add two different decimal types
+    else:
+        # one wide type for both (Ibis multiplies only equal decimal types; DuckDB multiplies two narrow
+        # decimals in 64 bits and overflows): the product has at least the target's places, kept exactly
+        wide = idt.Decimal(MAX_PRECISION, max(_digits(a.type())[1], _digits(b.type())[1]))
+        a, b = a.cast(wide), b.cast(wide)
     return _ARITH[op](a, b).cast(target)
 
 
