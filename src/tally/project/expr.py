@@ -108,6 +108,7 @@ def _parse(text: str, kind: str) -> Expr:
             raise ExpressionError(f"{_describe(node)} is not allowed in {text!r}")
         if isinstance(node, exp.Column) and len(node.parts) > 2:
             raise ExpressionError(f"{column_name(node)!r} in {text!r}: use `column` or `join.column`")
+    for node in tree.walk():   # after every node is known allowed: a subquery is named as such
         _check_arguments(node, text)
     return Expr(text=text, tree=tree)
 
