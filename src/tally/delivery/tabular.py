@@ -8,6 +8,8 @@ import decimal
 import io
 import json
 import math
+import re
+import secrets
 
 import pyarrow as pa
 
@@ -27,8 +29,25 @@ def rows_for_json(table: pa.Table) -> list[dict]:
     return [{k: json_value(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
+def decimal_text(value: decimal.Decimal) -> str:
+    """Every digit of an exact decimal, never in exponent notation: `1234567890123456.78`."""
+    return format(value, "f")
+
+
 def to_json(table: pa.Table) -> str:
-    return json.dumps(rows_for_json(table), ensure_ascii=False, indent=2)
+    """Rows as JSON; decimals are written as numbers with every digit (a float would round them)."""
+    marker = f"__tally_decimal_{secrets.token_hex(8)}_"
+    exact: list[str] = []
+
+    def value(v):
+        if isinstance(v, decimal.Decimal) and v.is_finite():
+            exact.append(decimal_text(v))
+            return f"{marker}{len(exact) - 1}"
+        return json_value(v)
+
+    rows = [{k: value(v) for k, v in row.items()} for row in table.to_pylist()]
+    text = json.dumps(rows, ensure_ascii=False, indent=2)
+    return re.sub(rf'"{marker}(\d+)"', lambda m: exact[int(m.group(1))], text) if exact else text
 
 
 def to_csv(table: pa.Table) -> str:
@@ -36,7 +55,8 @@ def to_csv(table: pa.Table) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.column_names)
     for row in table.to_pylist():
-        writer.writerow(["" if v is None else json_value(v) for v in row.values()])
+        writer.writerow(["" if v is None else decimal_text(v) if isinstance(v, decimal.Decimal) else json_value(v)
+                         for v in row.values()])
     return out.getvalue()
 
 
@@ -46,13 +66,18 @@ def format_number(value, kind: str, symbol: str = "$") -> str:
         return "—"
     if isinstance(value, float) and math.isnan(value):
         return "—"
+    exact = isinstance(value, decimal.Decimal)
     if kind == "money":
         sign = "-" if value < 0 else ""
-        return f"{sign}{symbol}{abs(float(value)):,.2f}"
+        # a decimal keeps every digit (rounded to cents, or more places when it has them)
+        places = max(2, -value.as_tuple().exponent) if exact else 2
+        return f"{sign}{symbol}{abs(value if exact else float(value)):,.{places}f}"
     if kind == "percent":
         return f"{float(value) * 100:,.1f}%"
     if kind == "integer" or isinstance(value, int):
         return f"{int(value):,}"
+    if exact:
+        return f"{value:,f}"
     return f"{float(value):,.2f}"
 
 

@@ -9,6 +9,7 @@ import ibis
 
 from tally.engine.plan import Shape, _bucket
 from tally.engine.scope import ModelScope
+from tally.engine.timecol import time_column
 from tally.engine.timegrid import Grain, as_utc, offset_segments
 from tally.warehouse.base import UTC_TS, CompiledQuery
 
@@ -56,7 +57,7 @@ def bounds(engine, model_name: str, known: tuple[str, str] | None = None) -> tup
     if known and engine.warehouse.dialect.name == "duckdb":
         def beyond():
             table = engine.warehouse.table(model.table)
-            time, lo, hi = table[model.time], ibis.param(UTC_TS), ibis.param(UTC_TS)
+            time, lo, hi = time_column(table, model_name, model.time), ibis.param(UTC_TS), ibis.param(UTC_TS)
             low = table.filter(time <= lo).aggregate(lo=time.min())
             high = table.filter(time >= hi).aggregate(hi=time.max())
             return low.cross_join(high), {"lo": lo, "hi": hi}
@@ -68,7 +69,8 @@ def bounds(engine, model_name: str, known: tuple[str, str] | None = None) -> tup
 
     def build():
         table = engine.warehouse.table(model.table)
-        return table.aggregate(lo=table[model.time].min(), hi=table[model.time].max()), None
+        time = time_column(table, model_name, model.time)
+        return table.aggregate(lo=time.min(), hi=time.max()), None
 
     row = run_compiled(engine, compiled(engine, ("bounds", model_name), build))[0]
     if row["lo"] is None:
@@ -121,7 +123,7 @@ def _day_counts_expr(engine, model_name: str, offsets, within: bool = False):
     scope = ModelScope(engine.config, engine.warehouse, model_name)
     counts = {f"m{i}": scope.column(f"{alias}.{next(iter(model.joins[alias].keys.values()))}").count()
               for i, alias in enumerate(_matched(engine, model_name))}
-    time = scope.base[model.time]
+    time = time_column(scope.base, model_name, model.time)
     day = day_bucket_in(engine, time, offsets)
     relation = scope.joined()
     params = None
@@ -145,7 +147,7 @@ def totals(engine, model_name: str) -> dict[str, int]:
 
     def build():
         table = engine.warehouse.table(model.table)
-        time = table[model.time]
+        time = time_column(table, model_name, model.time)
         if engine.warehouse.dialect.name != "duckdb":
             stamped = table[model.updated].count() if model.updated else ibis.literal(0, "int64")
             return table.aggregate(rows=table.count(), dated=time.count(), stamped=stamped), None
@@ -249,7 +251,7 @@ def changed_days(engine, model_name: str, zone: str, watermarks: dict[str, str |
             scope = ModelScope(engine.config, engine.warehouse, model_name)
             after = ibis.param(UTC_TS)
             condition = scope.column(column) > after
-            day = day_bucket_in(engine, scope.base[model.time], offsets)
+            day = day_bucket_in(engine, time_column(scope.base, model_name, model.time), offsets)
             picked = scope.joined().filter(condition)
             return picked.group_by(day=day).aggregate(rows=picked.count()), {"after": after}
 

@@ -16,6 +16,7 @@ from tally.engine.catalog import Catalog
 from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bounds_expr, distinct_keys_expr,
                               distinct_keys_part, split_keys_expr)
 from tally.engine.spec import QuerySpec
+from tally.engine.timecol import DATE_HOUR, is_date
 from tally.engine.timegrid import as_utc, comparison_shift, offset_segments, period_labels, shift_local
 from tally.errors import QueryError
 from tally.project.schema import ProjectConfig
@@ -69,6 +70,7 @@ class Engine:
             self.catalog.check(metric)
         self._check_order(spec)
         start, end = self._resolve_range(spec)
+        self._check_date_zone(spec, start, end)
         meta = {"timezone": spec.timezone, "from": _iso(start, spec.zone), "to": _iso(end, spec.zone),
                 "grain": spec.grain.value if spec.grain else None, "source": "live"}
         table = self._answer(spec, start, end, meta, live, ordered)
@@ -165,6 +167,17 @@ class Engine:
             while len(store) > CACHE_SIZE:
                 store.popitem(last=False)
         return found
+
+    def _check_date_zone(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime) -> None:
+        """A DATE time column is placed at 12:00 UTC: refuse a zone where that is another date."""
+        for ref in self.catalog.base_measures(spec.metrics):
+            model = self.catalog.model(ref.model)
+            if model.time and is_date(self.warehouse.table(model.table), model.time):
+                first, changes = offset_segments(spec.timezone, start, end)
+                if any(abs(offset) >= DATE_HOUR * 3600 for offset in (first, *[off for _, off in changes])):
+                    raise QueryError(f"model {ref.model!r}: its time column {model.time!r} is a DATE, counted at "
+                                     f"12:00 UTC, which is another date in {spec.timezone} (UTC offset of 12 hours "
+                                     "or more); store a timestamp to query in this timezone")
 
     def _check_order(self, spec: QuerySpec) -> None:
         allowed = set(spec.metrics) | set(spec.by) | ({"period"} if spec.grain else set())

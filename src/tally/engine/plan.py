@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from tally.engine.catalog import Catalog, MeasureRef
 from tally.engine.scope import ModelScope
+from tally.engine.timecol import time_column
 from tally.engine.timegrid import Grain
 from tally.engine.translate import to_ibis
 from tally.errors import QueryError
@@ -109,12 +110,12 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     model = catalog.model(model_name)
     base = warehouse.table(model.table)
     if timed:
-        ts = base[model.time]
+        ts = time_column(base, model_name, model.time)
         base = base.filter(ts >= params["start"], ts < params["end"])
     scope = ModelScope(catalog.config, warehouse, model_name, base=base)
     keys = {}
     if timed and shape.grain:
-        keys["period"] = _bucket(scope.column(model.time), shape, warehouse.dialect)
+        keys["period"] = _bucket(time_column(scope.base, model_name, model.time), shape, warehouse.dialect)
     for dim in shape.by:
         keys[dim] = scope.value(model.dimensions[dim].expr)
     # when every measure shares one row filter it becomes the WHERE: fewer rows reach the joins.
@@ -149,7 +150,7 @@ def distinct_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref
     """The Ibis expression of `distinct_keys_part`, over [params["start"], params["end"])."""
     model = catalog.model(ref.model)
     scope, key, conditions = _counted(shape, catalog, warehouse, ref, params)
-    columns = {"period": _bucket(scope.column(model.time), shape, warehouse.dialect)}
+    columns = {"period": _bucket(time_column(scope.base, ref.model, model.time), shape, warehouse.dialect)}
     for dim in shape.by:
         columns[dim] = scope.value(model.dimensions[dim].expr)
     columns[DISTINCT_KEY] = key
@@ -165,7 +166,7 @@ def split_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: M
     """
     model = catalog.model(ref.model)
     scope, key, conditions = _counted(shape, catalog, warehouse, ref, params)
-    rows = scope.joined().filter(*conditions).select(key=key, period=_bucket(scope.column(model.time), shape,
+    rows = scope.joined().filter(*conditions).select(key=key, period=_bucket(time_column(scope.base, ref.model, model.time), shape,
                                                                             warehouse.dialect))
     spans = rows.group_by("key").aggregate(first=rows.period.min(), last=rows.period.max())
     return spans.filter(spans["first"] != spans["last"]).aggregate(split=ibis._.count())
@@ -176,7 +177,7 @@ def _counted(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureR
     row meets to be counted (a value, the measure's filter, the shape's `where`)."""
     model = catalog.model(ref.model)
     base = warehouse.table(model.table)
-    ts = base[model.time]
+    ts = time_column(base, ref.model, model.time)
     scope = ModelScope(catalog.config, warehouse, ref.model,
                        base=base.filter(ts >= params["start"], ts < params["end"]))
     key = scope.value(ref.measure.value)
@@ -302,7 +303,8 @@ def data_bounds_expr(catalog: Catalog, warehouse: Warehouse, model_name: str):
     """min and max of a model's time column, to give an open range its ends."""
     model = catalog.model(model_name)
     table = warehouse.table(model.table)
-    return table.aggregate(lo=table[model.time].min(), hi=table[model.time].max())
+    ts = time_column(table, model_name, model.time)
+    return table.aggregate(lo=ts.min(), hi=ts.max())
 
 
 def epoch() -> dt.datetime:

@@ -21,7 +21,7 @@ LOGIC = (exp.And, exp.Or, exp.Not)
 FUNCTIONS = (exp.Coalesce, exp.Abs, exp.Round, exp.Lower, exp.Upper, exp.Nullif,
              exp.Greatest, exp.Least, exp.Trim, exp.Length)
 STRUCTURE = (exp.Paren, exp.Neg, exp.Literal, exp.Boolean, exp.Null, exp.Column,
-             exp.Identifier, exp.Tuple, exp.Case, exp.If, exp.In, exp.Is, exp.Between,
+             exp.Identifier, exp.Case, exp.If, exp.In, exp.Is, exp.Between,
              exp.Like, exp.ILike)
 
 ROW_NODES = ARITHMETIC + COMPARISONS + LOGIC + FUNCTIONS + STRUCTURE
@@ -31,6 +31,22 @@ FORMULA_NODES = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Paren, exp.Neg, exp.Lit
                  exp.Identifier, exp.Null, exp.Coalesce, exp.Abs, exp.Round, exp.Nullif,
                  exp.Greatest, exp.Least)
 """What a derived metric formula may contain: arithmetic over metric names."""
+
+_OPERANDS = {"this", "expression"}
+ARGUMENTS: dict[type, set[str]] = {
+    **{node: _OPERANDS for node in ARITHMETIC + COMPARISONS + (exp.And, exp.Or, exp.Nullif)},
+    exp.Not: {"this"}, exp.Neg: {"this"}, exp.Paren: {"this"}, exp.Abs: {"this"}, exp.Lower: {"this"},
+    exp.Upper: {"this"}, exp.Length: {"this"}, exp.Literal: {"this", "is_string"}, exp.Boolean: {"this"},
+    exp.Null: set(), exp.Column: {"this", "table"}, exp.Identifier: {"this", "quoted"},
+    exp.Coalesce: {"this", "expressions"}, exp.Round: {"this", "decimals"},
+    exp.Greatest: {"this", "expressions", "ignore_nulls"}, exp.Least: {"this", "expressions", "ignore_nulls"},
+    exp.Trim: {"this", "expression", "position"}, exp.Case: {"this", "ifs", "default"},
+    exp.If: {"this", "true", "false"}, exp.In: {"this", "expressions"}, exp.Is: {"this", "expression"},
+    exp.Between: {"this", "low", "high", "symmetric"}, exp.Like: {"this", "expression", "negate"},
+    exp.ILike: {"this", "expression", "negate"},
+}
+"""The arguments each allowed node may carry: anything else (`length(a, b)`, `round(x, 2, 1)`) is
+refused, since the engine would not translate it and the expression would lose part of its meaning."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,41 @@ def _parse(text: str, kind: str) -> Expr:
             raise ExpressionError(f"{_describe(node)} is not allowed in {text!r}")
         if isinstance(node, exp.Column) and len(node.parts) > 2:
             raise ExpressionError(f"{column_name(node)!r} in {text!r}: use `column` or `join.column`")
+    for node in tree.walk():   # after every node is known allowed: a subquery is named as such
+        _check_arguments(node, text)
     return Expr(text=text, tree=tree)
+
+
+def _check_arguments(node: exp.Expression, text: str) -> None:
+    """Refuse arguments the engine would drop, and the forms whose meaning it does not give."""
+    extra = [key for key, value in node.args.items()
+             if key not in ARGUMENTS[type(node)] and value not in (None, False, [], "")]
+    name = _describe(node) if isinstance(node, exp.Func) else node.key.upper()
+    if extra:
+        raise ExpressionError(f"{name}: more arguments than it takes ({', '.join(extra)}) in {text!r}")
+    if isinstance(node, exp.Is) and not isinstance(node.expression, (exp.Null, exp.Boolean)):
+        raise ExpressionError(f"`IS` takes NULL, TRUE or FALSE, not a value: {node.sql('duckdb')!r} in {text!r} "
+                              "(use `=` or `<>` to compare with a value)")
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None \
+            and literal_int(node.args["decimals"]) is None:
+        raise ExpressionError(f"round(): the number of places must be a whole number, as in round(x, 2): "
+                              f"{node.sql('duckdb')!r} in {text!r}")
+    if isinstance(node, exp.Trim) and node.expression is not None:
+        chars = node.expression
+        if not (isinstance(chars, exp.Literal) and chars.is_string and len(chars.this) == 1):
+            # one character strips the same in every warehouse (MySQL strips a multi-character
+            # string as a whole, PostgreSQL and DuckDB any of its characters)
+            raise ExpressionError(f"trim(): the character to strip must be one character in quotes, as in "
+                                  f"trim(x, '0'): {node.sql('duckdb')!r} in {text!r}")
+
+
+def literal_int(node: exp.Expression) -> int | None:
+    """The value of an integer literal (`2`, `-1`), or None for anything else."""
+    negative = isinstance(node, exp.Neg)
+    inner = node.this if negative else node
+    if isinstance(inner, exp.Literal) and not inner.is_string and inner.this.isdigit():
+        return -int(inner.this) if negative else int(inner.this)
+    return None
 
 
 def parse_row_expr(text: str) -> Expr:

@@ -29,6 +29,7 @@ import ibis.expr.datatypes as idt
 
 from tally.engine.changes import UTC, compiled, day_bucket_in, run_compiled, segments
 from tally.engine.scope import ModelScope
+from tally.engine.timecol import time_column
 from tally.engine.translate import to_ibis
 from tally.project.expr import parse_row_expr
 from tally.rollups.definition import RollupDef
@@ -64,11 +65,11 @@ def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: li
         base = engine.warehouse.table(model.table)
         # a range around the days first, so the database skips the other blocks
         params = {"start": ibis.param(UTC_TS), "end": ibis.param(UTC_TS)}
-        ts = base[model.time]
+        ts = time_column(base, model_name, model.time)
         base = base.filter(ts >= params["start"], ts < params["end"])
         scope = ModelScope(catalog.config, engine.warehouse, model_name, base=base)
         values = [_values(scope, catalog, rdef, model_name) for rdef in rdefs]   # (joins are added as read)
-        day = day_bucket_in(engine, scope.column(model.time), offsets)
+        day = day_bucket_in(engine, time_column(scope.base, model_name, model.time), offsets)
         relation = scope.joined()
         metrics = {"rows": relation.count()}
         for index, read in enumerate(values):
