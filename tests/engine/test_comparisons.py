@@ -179,3 +179,30 @@ def test_previous_year_by_week_is_the_week_52_weeks_before(ecommerce, rows):
     for row in result.to_pylist():
         week = at(row["period"].isoformat()) - dt.timedelta(weeks=52)
         assert row["revenue_previous"] == revenue(lines, week, week + dt.timedelta(weeks=1)), row["period"]
+
+
+# -- snapshots: a past range's header with today's stock says so ----------------------------------------
+
+def test_snapshot_metric_is_labelled_with_its_load_time(ecommerce):
+    """Once unlabelled: `stock` for January 2025 is the stock loaded now, not January's."""
+    from tally.cli import _title
+    from tally.warehouse.internal import ensure_internal_tables, write_state
+
+    project, _ = ecommerce
+    ask = dict(by="sku", start="2025-01-01", end="2025-02-01")
+    assert "as_of" not in project.query_result("revenue", **ask).meta
+    ensure_internal_tables(project.warehouse, ["_tally_state"])
+    with project.warehouse.transaction() as tx:
+        write_state(tx, "table:product_offerings", None)
+    assert project.query_result(["stock", "revenue"], **ask).meta["as_of"] == {"stock": None}
+    with project.warehouse.transaction() as tx:
+        write_state(tx, "table:product_offerings", "load-1")
+    try:
+        meta = project.query_result(["stock", "revenue"], **ask).meta
+        stamp = meta["as_of"]["stock"]
+        loaded = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert abs(dt.datetime.now(dt.timezone.utc) - loaded) < dt.timedelta(minutes=5)
+        assert f"stock: snapshot as of its load at {stamp}" in _title(meta)
+    finally:
+        with project.warehouse.transaction() as tx:
+            write_state(tx, "table:product_offerings", None)

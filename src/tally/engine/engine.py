@@ -74,6 +74,9 @@ class Engine:
         meta = {"timezone": spec.timezone, "from": _iso(start, spec.zone), "to": _iso(end, spec.zone),
                 "grain": spec.grain.value if spec.grain else None, "source": "live"}
         table = self._answer(spec, start, end, meta, live, ordered)
+        as_of = self._snapshots_as_of(spec)
+        if as_of:
+            meta["as_of"] = as_of
         if spec.compare:
             table, meta["compare"] = self._compare(spec, table, start, end, live)
         return Result(table, meta)
@@ -110,6 +113,29 @@ class Engine:
         raise QueryError(f"--compare {spec.compare}: the range {_iso(start, spec.zone)} → {_iso(end, spec.zone)} "
                          f"is longer than {span}, so the range it is compared with would overlap it "
                          f"(shorten it to at most {span})")
+
+    def _snapshots_as_of(self, spec: QuerySpec) -> dict:
+        """Each requested metric that reads a snapshot model (no time: today's stock whatever the
+        range): when its table was last loaded (ISO UTC), or None when no load was recorded."""
+        found = {}
+        for metric in spec.metrics:
+            tables = sorted({self.catalog.model(ref.model).table for ref in self.catalog.base_measures([metric])
+                             if not self.catalog.model(ref.model).time})
+            if tables:
+                stamps = [self._loaded_at(table) for table in tables]
+                found[metric] = None if None in stamps else min(stamps)
+        return found
+
+    def _loaded_at(self, table: str) -> str | None:
+        """When a load or seed last replaced or changed `table` (its `table:` state key), or None."""
+        if not self.warehouse.has_table("_tally_state"):
+            return None
+        state = self.warehouse.table("_tally_state")
+        rows = self.warehouse.run(self.warehouse.compile(
+            state.filter(state.key == f"table:{table}").select("updated_at"))).to_pylist()
+        if not rows or rows[0]["updated_at"] is None:
+            return None
+        return as_utc(rows[0]["updated_at"]).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def distinct_keys(self, spec: QuerySpec, measure: str) -> tuple[Part, dict]:
         """The compiled query of a `count_distinct` measure's distinct (period, dimensions, key) rows
