@@ -25,8 +25,10 @@ def rows(ecommerce):
     _, tables = ecommerce
     lines = tables["orders"].to_pylist()
     by_line = {(r["order_id"], r["line_no"]): r for r in lines}
-    refunds = [{**r, "shop_id": by_line[(r["order_id"], r["line_no"])]["shop_id"],
-                "status": by_line[(r["order_id"], r["line_no"])]["status"]} for r in tables["order_refunds"].to_pylist()]
+    refunds = []
+    for r in tables["order_refunds"].to_pylist():
+        line = by_line[(r["order_id"], r["line_no"])]
+        refunds.append({**r, "shop_id": line["shop_id"], "status": line["status"]})
     return lines, refunds
 
 
