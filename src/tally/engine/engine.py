@@ -92,10 +92,12 @@ class Engine:
         zero = rowops.zero_values(self._plan(whole, before_start, before_end), spec, self.catalog)
         pairs = None
         if spec.grain:
-            week_start = self.config.week_start_index
-            pairs = period_pairs(spec.compare, delta,
-                                 period_labels(spec.grain, start, end, spec.timezone, week_start),
-                                 period_labels(spec.grain, before_start, before_end, spec.timezone, week_start))
+            def labels(lo, hi):
+                if spec.compare != "previous_period":
+                    return []   # previous_year pairs by label alone
+                return period_labels(spec.grain, lo, hi, spec.timezone, self.config.week_start_index)
+
+            pairs = period_pairs(spec.compare, delta, labels(start, end), labels(before_start, before_end))
         meta = {"kind": spec.compare, "from": _iso(before_start, spec.zone), "to": _iso(before_end, spec.zone)}
         return rowops.attach_comparison(table, previous, spec, pairs, zero), meta
 
