@@ -326,6 +326,8 @@ def _title(meta: dict) -> str:
     title = f"{meta.get('from')} → {meta.get('to')} ({meta.get('timezone')})"
     if meta.get("compare"):
         title += f" vs {meta['compare']['from']} → {meta['compare']['to']}"
+    for metric, stamp in (meta.get("as_of") or {}).items():   # a snapshot ignores the range: say when it is from
+        title += f"\n{metric}: snapshot as of " + (f"its load at {stamp}" if stamp else "now (no load recorded)")
     return title
 
 

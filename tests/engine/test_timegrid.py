@@ -9,7 +9,8 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from tally.engine.timegrid import (Grain, comparison_shift, offset_segments, parse_grain, parse_local,
-                                   period_labels, shift_local, truncate, whole_months)
+                                   period_labels, period_pairs, previous_range, read_local, shift_local, truncate,
+                                   whole_months)
 from tally.errors import QueryError
 
 UTC = dt.timezone.utc
@@ -187,11 +188,39 @@ def test_previous_period_of_whole_days_is_calendar_days_across_dst():
     assert shift_local(end, delta, BERLIN) == start
 
 
-def test_previous_period_of_part_days_is_the_same_elapsed_time():
-    start, end = local("2025-03-30T00:00"), local("2025-03-30T12:00")  # 11 hours elapse
+def test_previous_period_of_part_days_is_the_same_wall_clock_length():
+    """Issue 13 item 13: 00:00-12:00 on the spring-forward day (11 h elapse) compares with the 12
+    wall-clock hours before it, 12:00-24:00 the day before (the code once moved back 11 h)."""
+    start, end = local("2025-03-30T00:00"), local("2025-03-30T12:00")
     delta = comparison_shift("previous_period", start, end, BERLIN)
-    assert shift_local(start, delta, BERLIN) == start - dt.timedelta(hours=11)
-    assert shift_local(end, delta, BERLIN) == start
+    assert shift_local(start, delta, BERLIN) == local("2025-03-29T12:00") == start - dt.timedelta(hours=12)
+    assert previous_range("previous_period", start, end, BERLIN)[:2] == (local("2025-03-29T12:00"), start)
+
+
+def test_previous_period_ends_where_the_range_starts_in_a_repeated_hour():
+    """From 02:30 the second time (fold) to 04:00: the previous range still ends at the same instant."""
+    start = utc(2025, 10, 26, 1, 30)   # 02:30 CET, after the clocks went back at 03:00 CEST
+    end = local("2025-10-26T04:00")
+    lo, hi, _ = previous_range("previous_period", start, end, BERLIN)
+    assert hi == start and lo < hi
+
+
+def test_previous_year_of_weeks_is_52_weeks():
+    start, end = local("2026-03-02"), local("2026-03-16")
+    assert comparison_shift("previous_year", start, end, BERLIN, Grain.week) == relativedelta(weeks=52)
+    assert previous_range("previous_year", start, end, BERLIN, Grain.week)[:2] == (local("2025-03-03"),
+                                                                                 local("2025-03-17"))
+
+
+def test_period_pairs():
+    day = dt.date
+    months = [day(2026, 3, 1), day(2026, 4, 1)]
+    before = [day(2026, 1, 1), day(2026, 2, 1), day(2026, 3, 1)]   # Jan 27-31, February, March 1-14
+    pair = period_pairs("previous_period", relativedelta(days=47), months, before)
+    assert (pair(day(2026, 4, 1)), pair(day(2026, 3, 1))) == (day(2026, 3, 1), day(2026, 2, 1))
+    hours = period_pairs("previous_year", relativedelta(years=1), [], [])
+    assert hours(dt.datetime(2026, 3, 29, 3)) == dt.datetime(2025, 3, 29, 3)
+    assert hours(day(2028, 2, 29)) == day(2027, 2, 28)
 
 
 def test_unknown_comparison_is_a_query_error():
@@ -233,3 +262,13 @@ def test_parse_grain():
     assert parse_grain(Grain.week) is Grain.week
     with pytest.raises(QueryError, match="hour, day, week, month, quarter, year"):
         parse_grain("fortnight")
+
+
+def test_a_skipped_wall_clock_time_reads_as_the_jump():
+    """Lord Howe skips 02:00-02:30 on 2025-10-05: the 15 wall-clock minutes before 02:30 never
+    showed, so the previous period of 02:30-02:45 is empty, not one that starts after it ends."""
+    howe = ZoneInfo("Australia/Lord_Howe")
+    jump = utc(2025, 10, 4, 15, 30)
+    assert read_local(dt.datetime(2025, 10, 5, 2, 15), howe) == jump
+    start, end = jump, utc(2025, 10, 4, 15, 45)
+    assert previous_range("previous_period", start, end, howe)[:2] == (jump, jump)

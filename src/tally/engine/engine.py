@@ -17,7 +17,7 @@ from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bound
                               distinct_keys_part, split_keys_expr)
 from tally.engine.spec import QuerySpec
 from tally.engine.timecol import DATE_HOUR, is_date
-from tally.engine.timegrid import as_utc, comparison_shift, offset_segments, period_labels, shift_local
+from tally.engine.timegrid import as_utc, offset_segments, period_labels, period_pairs, previous_range, shift_local
 from tally.errors import QueryError
 from tally.project.schema import ProjectConfig
 from tally.warehouse import CompiledQuery, Warehouse
@@ -70,19 +70,76 @@ class Engine:
             self.catalog.check(metric)
         self._check_order(spec)
         start, end = self._resolve_range(spec)
+        if spec.compare:
+            start, end = self._clip_for_comparison(spec, start, end)
         self._check_date_zone(spec, start, end)
         meta = {"timezone": spec.timezone, "from": _iso(start, spec.zone), "to": _iso(end, spec.zone),
                 "grain": spec.grain.value if spec.grain else None, "source": "live"}
         table = self._answer(spec, start, end, meta, live, ordered)
+        as_of = self._snapshots_as_of(spec)
+        if as_of:
+            meta["as_of"] = as_of
         if spec.compare:
-            delta = comparison_shift(spec.compare, start, end, spec.zone)
-            prev_start, prev_end = shift_local(start, delta, spec.zone), shift_local(end, delta, spec.zone)
-            previous = self._answer(spec, prev_start, prev_end, {}, live)
-            zero = rowops.zero_values(self._plan(spec, prev_start, prev_end), spec, self.catalog)
-            table = rowops.attach_comparison(table, previous, spec, delta, zero)
-            meta["compare"] = {"kind": spec.compare, "from": _iso(prev_start, spec.zone),
-                               "to": _iso(prev_end, spec.zone)}
+            table, meta["compare"] = self._compare(spec, table, start, end, live)
         return Result(table, meta)
+
+    def _compare(self, spec: QuerySpec, table: pa.Table, start, end, live: bool) -> tuple[pa.Table, dict]:
+        """The current rows with each metric's previous value, change and change %, and the
+        comparison's meta."""
+        before_start, before_end, delta = previous_range(spec.compare, start, end, spec.zone, spec.grain)
+        # every group of the previous range, unordered and uncut: the current answer's groups (kept
+        # by --limit) are looked up in it, whatever their rank was then
+        whole = replace(spec, order_by=(), limit=None)
+        previous = self._answer(whole, before_start, before_end, {}, live, ordered=False)
+        zero = rowops.zero_values(self._plan(whole, before_start, before_end), spec, self.catalog)
+        pairs = None
+        if spec.grain:
+            def labels(lo, hi):
+                if spec.compare != "previous_period":
+                    return []   # previous_year pairs by label alone
+                return period_labels(spec.grain, lo, hi, spec.timezone, self.config.week_start_index)
+
+            pairs = period_pairs(spec.compare, delta, labels(start, end), labels(before_start, before_end))
+        meta = {"kind": spec.compare, "from": _iso(before_start, spec.zone), "to": _iso(before_end, spec.zone)}
+        return rowops.attach_comparison(table, previous, spec, pairs, zero), meta
+
+    def _clip_for_comparison(self, spec: QuerySpec, start, end):
+        """A range whose comparison range would overlap it (previous_year over more than a year):
+        an open end is pulled in until they just meet, an explicit range is refused."""
+        before_start, before_end, delta = previous_range(spec.compare, start, end, spec.zone, spec.grain)
+        if before_end <= start:
+            return start, end
+        if spec.start is None:
+            return shift_local(end, delta, spec.zone), end
+        if spec.end is None:
+            return start, shift_local(start, -delta, spec.zone)
+        span = "52 weeks" if spec.grain and spec.grain.value == "week" else "one year"
+        raise QueryError(f"--compare {spec.compare}: the range {_iso(start, spec.zone)} → {_iso(end, spec.zone)} "
+                         f"is longer than {span}, so the range it is compared with would overlap it "
+                         f"(shorten it to at most {span})")
+
+    def _snapshots_as_of(self, spec: QuerySpec) -> dict:
+        """Each requested metric that reads a snapshot model (no time: today's stock whatever the
+        range): when its table was last loaded (ISO UTC), or None when no load was recorded."""
+        found = {}
+        for metric in spec.metrics:
+            tables = sorted({self.catalog.model(ref.model).table for ref in self.catalog.base_measures([metric])
+                             if not self.catalog.model(ref.model).time})
+            if tables:
+                stamps = [self._loaded_at(table) for table in tables]
+                found[metric] = None if None in stamps else min(stamps)
+        return found
+
+    def _loaded_at(self, table: str) -> str | None:
+        """When a load or seed last replaced or changed `table` (its `table:` state key), or None."""
+        if not self.warehouse.has_table("_tally_state"):
+            return None
+        state = self.warehouse.table("_tally_state")
+        rows = self.warehouse.run(self.warehouse.compile(
+            state.filter(state.key == f"table:{table}").select("updated_at"))).to_pylist()
+        if not rows or rows[0]["updated_at"] is None:
+            return None
+        return as_utc(rows[0]["updated_at"]).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def distinct_keys(self, spec: QuerySpec, measure: str) -> tuple[Part, dict]:
         """The compiled query of a `count_distinct` measure's distinct (period, dimensions, key) rows

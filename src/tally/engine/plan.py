@@ -21,6 +21,7 @@ from tally.warehouse import CompiledQuery, Warehouse
 
 UTC_TS = idt.Timestamp(timezone="UTC")
 DISTINCT_KEY = "__tally_key"      # the counted value's column in distinct key rows
+ZERO_OVER_NO_ROWS = ("sum", "count", "count_distinct")   # what a group without rows shows (rows.assemble)
 _TRUNC = {Grain.hour: "h", Grain.day: "D", Grain.week: "W", Grain.month: "M", Grain.quarter: "Q", Grain.year: "Y"}
 
 
@@ -74,7 +75,8 @@ def build_plan(shape: Shape, catalog: Catalog, warehouse: Warehouse) -> Plan:
         expr = _combine([_branch(shape, catalog, warehouse, m, refs, params, True) for m, refs in timed.items()],
                         measures=[r.name for refs in timed.values() for r in refs])
         if sql_orders:
-            expr = _order_and_limit(expr, shape, catalog)
+            zeros = [r.name for refs in timed.values() for r in refs if r.measure.aggregation in ZERO_OVER_NO_ROWS]
+            expr = _order_and_limit(expr, shape, catalog, zeros)
         timed_part = _part(warehouse, expr, params, shape, with_period=shape.grain is not None)
     if timeless:
         expr = _combine([_branch(shape, catalog, warehouse, m, refs, params, False) for m, refs in timeless.items()],
@@ -277,9 +279,14 @@ def _combine(branches: list, measures: list[str]):
     return union.aggregate(**aggregates)
 
 
-def _order_and_limit(expr, shape: Shape, catalog: Catalog):
+def _order_and_limit(expr, shape: Shape, catalog: Catalog, zeros: list[str]):
+    """Sort and cut in SQL, on the values the user sees: `zeros` (sums and counts over no rows,
+    NULL in SQL) become 0 first, as they are after the warehouse answers."""
     if not shape.order_by and shape.limit is None:
         return expr
+    filled = {name: ibis.coalesce(expr[name], ibis.literal(0).cast(expr[name].type())) for name in zeros}
+    if filled:
+        expr = expr.mutate(**filled)
     derived = {}
 
     def resolve(name: str):

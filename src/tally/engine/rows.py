@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dateutil.relativedelta import relativedelta
 
 from tally.engine.catalog import Catalog
-from tally.engine.plan import Plan
+from tally.engine.plan import ZERO_OVER_NO_ROWS, Plan
 from tally.engine.spec import QuerySpec
 from tally.engine.translate import to_arrow
 
-FILLED_WITH_ZERO = ("sum", "count", "count_distinct")
+FILLED_WITH_ZERO = ZERO_OVER_NO_ROWS
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -125,20 +124,20 @@ def zero_values(plan: Plan, spec: QuerySpec, catalog: Catalog) -> dict:
     return derive(table, [], spec.metrics, catalog).to_pylist()[0]
 
 
-def attach_comparison(current: pa.Table, previous: pa.Table, spec: QuerySpec, delta: relativedelta,
+def attach_comparison(current: pa.Table, previous: pa.Table, spec: QuerySpec, pairs=None,
                       zero: dict | None = None) -> pa.Table:
     """Add m_previous, m_change and m_change_pct for each metric, matching rows by key.
 
-    A key with no row in the previous range compares with `zero` (what the metric is over no rows).
+    `pairs` gives, with --grain, the previous period a current period is compared with
+    (timegrid.period_pairs). A key with no row in the previous range compares with `zero`
+    (what the metric is over no rows).
     """
     zero = zero or {}
-    lookup = _previous_lookup(current, previous, spec, delta)
+    lookup = _previous_lookup(current, previous, spec, pairs)
     columns = {name: current[name] for name in current.column_names if name not in spec.metrics}
-    keys = list(columns)
-    current_keys = list(zip(*[current[k].to_pylist() for k in keys])) if keys else [()] * current.num_rows
     for metric in spec.metrics:
         now = current[metric]
-        before = pa.array([lookup[key].get(metric) if key in lookup else zero.get(metric) for key in current_keys],
+        before = pa.array([row.get(metric) if row is not None else zero.get(metric) for row in lookup],
                           type=now.type)
         a, b = _same_type(now, before)
         change = pc.subtract(a, b)
@@ -157,16 +156,12 @@ def _same_type(a, b):
     return a, b
 
 
-def _previous_lookup(current: pa.Table, previous: pa.Table, spec: QuerySpec, delta: relativedelta) -> dict:
-    """Previous rows keyed like current rows: periods moved forward a year, or matched by position."""
-    rows = previous.to_pylist()
+def _previous_lookup(current: pa.Table, previous: pa.Table, spec: QuerySpec, pairs) -> list:
+    """For each current row, the previous row it is compared with (None: that key had no row)."""
+    by = list(spec.by)
+    keyed = {tuple(r[k] for k in (["period"] if spec.grain else []) + by): r for r in previous.to_pylist()}
+    dims = list(zip(*[current[d].to_pylist() for d in by])) if by else [()] * current.num_rows
     if not spec.grain:
-        return {tuple(r[d] for d in spec.by): r for r in rows}
-    if spec.compare == "previous_year" and spec.grain.value in ("day", "month", "quarter", "year"):
-        # the same date last year (weeks and hours don't line up by date: they match by position)
-        return {(r["period"] + delta, *[r[d] for d in spec.by]): r for r in rows}
-    now_periods = sorted(set(current["period"].to_pylist()))
-    before_periods = sorted(set(r["period"] for r in rows))
-    # the first period before lines up with the first period now (April 1 with March 1)
-    position = {p: now_periods[i] for i, p in enumerate(before_periods[:len(now_periods)])}
-    return {(position[r["period"]], *[r[d] for d in spec.by]): r for r in rows if r["period"] in position}
+        return [keyed.get(combo) for combo in dims]
+    periods = [pairs(p) for p in current["period"].to_pylist()]
+    return [keyed.get((p, *combo)) if p is not None else None for p, combo in zip(periods, dims)]

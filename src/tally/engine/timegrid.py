@@ -142,24 +142,61 @@ def whole_months(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> int | No
     return (b.year - a.year) * 12 + b.month - a.month
 
 
-def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> relativedelta | dt.timedelta:
-    """How far back the comparison range lies: a year, or the range's own length."""
+def comparison_shift(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo,
+                     grain: Grain | None = None) -> relativedelta:
+    """How far back, in local wall-clock time, the comparison range lies.
+
+    previous_year: one year, or 52 weeks with --grain week (so weeks line up, each compared with the
+    week 52 weeks before); previous_period: the range's own length (whole months, whole days, or
+    its wall-clock length in the query timezone).
+    """
     if kind == "previous_year":
-        return relativedelta(years=1)
+        return relativedelta(weeks=52) if grain is Grain.week else relativedelta(years=1)
     if kind != "previous_period":
         raise QueryError(f"unknown comparison {kind!r} (use previous_period or previous_year)")
     months = whole_months(start, end, tz)
     if months:
         return relativedelta(months=months)
     a, b = start.astimezone(tz).replace(tzinfo=None), end.astimezone(tz).replace(tzinfo=None)
-    if a.time() == b.time() == dt.time():
-        return relativedelta(days=(b - a).days)   # whole local days: calendar days back, DST or not
-    return end.astimezone(UTC) - start.astimezone(UTC)  # part days: the same elapsed time just before
+    length = b - a   # naive local times: the wall-clock length (12 h from 00:00 to 12:00, DST or not)
+    return relativedelta(days=length.days, seconds=length.seconds, microseconds=length.microseconds)
 
 
 def shift_local(instant: dt.datetime, delta: relativedelta | dt.timedelta, tz: ZoneInfo) -> dt.datetime:
     """Move an instant back by a calendar delta in local wall-clock terms, or by elapsed time."""
     if isinstance(delta, dt.timedelta):
         return instant.astimezone(UTC) - delta
-    local = instant.astimezone(tz).replace(tzinfo=None) - delta
-    return local.replace(tzinfo=tz).astimezone(UTC)
+    return read_local(instant.astimezone(tz).replace(tzinfo=None) - delta, tz)
+
+
+def read_local(local: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """A naive wall-clock time as an instant: a repeated time is its first occurrence, and a time
+    the clocks skipped is the instant they jumped (so earlier times never read later)."""
+    instant = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) == local:
+        return instant
+    early = local.replace(tzinfo=tz, fold=1).astimezone(UTC)   # read with the offset after the jump
+    for year in (early.year, instant.year):
+        for when, _ in _year_transitions(tz.key, year):
+            if early <= when <= instant:
+                return when
+    return instant
+
+
+def previous_range(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo,
+                   grain: Grain | None = None) -> tuple[dt.datetime, dt.datetime, relativedelta]:
+    """The comparison range of [start, end) and its shift; a previous period ends where the range begins."""
+    delta = comparison_shift(kind, start, end, tz, grain)
+    before_end = start if kind == "previous_period" else shift_local(end, delta, tz)
+    return shift_local(start, delta, tz), before_end, delta
+
+
+def period_pairs(kind: str, delta: relativedelta, now: list, before: list):
+    """The previous period each current period label is compared with (None: nothing to pair).
+
+    previous_year: the label one year (weeks: 52 weeks) earlier in local wall-clock time;
+    previous_period: periods paired by position counted from the last (the last with the last).
+    """
+    if kind == "previous_year":
+        return lambda label: label - delta
+    return dict(zip(reversed(now), reversed(before))).get
