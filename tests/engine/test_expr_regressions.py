@@ -314,7 +314,9 @@ def test_json_csv_and_table_keep_every_digit(tmp_path, session_warehouse_url):
                      "price": pa.array([D("90071992547409.93"), D("1234567890123456.78")], pa.decimal128(18, 2)),
                      "discount": pa.array([D("1"), D("1")], pa.decimal128(15, 2)),
                      "qty": pa.array([1, 1], pa.int32()), "f": [1.0, 1.0]})
-    _project(tmp_path, session_warehouse_url, "digits", data=data).close()
+    # the session's DuckDB file is held open by other fixtures of this process: the CLI gets its own
+    url = f"duckdb:///{tmp_path}/cli.duckdb" if session_warehouse_url.startswith("duckdb") else session_warehouse_url
+    _project(tmp_path, url, "digits", data=data).close()
     rows = json.loads(_cli(tmp_path, "plain", "--by", "status", "--format", "json"), parse_float=Decimal)
     assert {r["status"]: r["plain"] for r in rows} == {"a": D("90071992547409.93"), "b": D("1234567890123456.78")}
     text = _cli(tmp_path, "plain", "--by", "status", "--format", "csv")
