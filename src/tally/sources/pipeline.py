@@ -297,6 +297,15 @@ def _replaces_table(config: SourceConfig, full_refresh: bool) -> bool:
     return full_refresh or (not config.primary_key and not config.cursor)
 
 
+def _stamp(con, plan, checked: str, config: SourceConfig, full_refresh: bool) -> str:
+    """What the load wrote, as text: its mode, row count and the sum of its rows' hashes. Loading the
+    same rows again leaves the table (and so this stamp) as it was: a rerun changes nothing."""
+    cols = ", ".join(validate.q(c) for c in plan.columns)
+    count, digest = con.execute(f"SELECT count(*), CAST(sum(hash({cols})) AS VARCHAR) "
+                                f"FROM ({_stage_select(plan, checked)})").fetchone()
+    return f"{'replace' if _replaces_table(config, full_refresh) else 'merge'}:{count}:{digest or 0}"
+
+
 def _stage_select(plan, checked: str) -> str:
     cols = ", ".join(validate.q(c) for c in plan.columns)
     return f"SELECT {cols} FROM {validate.q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip"
@@ -306,6 +315,7 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
     q = validate.q
     target = config.table
     stage = f"__tally_stage_{result.load_id[:10]}"
+    stamp = _stamp(con, plan, checked, config, full_refresh)
     with warehouse.transaction() as tx:
         tx.execute(f"CREATE OR REPLACE TEMP VIEW {q(stage)} AS {_stage_select(plan, checked)}")
         tx.execute(f"CREATE TABLE IF NOT EXISTS {q(target)} AS SELECT * FROM {q(stage)} LIMIT 0")
@@ -324,7 +334,7 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
                    f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
                    f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
                    f"AND x.rule = c._tally_rule)", [result.load_id, name, now(), name])
-        _finish(tx, name, malformed, result, started, target)
+        _finish(tx, name, malformed, result, started, target, stamp)
         tx.execute(f"DROP VIEW IF EXISTS {q(stage)}")
     warehouse.forget(target)
 
@@ -332,6 +342,7 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
 def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
     q = validate.q
     good = con.execute(_stage_select(plan, checked)).to_arrow_table()
+    stamp = _stamp(con, plan, checked, config, full_refresh)
     rejects = con.execute(f"SELECT COALESCE(_tally_row, rowid + 1) AS row_number, _tally_raw AS raw, "
                           f"_tally_rule AS rule "
                           f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip").to_arrow_table()
@@ -351,7 +362,7 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    dialect.name):
             tx.execute(statement)
-        _finish(tx, name, malformed + rejects.to_pylist(), result, started, target)
+        _finish(tx, name, malformed + rejects.to_pylist(), result, started, target, stamp)
         tx.execute(f"DROP TABLE {ident(stage).sql(dialect.name)}")
     warehouse.forget(target)
 
@@ -380,7 +391,7 @@ def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:
     return fresh
 
 
-def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: str) -> None:
+def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: str, loaded: str) -> None:
     """Inside the load's transaction: rejects not yet recorded, the watermark and the load record."""
     rejects = _unrecorded(tx, name, rejects) if rejects else []
     if rejects:
@@ -389,5 +400,5 @@ def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: st
                                            for row in rejects])
     write_state(tx, state_key(name), result.watermark_after)
     if result.rows_loaded:   # rollups over this table see the load (rows may have changed in place)
-        write_state(tx, f"table:{table}", result.load_id)
+        write_state(tx, f"table:{table}", loaded)
     insert_rows(tx, "_tally_loads", [_load_row(result, started, "ok")])
