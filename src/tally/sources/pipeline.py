@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import hashlib
 import logging
 import threading
 import time
@@ -306,6 +307,18 @@ def _stamp(con, plan, checked: str, config: SourceConfig, full_refresh: bool) ->
     return f"{'replace' if _replaces_table(config, full_refresh) else 'merge'}:{count}:{digest or 0}"
 
 
+def _chained(tx, key: str, loaded: str) -> str:
+    """"<this load>/<chain>": the same rows as the last load keep the stamp; any other load gives a
+    new chain, never an earlier stamp again (A, B, A must not read as unchanged since A)."""
+    marker = "?" if tx.dialect.name == "duckdb" else "%s"
+    row = tx.execute(f"SELECT value FROM {ident('_tally_state').sql(tx.dialect.name)} WHERE "
+                     f"{ident('key').sql(tx.dialect.name)} = {marker}", [key]).fetchone()
+    previous = row[0] if row else ""
+    if previous.split("/")[0] == loaded:
+        return previous
+    return loaded + "/" + hashlib.sha256(previous.encode()).hexdigest()[:16]
+
+
 def _stage_select(plan, checked: str) -> str:
     cols = ", ".join(validate.q(c) for c in plan.columns)
     return f"SELECT {cols} FROM {validate.q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip"
@@ -400,5 +413,5 @@ def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: st
                                            for row in rejects])
     write_state(tx, state_key(name), result.watermark_after)
     if result.rows_loaded:   # rollups over this table see the load (rows may have changed in place)
-        write_state(tx, f"table:{table}", loaded)
+        write_state(tx, f"table:{table}", _chained(tx, f"table:{table}", loaded))
     insert_rows(tx, "_tally_loads", [_load_row(result, started, "ok")])
