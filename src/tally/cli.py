@@ -38,6 +38,7 @@ class State:
     project_path: Path = Path(".")
     profile: Optional[str] = None
     debug: bool = False
+    opened: list = []   # projects a command loaded: closed when it ends (PostgreSQL warns of open connections)
 
 
 state = State()
@@ -54,6 +55,9 @@ def reports_errors(fn):
                 raise
             err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        finally:
+            while state.opened:
+                state.opened.pop().close()
     return wrapper
 
 
@@ -63,6 +67,7 @@ def load_project():
     from tally.sources.pipeline import source_configs
 
     project = Project.load(state.project_path, profile=state.profile)
+    state.opened.append(project)
     source_configs(project.loaded)
     return project
 

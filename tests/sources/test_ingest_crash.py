@@ -197,7 +197,9 @@ def test_an_ingest_killed_mid_load_leaves_the_warehouse_as_before_and_a_rerun_co
     last = max(i for i in range(UPDATED.start, UPDATED.start + BIG_ROWS) if i % 997)
     expected = (dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
                 + dt.timedelta(seconds=last - UPDATED.start)).isoformat()
-    assert [row[1] for row in after["_tally_state"]] == [done.watermark_after] == [expected]
+    # (beside the watermark, the load's stamp of its table: rollups see it was loaded)
+    assert [row[1] for row in after["_tally_state"] if not row[0].startswith("table:")] == [
+        done.watermark_after] == [expected]
     assert [row[10] for row in sorted(after["_tally_loads"], key=lambda row: row[2])] == ["ok", "ok"]
 
 

@@ -105,6 +105,13 @@ def _check_rollups(loaded: LoadedConfig) -> None:
         tables[table] = name
         if table in {m.table for m in config.models.values()}:
             raise loaded.error(f"rollup {name!r} would write over the model table {table!r}", *where, "table")
+        if table in loaded_tables(config):
+            raise loaded.error(f"rollup {name!r} would write over table {table!r}, which a source or seed loads",
+                               *where, "table")
+        if table.lower().startswith(INTERNAL):
+            raise loaded.error(f"rollup {name!r}: table {table!r} is reserved ({INTERNAL}* tables are Tally's own)",
+                               *where, "table")
+        _check_rollup_columns(loaded, name, rollup, measures)
         for metric in rollup.metrics:
             if metric not in known:
                 raise loaded.error(f"rollup {name!r} uses unknown metric {metric!r}" + _suggest(metric, known),
@@ -120,12 +127,47 @@ def _check_rollups(loaded: LoadedConfig) -> None:
                                        + _suggest(dim, model.dimensions), *where, "by")
 
 
+INTERNAL = "_tally_"
+RESERVED = ("grain", "period", "period_start", "period_end", "built_at")   # a rollup table's own columns
+
+
+def loaded_tables(config) -> set[str]:
+    """Tables Tally itself writes from data: sources' and seeds' (each write stamps the table)."""
+    sources = {s.get("table") for s in config.sources.values() if isinstance(s, dict)}
+    return (sources | {seed.table or name for name, seed in config.seeds.items()}) - {None}
+
+
+def _check_rollup_columns(loaded: LoadedConfig, name: str, rollup, measures: dict[str, str]) -> None:
+    """Every column of the rollup table has one meaning: no reserved name, no name twice."""
+    config = loaded.config
+    values = set(rollup.metrics) | _measures_behind(config, rollup.metrics, measures)   # base measures are stored
+    growth = [f"{m}_{suffix}" for m in rollup.metrics for suffix in ("previous", "change_pct")] if rollup.growth else []
+    for key, names in (("by", rollup.by), ("metrics", sorted(values) + growth)):
+        for column in names:
+            if column.lower() in RESERVED or column.lower().startswith(INTERNAL):
+                raise loaded.error(f"rollup {name!r}: {column!r} is a reserved name in a rollup table "
+                                   f"({', '.join(RESERVED)}, {INTERNAL}*): rename the "
+                                   f"{'dimension' if key == 'by' else 'metric'}", "rollups", name, key)
+    for dim in rollup.by:
+        if dim in values or dim in growth:
+            raise loaded.error(f"rollup {name!r}: dimension {dim!r} has the name of a stored metric column",
+                               "rollups", name, "by")
+    for column in growth:
+        if column in values:
+            raise loaded.error(f"rollup {name!r}: growth column {column!r} is also a metric's name",
+                               "rollups", name, "metrics")
+
+
 def _models_behind(config, metrics, measures: dict[str, str]) -> set[str]:
+    return {measures[m] for m in _measures_behind(config, metrics, measures)}
+
+
+def _measures_behind(config, metrics, measures: dict[str, str]) -> set[str]:
     found, stack = set(), list(metrics)
     while stack:
         name = stack.pop()
         if name in measures:
-            found.add(measures[name])
+            found.add(name)
         elif name in config.metrics:
             stack.extend(parse_formula(config.metrics[name].formula).references)
     return found

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from tally.engine import changes
 from tally.engine.timegrid import Grain
-from tally.rollups import compute, inputs, keys
+from tally.rollups import compute, inputs, keys, loads
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
 from tally.warehouse.internal import ensure_internal_tables, now, read_state, write_state
@@ -69,18 +69,20 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     exists = warehouse.has_table(rdef.table)
     fresh = _snapshot(engine, rdef, seen, stored)
     days = None
+    reloaded = loads.moved(stored, fresh["loads"])   # models without a change time loaded since
     if start or end:
         periods = _forced_periods(rdef, start, end, fresh)
         mode = "range"
-    elif full or stored is None or not exists or stored.get("definition") != fresh["definition"]:
+    elif (full or stored is None or not exists or stored.get("definition") != fresh["definition"]
+          or (reloaded and not _comparable(engine, rdef, stored, reloaded))):
         periods, mode = None, "full"
         _all_days(engine, rdef, fresh, seen)
         _all_inputs(engine, rdef, fresh, seen)
     else:
         flagged = _changed_days(engine, rdef, stored, fresh, seen)
-        days = _input_changes(engine, rdef, stored, fresh, flagged, seen)
+        days = _input_changes(engine, rdef, stored, fresh, flagged, seen, reloaded)
         if not days:
-            if flagged:   # rows changed, the rollup's numbers can't have: the state moves on
+            if flagged or reloaded:   # rows changed, the rollup's numbers can't have: the state moves on
                 _write_state(warehouse, rdef, dict(fresh, sums_from_days=stored.get("sums_from_days", False)))
             return BuildResult(rdef.name, rdef.table, "unchanged", seconds=time.perf_counter() - clock)
         periods = {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
@@ -157,9 +159,10 @@ def _snapshot(engine, rdef: RollupDef, seen: dict, stored: dict | None = None) -
     zone = ZoneInfo(rdef.zone)
     first = min(s[0] for s in spans).astimezone(zone).date() if spans else None
     last = max(s[1] for s in spans).astimezone(zone).date() if spans else None
-    related = related_models(engine, rdef)
+    related = loads.related_models(engine, rdef)
     return {
         "definition": definition_stamp(engine, rdef, related),
+        "loads": loads.stamps(engine, rdef),
         "watermarks": {m: _once(seen, ("updated", m), lambda m=m: changes.max_updated(engine, m, marks.get(m)))
                        for m in sorted(related)},
         "bounds": {m: [s[0].isoformat(), s[1].isoformat()] for m, s in found.items() if s},
@@ -168,14 +171,9 @@ def _snapshot(engine, rdef: RollupDef, seen: dict, stored: dict | None = None) -
     }
 
 
-def related_models(engine, rdef: RollupDef) -> set[str]:
-    """The rollup's models and the models they join to."""
-    return set(rdef.models) | {j.model for m in rdef.models for j in engine.catalog.model(m).joins.values()}
-
-
 def definition_stamp(engine, rdef: RollupDef, related: set[str] | None = None) -> str:
     """What the stored numbers were built from: the definition and when its lookups were loaded."""
-    related = related_models(engine, rdef) if related is None else related
+    related = loads.related_models(engine, rdef) if related is None else related
     return rdef.fingerprint + "/" + lookup_stamp(engine, rdef, related)
 
 
@@ -230,26 +228,40 @@ def _changed_days(engine, rdef: RollupDef, stored: dict, fresh: dict, seen: dict
     return {dt.date.fromisoformat(d) for d in days}
 
 
+def _comparable(engine, rdef: RollupDef, stored: dict, reloaded: set[str]) -> bool:
+    """Whether the days a load changed in place can be found by fingerprint (else: a full build)."""
+    return (inputs.supported(engine.warehouse) and stored.get("inputs") is not None
+            and reloaded <= rdef.models)   # a joined model's fingerprints are its rows' keys, not its values
+
+
 def _input_changes(engine, rdef: RollupDef, stored: dict, fresh: dict, flagged: set[dt.date],
-                   seen: dict) -> set[dt.date]:
+                   seen: dict, reloaded: set[str] = frozenset()) -> set[dt.date]:
     """The flagged days whose fingerprint of what the rollup reads moved (see `inputs`); all of
-    them where fingerprints aren't kept. Puts the fingerprints as of now in `fresh`."""
+    them where fingerprints aren't kept. Every day of a `reloaded` model (loaded since, without a
+    change time: see `loads`) is compared. Puts the fingerprints as of now in `fresh`."""
     if not inputs.supported(engine.warehouse):
         return flagged
     before = stored.get("inputs")
     if before is None:   # none kept yet (built by an older version): from now on
         _all_inputs(engine, rdef, fresh, seen)
         return flagged
-    if not flagged:
+    if not flagged and not reloaded:
         fresh["inputs"] = before
         return flagged
     days = sorted(flagged)
-    now = {m: _fingerprints(engine, rdef, m, days, seen) for m in sorted(rdef.models)}
     isos = {d.isoformat() for d in days}
-    fresh["inputs"] = {m: {**{d: v for d, v in before.get(m, {}).items() if d not in isos}, **now[m]}
-                       for m in sorted(rdef.models)}
-    return {d for d in days if any(before.get(m, {}).get(d.isoformat()) != now[m].get(d.isoformat())
-                                   for m in rdef.models)}
+    now, changed = {}, set()
+    for m in sorted(rdef.models):
+        old = before.get(m, {})
+        if m in reloaded:   # a row may have changed in place on any day
+            now[m] = _fingerprints(engine, rdef, m, None, seen)
+            changed |= {d for d in set(old) | set(now[m]) if old.get(d) != now[m].get(d)}
+        else:
+            found = _fingerprints(engine, rdef, m, days, seen)
+            now[m] = {**{d: v for d, v in old.items() if d not in isos}, **found}
+            changed |= {d for d in isos if old.get(d) != found.get(d)}
+    fresh["inputs"] = now
+    return {dt.date.fromisoformat(d) for d in changed}
 
 
 def _all_inputs(engine, rdef: RollupDef, fresh: dict, seen: dict) -> None:
@@ -342,7 +354,7 @@ def _key_work(engine, rdef: RollupDef, mode: str, periods, fresh: dict, exists: 
         span = (dt.date.fromisoformat(fresh["first"]), dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1))
     if not measures:
         return KeyWork(engine, rdef, [], fresh["definition"])
-    ready = mode != "full" and exists and keys.complete(engine.warehouse, rdef, fresh["definition"])
+    ready = mode != "full" and exists and keys.complete(engine.warehouse, rdef, fresh["definition"], measures)
     if mode == "full" or (mode == "incremental" and not ready):
         return KeyWork(engine, rdef, measures, fresh["definition"], rewrite_all=True, span=span)
     if not ready:
@@ -522,7 +534,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     return written
 
 
-STATE = ("definition", "watermarks", "bounds", "days", "first", "last", "sums_from_days", "inputs")
+STATE = ("definition", "watermarks", "bounds", "days", "first", "last", "sums_from_days", "inputs", "loads")
 
 
 def _put_state(tx, rdef: RollupDef, fresh: dict) -> None:

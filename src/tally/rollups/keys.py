@@ -51,19 +51,22 @@ def measures(engine, rdef: RollupDef) -> list[str]:
 
 
 def table_name(rdef: RollupDef, measure: str) -> str:
-    name = f"_tally_keys_{rdef.table}_{measure}"
-    if len(name) <= MAX_NAME:
-        return name
-    return name[:MAX_NAME - 11] + "_" + hashlib.sha256(name.encode()).hexdigest()[:10]
+    """`_tally_keys_<table>_<measure>_<hash of both>`: the hash keeps `shop` + `daily_orders` apart
+    from `shop_daily` + `orders` (the readable part is cut to fit the databases' name limits)."""
+    digest = hashlib.sha256(json.dumps([rdef.table, measure]).encode()).hexdigest()[:10]
+    return f"_tally_keys_{rdef.table}_{measure}"[:MAX_NAME - 11] + "_" + digest
 
 
-def complete(warehouse, rdef: RollupDef, fingerprint: str) -> bool:
-    """Whether every key table holds every day, as of the rollup's last build of this definition."""
+def complete(warehouse, rdef: RollupDef, fingerprint: str, names: list[str]) -> bool:
+    """Whether every key table (of the measures `names`) holds every day, as of the rollup's last
+    build of this definition (tables named otherwise by an older version are written again)."""
     text = read_state(warehouse, state_key(rdef))
     if not text:
         return False
     state = json.loads(text)
-    return state.get("definition") == fingerprint and all(warehouse.has_table(t) for t in state.get("tables", []))
+    tables = state.get("tables", [])
+    return (state.get("definition") == fingerprint and tables == [table_name(rdef, m) for m in names]
+            and all(warehouse.has_table(t) for t in tables))
 
 
 def mark(tx, rdef: RollupDef, names: list[str], fingerprint: str | None) -> None:

@@ -15,6 +15,7 @@ from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import Grain, truncate
 from tally.engine.translate import to_ibis
 from tally.project.expr import parse_row_expr
+from tally.rollups import loads
 from tally.rollups.definition import ADDITIVE, RollupDef, definitions
 from tally.warehouse.internal import read_state
 
@@ -92,6 +93,8 @@ class Router:
         from tally.rollups.build import definition_stamp
 
         if state.get("definition") != definition_stamp(engine, rdef):
+            return False
+        if loads.moved(state, loads.stamps(engine, rdef)):   # loaded since (or no way to tell)
             return False
         for model, mark in state.get("watermarks", {}).items():
             if changes.max_updated(engine, model, mark) != mark:   # only later change times read

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from tally.engine.timegrid import Grain
 from tally.rollups import compute
 from tally.rollups.definition import RollupDef, definitions
+from tally.rollups.growth import add_growth
 from tally.sources.validate import lit, q
 
 
@@ -47,7 +48,7 @@ def verify_one(project, rdef: RollupDef) -> list[Mismatch]:
         return [Mismatch(rdef.name, "-", "-", {}, "(table)", "missing", "run `tally rollup build`")]
     table = warehouse.table(rdef.table)
     found: list[Mismatch] = []
-    columns = ["period_start", "period_end", *rdef.by, *rdef.value_columns]
+    columns = ["period_start", "period_end", *rdef.by, *stored_columns(rdef)]
     span = _data_span(engine, rdef)
     for grain in rdef.grains:
         stored = warehouse.run(warehouse.compile(table.filter(table.grain == grain.value).select(columns)))
@@ -59,9 +60,18 @@ def verify_one(project, rdef: RollupDef) -> list[Mismatch]:
         if starts:  # every period the data or the table has: rows missing at either end show too
             first, last = rdef.period(min(starts), grain), max(ends)
             live = compute.finish(compute.live_rows(engine, rdef, grain, first, last, rdef.base_names), rdef, grain,
-                                  engine.catalog, dt.datetime.now(dt.timezone.utc)).select(columns)
+                                  engine.catalog, dt.datetime.now(dt.timezone.utc))
+            if rdef.rollup.growth:   # every period since the data's first: each previous one is there too
+                live = add_growth(live, rdef, grain)
+            live = live.select(columns)
         found += _compare(rdef, grain, stored, live)
     return found
+
+
+def stored_columns(rdef: RollupDef) -> list[str]:
+    """Every stored number: the metrics, and their growth columns when the rollup keeps them."""
+    growth = [f"{m}_{suffix}" for m in rdef.rollup.metrics for suffix in ("previous", "change_pct")]
+    return rdef.value_columns + (growth if rdef.rollup.growth else [])
 
 
 def _data_span(engine, rdef: RollupDef) -> tuple[dt.date, dt.date] | None:
@@ -87,7 +97,7 @@ def _compare(rdef: RollupDef, grain: Grain, stored: pa.Table, live: pa.Table) ->
         keys = ["period_start", *rdef.by]
         on = " AND ".join(f"s.{q(k)} IS NOT DISTINCT FROM l.{q(k)}" for k in keys)
         tests = []
-        for metric in rdef.value_columns:
+        for metric in stored_columns(rdef):
             kind = stored.schema.field(metric).type
             a, b = f"s.{q(metric)}", f"l.{q(metric)}"
             if pa.types.is_floating(kind):

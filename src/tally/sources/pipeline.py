@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import hashlib
 import logging
 import threading
 import time
@@ -167,11 +168,9 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             return
         progress(name, None, "merging")
         if in_warehouse:
-            _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                             _is_lookup(project, config))
+            _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
         else:
-            _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                             _is_lookup(project, config))
+            _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
     except Exception:
         if guard.error is not None:  # the connector failed while DuckDB pulled rows: report its own error
             raise guard.error from None
@@ -294,14 +293,30 @@ def top_greater(text: str, watermark: str, top) -> bool:
     return text > watermark  # ISO timestamps and dates sort as text
 
 
-def _is_lookup(project, config: SourceConfig) -> bool:
-    """The source loads a lookup table (a model without time: costs, rates): rollups watch its reloads."""
-    return config.table in {m.table for m in project.config.models.values() if m.time is None}
-
-
 def _replaces_table(config: SourceConfig, full_refresh: bool) -> bool:
     """A full refresh, or a source with neither key nor cursor, replaces its table; others merge or append."""
     return full_refresh or (not config.primary_key and not config.cursor)
+
+
+def _stamp(con, plan, checked: str, config: SourceConfig, full_refresh: bool) -> str:
+    """What the load wrote, as text: its mode, row count and the sum of its rows' hashes. Loading the
+    same rows again leaves the table (and so this stamp) as it was: a rerun changes nothing."""
+    cols = ", ".join(validate.q(c) for c in plan.columns)
+    count, digest = con.execute(f"SELECT count(*), CAST(sum(hash({cols})) AS VARCHAR) "
+                                f"FROM ({_stage_select(plan, checked)})").fetchone()
+    return f"{'replace' if _replaces_table(config, full_refresh) else 'merge'}:{count}:{digest or 0}"
+
+
+def _chained(tx, key: str, loaded: str) -> str:
+    """"<this load>/<chain>": the same rows as the last load keep the stamp; any other load gives a
+    new chain, never an earlier stamp again (A, B, A must not read as unchanged since A)."""
+    marker = "?" if tx.dialect.name == "duckdb" else "%s"
+    row = tx.execute(f"SELECT value FROM {ident('_tally_state').sql(tx.dialect.name)} WHERE "
+                     f"{ident('key').sql(tx.dialect.name)} = {marker}", [key]).fetchone()
+    previous = row[0] if row else ""
+    if previous.split("/")[0] == loaded:
+        return previous
+    return loaded + "/" + hashlib.sha256(previous.encode()).hexdigest()[:16]
 
 
 def _stage_select(plan, checked: str) -> str:
@@ -309,11 +324,11 @@ def _stage_select(plan, checked: str) -> str:
     return f"SELECT {cols} FROM {validate.q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip"
 
 
-def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                     lookup: bool) -> None:
+def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
     q = validate.q
     target = config.table
     stage = f"__tally_stage_{result.load_id[:10]}"
+    stamp = _stamp(con, plan, checked, config, full_refresh)
     with warehouse.transaction() as tx:
         tx.execute(f"CREATE OR REPLACE TEMP VIEW {q(stage)} AS {_stage_select(plan, checked)}")
         tx.execute(f"CREATE TABLE IF NOT EXISTS {q(target)} AS SELECT * FROM {q(stage)} LIMIT 0")
@@ -332,15 +347,15 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
                    f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
                    f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
                    f"AND x.rule = c._tally_rule)", [result.load_id, name, now(), name])
-        _finish(tx, name, malformed, result, started, target, lookup)
+        _finish(tx, name, malformed, result, started, target, stamp)
         tx.execute(f"DROP VIEW IF EXISTS {q(stage)}")
     warehouse.forget(target)
 
 
-def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                     lookup: bool) -> None:
+def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
     q = validate.q
     good = con.execute(_stage_select(plan, checked)).to_arrow_table()
+    stamp = _stamp(con, plan, checked, config, full_refresh)
     rejects = con.execute(f"SELECT COALESCE(_tally_row, rowid + 1) AS row_number, _tally_raw AS raw, "
                           f"_tally_rule AS rule "
                           f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip").to_arrow_table()
@@ -360,7 +375,7 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    dialect.name):
             tx.execute(statement)
-        _finish(tx, name, malformed + rejects.to_pylist(), result, started, target, lookup)
+        _finish(tx, name, malformed + rejects.to_pylist(), result, started, target, stamp)
         tx.execute(f"DROP TABLE {ident(stage).sql(dialect.name)}")
     warehouse.forget(target)
 
@@ -389,7 +404,7 @@ def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:
     return fresh
 
 
-def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: str, lookup: bool = False) -> None:
+def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: str, loaded: str) -> None:
     """Inside the load's transaction: rejects not yet recorded, the watermark and the load record."""
     rejects = _unrecorded(tx, name, rejects) if rejects else []
     if rejects:
@@ -397,6 +412,6 @@ def _finish(tx, name: str, rejects: list, result: LoadResult, started, table: st
         insert_rows(tx, "_tally_rejects", [{"load_id": result.load_id, "source": name, "rejected_at": stamp, **row}
                                            for row in rejects])
     write_state(tx, state_key(name), result.watermark_after)
-    if result.rows_loaded and lookup:   # rollups joined to this lookup table rebuild when it is reloaded
-        write_state(tx, f"table:{table}", result.load_id)
+    if result.rows_loaded:   # rollups over this table see the load (rows may have changed in place)
+        write_state(tx, f"table:{table}", _chained(tx, f"table:{table}", loaded))
     insert_rows(tx, "_tally_loads", [_load_row(result, started, "ok")])

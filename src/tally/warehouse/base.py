@@ -32,6 +32,20 @@ def _sentinel(param, index: int):
     return _SENTINEL_BASE + dt.timedelta(seconds=index)
 
 
+def _naive_timestamp(node: sge.Expression) -> sge.Expression:
+    """A time literal with an offset as naive UTC text: MariaDB drops the offset with a warning,
+    which strict mode makes an error inside INSERT ... SELECT (1292, incorrect datetime value)."""
+    if isinstance(node, sge.Timestamp) and isinstance(node.this, sge.Literal) and node.this.is_string:
+        try:
+            moment = dt.datetime.fromisoformat(node.this.this)
+        except ValueError:
+            return node
+        if moment.tzinfo is not None:
+            naive = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return sge.Timestamp(this=sge.Literal.string(naive.isoformat(sep=" ")))
+    return node
+
+
 def _literal(value: Any) -> str | None:
     """A time or date as DuckDB SQL (ISO text: nothing of a user's), or None for other values."""
     if isinstance(value, dt.datetime):
@@ -179,6 +193,8 @@ class Warehouse:
             return sge.Var(this=f"__tally_param_{name}__") if name else node
 
         tree = tree.transform(to_token)
+        if self.dialect.naive_params:
+            tree = tree.transform(_naive_timestamp)
         sql = tree.sql(dialect=self.backend.dialect)
         used = tuple(dict.fromkeys(_TOKEN.findall(sql)))
         template = None
