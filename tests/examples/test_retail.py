@@ -116,8 +116,6 @@ def retail(request, generated, warehouse_kind, tmp_path_factory):
 
 def _built(request, retail) -> SimpleNamespace:
     """The seed's two rollups built once per warehouse: their build results and stored rows."""
-    if retail.kind == "mariadb":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="H2: MariaDB DST instant in rollups/keys.py"))
     if not hasattr(retail, "built"):
         project = retail.project
         retail.built = {r.rollup: r for r in tally.rollups.build(project, ["metrics_daily", "metrics_products"])}

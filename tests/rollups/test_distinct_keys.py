@@ -68,7 +68,8 @@ def test_key_tables_equal_live_keys_after_full_and_incremental_builds(shop):
     directory, url = shop
     with opened(directory, url) as project:
         assert assert_keys_match_live(project) == 4   # shop: orders, customers; listing, product: orders
-        assert all(keys.complete(project.warehouse, rdef, build_module._load_state(project.warehouse, rdef)["definition"])
+        assert all(keys.complete(project.warehouse, rdef, build_module._load_state(project.warehouse, rdef)["definition"],
+                                 keys.measures(project.engine, rdef))
                    for rdef in definitions(project))
         change_storm(project, Clock())
         results = tally.rollups.build(project)
@@ -111,7 +112,7 @@ def test_lost_key_rows_are_rewritten_before_they_are_used(shop):
         results = tally.rollups.build(project)   # keys incomplete: rewritten whole, counts recomputed live
         assert [r.mode for r in results] == ["incremental"] * len(ROLLUPS)
         state = build_module._load_state(project.warehouse, rdef)
-        assert keys.complete(project.warehouse, rdef, state["definition"])
+        assert keys.complete(project.warehouse, rdef, state["definition"], keys.measures(project.engine, rdef))
         add_line(project, line, customer_id=555556, ordered_at=utc(2025, 6, 11, 9), updated_at=clock())
         tally.rollups.build(project)             # and used again
         assert mismatches(tally.rollups.verify(project)) == {}
