@@ -79,3 +79,15 @@ def test_item18_out_of_range_values_are_rejected_with_their_rule(tmp_path, wareh
         [reject] = dirty.table_rows(project, "_tally_rejects")
         assert reject["rule"].startswith(f"type: {column} "), reject["rule"]
 
+
+def test_item8_a_replaced_table_is_not_emptied_when_every_row_is_rejected(tmp_path, warehouse_url):
+    source = {**dirty.SOURCE, "primary_key": [], "cursor": None}
+    write_lines(tmp_path, [line(1), line(2)])
+    with opened(tmp_path, {"orders": source}, warehouse_url) as project:
+        assert run(project).rows_loaded == 2
+        write_lines(tmp_path, [line(1, amount="abc"), line(2, amount="x")])
+        result = run(project)
+        assert result.status == "failed" and "rejected" in result.error, result
+        assert sorted(dirty.loaded_orders(project)) == [1, 2]
+        statuses = [r["status"] for r in dirty.table_rows(project, "_tally_loads")]
+        assert sorted(statuses) == ["failed", "ok"]

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import ValidationError
 
-from tally.errors import ConfigError, TallyError
+from tally.errors import ConfigError, SourceError, TallyError
 from tally.sources import validate
 from tally.sources.config import SourceConfig
 from tally.sources.connectors import connector
@@ -169,6 +169,10 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         if raw.skipped is not None:
             _fill_lines(con, checked, raw, parsed, "_tally_rule IS NOT NULL")
         _count(con, checked, result, malformed, config, watermark)
+        if _replaces_table(config, full_refresh) and result.rows_rejected and not result.rows_loaded:
+            # replacing the table with nothing is not a load: keep what it holds, and say why
+            raise SourceError(f"every row read was rejected ({result.rows_rejected}), and this load replaces "
+                              f"table {config.table!r}: the table was left as it was")
         if dry_run:
             return
         progress(name, None, "merging")
