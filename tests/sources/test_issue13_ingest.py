@@ -91,3 +91,33 @@ def test_item8_a_replaced_table_is_not_emptied_when_every_row_is_rejected(tmp_pa
         assert sorted(dirty.loaded_orders(project)) == [1, 2]
         statuses = [r["status"] for r in dirty.table_rows(project, "_tally_loads")]
         assert sorted(statuses) == ["failed", "ok"]
+
+
+def test_an_empty_time_value_does_not_crash_the_rollup_change_scan(tmp_path, warehouse_url):
+    """Fixed: engine.changes._count_texts called None.isoformat() for the rows without a time."""
+    import yaml
+
+    import tally.rollups
+    from tally import Project
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "events.csv").write_text(
+        "event_id,at,updated_at\n1,2024-01-05 10:00:00,2024-01-05 10:00:00\n2,,2024-01-05 11:00:00\n"
+        "3,2024-01-06 10:00:00,2024-01-06 10:00:00\n", encoding="utf-8")
+    config = {"name": "t", "warehouse": warehouse_url, "timezone": "UTC",
+              "sources": {"events": {"kind": "csv", "path": "data/*.csv", "table": "events",
+                                     "primary_key": ["event_id"], "cursor": "updated_at",
+                                     "columns": {"event_id": "int64", "at": "timestamp", "updated_at": "timestamp"}}},
+              "models": {"events": {"table": "events", "time": "at", "updated": "updated_at",
+                                    "primary_key": ["event_id"], "measures": {"events": {"count": "*"}}}},
+              "rollups": {"daily": {"table": "daily_events", "metrics": ["events"], "grains": ["day"]}}}
+    (tmp_path / "tally.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    project = Project.load(tmp_path, warehouse=warehouse_url)
+    try:
+        assert run(project).rows_loaded == 3
+        tally.rollups.build(project)
+        tally.rollups.build(project)     # the second build scans the days for changes
+        from tally.engine import changes
+        assert changes.day_counts(project.engine, "events", "UTC") == {"2024-01-05": "1", "2024-01-06": "1"}
+    finally:
+        project.close()

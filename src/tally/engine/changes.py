@@ -133,7 +133,8 @@ def _day_counts_expr(engine, model_name: str, offsets, within: bool = False):
 
 def _count_texts(engine, model_name: str, rows: list[dict]) -> dict[str, str]:
     names = ["rows", *(f"m{i}" for i in range(len(_matched(engine, model_name))))]
-    return {row["day"].isoformat(): "/".join(str(row[k]) for k in names) for row in rows}
+    # a row without a time lies in no day (an empty time value loads as NULL)
+    return {row["day"].isoformat(): "/".join(str(row[k]) for k in names) for row in rows if row["day"] is not None}
 
 
 def totals(engine, model_name: str) -> dict[str, int]:
