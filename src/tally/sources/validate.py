@@ -58,9 +58,11 @@ def refuse_reserved(names, where: str = "the source") -> None:
 
 def wide_decimal(kind: str) -> str:
     """The DECIMAL a declared DECIMAL(p,s) is first read as: same integer digits, every place up to 38,
-    so a value with more places than declared is seen (and rejected) instead of rounded."""
+    so a value with more places than declared is seen (and rejected) instead of rounded (places beyond
+    the 18th or 38th digit in all are not seen)."""
     precision, scale = (int(x) for x in kind[kind.index("(") + 1:-1].split(","))
-    return f"DECIMAL(38,{38 - (precision - scale)})"
+    width = 18 if precision <= 18 else 38   # 18 digits fit an int64: DuckDB parses them several times faster
+    return f"DECIMAL({width},{width - (precision - scale)})"
 
 
 def duck_type(kind: str) -> str:
@@ -167,7 +169,7 @@ def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value
         if raw_type == "VARCHAR" and target not in config.formats:
             # words (epoch, infinity) start with a letter; a clock check only where a clock could be wrong
             cond += (f" AND ascii(ltrim({given})) BETWEEN 48 AND 57 AND NOT ((contains({given}, '24:') "
-                     f"OR strlen({given}) > 20) AND regexp_matches({given}, {lit(BAD_CLOCK)}))")
+                     f"OR (strlen({given}) > 20 AND NOT ends_with({given}, 'Z'))) AND regexp_matches({given}, {lit(BAD_CLOCK)}))")
         return cond, "is out of range (years 1-9999, hours 0-23, UTC offsets within ±14:59)"
     return None
 
