@@ -392,11 +392,8 @@ def test_later_loads_still_work_after_a_malformed_line_was_rejected(tmp_path, wa
         assert len(dirty.stored_rejects(project)) == 62
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG two rows of one key with the same cursor: the row kept is not the later one when the earlier "
-    "needed the text fallback (\"1,000.00\"): fallback rows are appended to the checked table after the "
-    "others, and dedupe_statements breaks the tie by rowid"))
 def test_a_tie_on_the_cursor_keeps_the_later_row_of_the_file(tmp_path):
+    """Fixed (issue 13 item 5): rows re-read as text ("1,000.00") were ranked after all the others."""
     write_lines(tmp_path, ['1,paid,1,"1,000.00",2024-01-05,2024-01-05 10:00:00,first',
                            "1,paid,1,5.00,2024-01-05,2024-01-05 10:00:00,second"])
     with opened(tmp_path, {"orders": dirty.SOURCE}) as project:
@@ -429,10 +426,8 @@ def test_a_number_that_does_not_fit_its_column_is_rejected_not_rounded(tmp_path,
         assert result.rows_rejected == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG _tally_rejects.row_number is the file line for malformed and text-fallback rows, but the "
-    "position among the parsed rows (rowid + 1) for a row that broke a check"))
 def test_a_reject_names_its_line_in_the_file(tmp_path):
+    """Fixed (issue 13 item 5): a row that broke a check was numbered by its position among the parsed rows."""
     write_lines(tmp_path, ["1,paid,5,1.00,2024-01-05,2024-01-05 10:00:00,r1",       # line 2
                            "2,paid,0,1.00,2024-01-05,2024-01-05 10:00:00,r2",       # line 3: min
                            "3,paid,5,abc,2024-01-05,2024-01-05 10:00:00,r3",        # line 4: type

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import ValidationError
 
-from tally.errors import ConfigError, TallyError
+from tally.errors import ConfigError, SourceError, TallyError
 from tally.sources import validate
 from tally.sources.config import SourceConfig
 from tally.sources.connectors import connector
@@ -156,14 +156,24 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True)
         result.new_columns = list(plan.new_columns)
         malformed = raw.malformed(con) if raw.malformed else []
+        parsed = None   # rows of the reader's own pass: the rest were re-read as text, with their lines
         if raw.failures:
             malformed, untyped = raw.failures(con)
             if untyped:
+                parsed = con.execute(f"SELECT count(*) FROM {validate.q(checked)}").fetchone()[0]
                 _check_into(con, raw.as_text(con, untyped), f"{raw_view}_text", checked, config, watermark,
                             name, progress, create=False)
+        if parsed is not None:   # repeated keys are ranked by file line: the re-read rows sit among the others
+            _fill_lines(con, checked, raw, parsed, validate.repeated_rows(config, checked))
         for statement in validate.dedupe_statements(config, checked, validate.typed_json(plan.columns)):
             con.execute(statement)
+        if raw.skipped is not None:
+            _fill_lines(con, checked, raw, parsed, "_tally_rule IS NOT NULL")
         _count(con, checked, result, malformed, config, watermark)
+        if _replaces_table(config, full_refresh) and result.rows_rejected and not result.rows_loaded:
+            # replacing the table with nothing is not a load: keep what it holds, and say why
+            raise SourceError(f"every row read was rejected ({result.rows_rejected}), and this load replaces "
+                              f"table {config.table!r}: the table was left as it was")
         if dry_run:
             return
         progress(name, None, "merging")
@@ -198,6 +208,27 @@ def _check_into(con, relation, view: str, checked: str, config, watermark, name,
         else:
             con.execute(f"INSERT INTO {validate.q(checked)} BY NAME {plan.sql}")
     return plan
+
+
+def _fill_lines(con, checked: str, raw, parsed: int | None, needed: str) -> None:
+    """Set `_tally_row` to the file line of the reader's rows that match `needed` (SQL over the checked rows).
+
+    The reader's rows of a file keep the file's order (rowids of one file are consecutive), and the
+    lines it left out (malformed, or re-read as text) are known: the k-th row of a file sits at
+    first_line + k + the number of lines left out before it. Only the few rows that need a line get
+    one (rejects, repeated keys): a load pays nothing for the others."""
+    q = validate.q
+    first = int(raw.first_line)
+    own, own_m = ("TRUE", "TRUE") if parsed is None else (f"rowid < {int(parsed)}", f"m.rowid < {int(parsed)}")
+    gaps = (f"SELECT file, line - {first} - (row_number() OVER (PARTITION BY file ORDER BY line) - 1) AS a "
+            f"FROM ({raw.skipped(con)})")
+    lines = (f"SELECT m.rowid AS id, {first} + (m.rowid - s.start) + (SELECT count(*) FROM ({gaps}) AS g "
+             f"WHERE g.file = m._tally_file AND g.a <= m.rowid - s.start) AS line "
+             f"FROM {q(checked)} AS m JOIN (SELECT _tally_file AS file, min(rowid) AS start FROM {q(checked)} "
+             f"WHERE {own} GROUP BY ALL) AS s ON m._tally_file = s.file "
+             f"WHERE {own_m} AND m._tally_row IS NULL "
+             f"AND m.rowid IN (SELECT rowid FROM {q(checked)} WHERE {needed})")
+    con.execute(f"UPDATE {q(checked)} AS c SET _tally_row = x.line FROM ({lines}) AS x WHERE c.rowid = x.id")
 
 
 def _drop_leftovers(con) -> None:

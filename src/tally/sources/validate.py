@@ -24,6 +24,12 @@ THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
 WHOLE = r"[+-]?(\d+|\d{1,3}(,\d{3})+)"
 PLAIN_INTEGER = r"[+-]?[0-9]+"
 INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
+RESERVED = "_tally_"                 # Tally's own columns in the checked rows start with it
+INTERNAL = ("_tally_row", "_tally_file")   # columns a connector adds: a row's file line and file index
+# what datetime in Python (and so every later query) can hold: a day of margin for any time zone
+FIRST_DAY, LAST_DAY = "0001-01-02", "9999-12-30"
+# a time of day written 24:xx, or a UTC offset past ±14:59 or with minutes past 59 ("-99:00")
+BAD_CLOCK = r"[T ]24:|\d:\d\d(:\d\d(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d\d)?|\d\d:?[6-9]\d)$"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -40,6 +46,23 @@ def lit(value) -> str:
     if isinstance(value, (int, float)):
         return sge.Literal.number(value).sql("duckdb")
     return sge.Literal.string(str(value)).sql("duckdb")
+
+
+def refuse_reserved(names, where: str = "the source") -> None:
+    """SourceError for a column named like Tally's own (`_tally_rule`): it would take their place."""
+    taken = [n for n in names if str(n).startswith(RESERVED)]
+    if taken:
+        raise SourceError(f"{where} has column(s) {', '.join(map(repr, taken))}: names starting with "
+                          f"{RESERVED!r} are reserved for Tally's own columns; rename them in the source")
+
+
+def wide_decimal(kind: str) -> str:
+    """The DECIMAL a declared DECIMAL(p,s) is first read as: same integer digits, every place up to 38,
+    so a value with more places than declared is seen (and rejected) instead of rounded (places beyond
+    the 18th or 38th digit in all are not seen)."""
+    precision, scale = (int(x) for x in kind[kind.index("(") + 1:-1].split(","))
+    width = 18 if precision <= 18 else 38   # 18 digits fit an int64: DuckDB parses them several times faster
+    return f"DECIMAL({width},{width - (precision - scale)})"
 
 
 def duck_type(kind: str) -> str:
@@ -93,6 +116,8 @@ def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str
     Plain values take a fast path (a plain integer, a timestamp DuckDB reads as is); the cleaning
     (trim, currency symbols, thousands separators) runs only for the values that need it.
     """
+    if kind.startswith("DECIMAL") and raw_type not in ("DOUBLE", "FLOAT"):
+        kind = wide_decimal(kind)   # rounded to the declared places in `_in_range`, where a loss is refused
     if raw_type != "VARCHAR":
         if raw_type == kind:
             return col
@@ -123,6 +148,32 @@ def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str
     return f"COALESCE(TRY_CAST({col} AS {kind}), TRY_CAST({clean} AS {kind}))"
 
 
+def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value: str,
+              given: str) -> tuple[str, str] | None:
+    """(condition a typed value must meet, the rule's reason) for kinds whose cast accepts too much.
+
+    DuckDB reads `infinity`, year 10000, `epoch`, `24:00` and offsets like `-99:00` as times, `1e309`
+    and `NaN` as floats, and rounds `1.005` into DECIMAL(12,2); each would load, and fail or mislead
+    later. `value` is the typed value, `given` the raw one."""
+    if kind in ("FLOAT", "DOUBLE"):
+        return f"isfinite({value})", "is not a finite number"
+    if kind.startswith("DECIMAL"):
+        places = int(kind[kind.index(",") + 1:-1])
+        if raw_type in ("DOUBLE", "FLOAT"):
+            return f"CAST({value} AS DOUBLE) = {given}", f"has more than {places} decimal places"
+        return f"{value} = round({value}, {places})", f"has more than {places} decimal places"
+    if kind in ("DATE", "TIMESTAMPTZ"):
+        cast = "DATE" if kind == "DATE" else "TIMESTAMPTZ"
+        suffix = "" if kind == "DATE" else " 00:00:00+00"
+        cond = f"{value} BETWEEN {cast} '{FIRST_DAY}{suffix}' AND {cast} '{LAST_DAY}{suffix}'"
+        if raw_type == "VARCHAR" and target not in config.formats:
+            # words (epoch, infinity) start with a letter; a clock check only where a clock could be wrong
+            cond += (f" AND ascii(ltrim({given})) BETWEEN 48 AND 57 AND NOT ((contains({given}, '24:') "
+                     f"OR (strlen({given}) > 20 AND NOT ends_with({given}, 'Z'))) AND regexp_matches({given}, {lit(BAD_CLOCK)}))")
+        return cond, "is out of range (years 1-9999, hours 0-23, UTC offsets within ±14:59)"
+    return None
+
+
 def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
           watermark: str | None) -> Plan:
     """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL.
@@ -133,7 +184,8 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     on the materialized rows.
     """
     columns = mapping(config, raw_columns, raw_types)
-    source_columns = [c for c in raw_columns if c != "_tally_row"]
+    source_columns = [c for c in raw_columns if c not in INTERNAL]
+    refuse_reserved(source_columns)
     used_sources = {source for source, _ in columns.values()}
     new_columns = tuple(c for c in source_columns if c not in used_sources)
     if new_columns and config.on_new_columns == "fail":
@@ -141,7 +193,8 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     if new_columns and config.on_new_columns == "add":
         for c in new_columns:
             columns[config.rename.get(c, c)] = (c, "VARCHAR")
-    raw_name = {c: f"__raw_{i}" for i, c in enumerate(source_columns)}
+    refuse_reserved(columns, "the source's target table")
+    raw_name = {c: f"_tally_raw_{i}" for i, c in enumerate(source_columns)}
     typed_parts, value_parts, type_rules = [], [], []
     for target, (source, kind) in columns.items():
         raw_type = raw_types.get(source, "VARCHAR")
@@ -149,12 +202,17 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
         typed_parts.append(f"{typed} AS {q(target)}")
         default = config.defaults.get(target)
         value = f"t.{q(target)}"
+        given = f"t.{q(raw_name[source])}" if source in raw_name else "NULL"
+        ranged = _in_range(config, target, kind, raw_type, value, given)
+        if ranged:
+            type_rules.append((f"{value} IS NOT NULL AND NOT COALESCE({ranged[0]}, FALSE)",
+                               f"type: {target} {ranged[1]}"))
+            value = f"CASE WHEN {ranged[0]} THEN CAST({value} AS {kind}) END"
         value_parts.append(f"COALESCE({value}, CAST({lit(default)} AS {kind})) AS {q(target)}" if default is not None
                            else f"{value} AS {q(target)}")
         if raw_type != kind:
-            given = f"t.{q(raw_name[source])}"
             given = _cleaned(config, given) if raw_type == "VARCHAR" else given
-            type_rules.append((f"{value} IS NULL AND {given} IS NOT NULL",
+            type_rules.append((f"t.{q(target)} IS NULL AND {given} IS NOT NULL",
                                f"type: {target} is not a valid {kind.lower()}"))
     skip = "FALSE"
     if config.cursor and watermark is not None:
@@ -164,10 +222,12 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
         op = "<" if config.primary_key else "<="
         skip = f"COALESCE(t.{q(config.cursor)} {op} CAST({lit(watermark)} AS {kind}), FALSE)"
     row = "r._tally_row" if "_tally_row" in raw_columns else "CAST(NULL AS BIGINT)"
+    file = "r._tally_file" if "_tally_file" in raw_columns else "CAST(NULL AS BIGINT)"
     passthrough = [f"r.{q(c)} AS {q(raw_name[c])}" for c in source_columns]
     raw_cols = ", ".join(f"t.{q(raw_name[c])}" for c in source_columns)
-    typed_sql = f"SELECT {', '.join(typed_parts + passthrough)}, {row} AS _tally_row FROM {raw} AS r"
-    valued_sql = (f"SELECT {', '.join(value_parts)}{', ' if raw_cols else ''}{raw_cols}, t._tally_row, "
+    typed_sql = (f"SELECT {', '.join(typed_parts + passthrough)}, {row} AS _tally_row, "
+                 f"CAST({file} AS BIGINT) AS _tally_file FROM {raw} AS r")
+    valued_sql = (f"SELECT {', '.join(value_parts)}{', ' if raw_cols else ''}{raw_cols}, t._tally_row, t._tally_file, "
                   f"{_case(type_rules)} AS _tally_type_rule FROM ({typed_sql}) AS t")
     ruled = (f"SELECT t.*, COALESCE(t._tally_type_rule, {_case(_check_rules(config, columns))}) AS _tally_rule, "
              f"{skip} AS _tally_skip FROM ({valued_sql}) AS t")
@@ -234,21 +294,37 @@ def dedupe_statements(config: SourceConfig, checked: str, raw_json: str) -> list
 
     Only keys that really repeat are ranked, so a load without duplicates pays one hash aggregate.
     """
-    groups = [("duplicate_key", config.primary_key)] if config.primary_key else []
-    groups += [(f"unique: {', '.join(check.unique)}", check.unique) for check in config.checks if check.unique]
-    order = (f"c.{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "") + "c.rowid DESC"
+    # the later row of the files: by file, then line (set by pipeline._fill_lines where rows were re-read
+    # as text, so they rank among the others), then the order rows were read in
+    order = ((f"c.{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "")
+             + "c._tally_file DESC NULLS LAST, c._tally_row DESC NULLS LAST, c.rowid DESC")
     statements = []
-    for rule, keys in groups:
-        cols = ", ".join(q(k) for k in keys)
-        live = "_tally_rule IS NULL AND NOT _tally_skip"
-        repeated = f"SELECT {cols} FROM {q(checked)} WHERE {live} GROUP BY ALL HAVING count(*) > 1"
-        match = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in keys)
+    for rule, keys, cols, live, repeated, match in _repeats(config, checked):
         ranked = (f"SELECT c.rowid AS id, ROW_NUMBER() OVER (PARTITION BY {', '.join(f'c.{q(k)}' for k in keys)} "
                   f"ORDER BY {order}) AS n FROM {q(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
                   f"WHERE c.{live.replace(' AND NOT ', ' AND NOT c.')}")
         statements.append(f"UPDATE {q(checked)} SET _tally_rule = {lit(rule + ' (a later row was kept)')}, "
                           f"_tally_raw = {raw_json} WHERE rowid IN (SELECT id FROM ({ranked}) WHERE n > 1)")
     return statements
+
+
+def _repeats(config: SourceConfig, checked: str):
+    groups = [("duplicate_key", config.primary_key)] if config.primary_key else []
+    groups += [(f"unique: {', '.join(check.unique)}", check.unique) for check in config.checks if check.unique]
+    for rule, keys in groups:
+        cols = ", ".join(q(k) for k in keys)
+        live = "_tally_rule IS NULL AND NOT _tally_skip"
+        repeated = f"SELECT {cols} FROM {q(checked)} WHERE {live} GROUP BY ALL HAVING count(*) > 1"
+        match = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in keys)
+        yield rule, keys, cols, live, repeated, match
+
+
+def repeated_rows(config: SourceConfig, checked: str) -> str:
+    """A condition on the checked rows: the row's key (or `unique` set) repeats among the live rows."""
+    parts = [f"rowid IN (SELECT c.rowid FROM {q(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
+             f"WHERE c.{live.replace(' AND NOT ', ' AND NOT c.')})"
+             for _, _, _, live, repeated, match in _repeats(config, checked)]
+    return " OR ".join(parts) or "FALSE"
 
 
 def typed_json(columns) -> str:

@@ -43,9 +43,13 @@ class RawData:
     arrow: pa.Table | pa.RecordBatchReader | None = None
     relation: Callable[[Any], Any] | None = None     # con -> DuckDBPyRelation (files DuckDB reads directly)
     malformed: Callable[[Any], list[dict]] | None = None   # con -> rows the reader could not parse
-    # con -> (rows it could not parse, [(line, text)] it parsed but could not type): CSV's fast path
-    failures: Callable[[Any], tuple[list[dict], list[tuple[int, str]]]] | None = None
-    as_text: Callable[[Any, list], Any] | None = None      # (con, [(line, text)]) -> relation of text values
+    # con -> (rows it could not parse, [(file, line, text)] it parsed but could not type): CSV's fast path
+    failures: Callable[[Any], tuple[list[dict], list[tuple[int, int, str]]]] | None = None
+    as_text: Callable[[Any, list], Any] | None = None      # (con, [(file, line, text)]) -> relation of text values
+    # files read by line (CSV): the relation carries `_tally_file`; skipped(con) is SQL of the (file, line)
+    # the reader left out, and first_line the line of a file's first row: together they give each row its line
+    skipped: Callable[[Any], str] | None = None
+    first_line: int = 1
     cleanup: Callable[[Any], None] | None = None
     details: dict = field(default_factory=dict)
 

@@ -62,7 +62,7 @@ def header(path: Path, options: Options) -> list[str]:
 
 def _parse_types(ctx: ReadContext, names: list[str]) -> dict[str, str]:
     """The type DuckDB parses each column as: declared types where it can, text otherwise."""
-    from tally.sources.validate import duck_type
+    from tally.sources.validate import duck_type, wide_decimal
 
     config = ctx.config
     if not config.columns:
@@ -71,13 +71,14 @@ def _parse_types(ctx: ReadContext, names: list[str]) -> dict[str, str]:
     kinds = {}
     for source, target in targets.items():
         kind = duck_type(config.columns[target]) if target in config.columns else "VARCHAR"
-        if kind in ("TINYINT", "SMALLINT", "INTEGER"):
-            kind = "DOUBLE"   # the reader rounds "1.5" into an INTEGER; a DOUBLE keeps it, the checks refuse it
-        elif kind == "BIGINT":
-            kind = "VARCHAR"  # same, and a DOUBLE can't hold every BIGINT: typed (and checked) as text
-        elif kind == "TIMESTAMPTZ" or (kind == "DATE" and target in config.formats):
+        if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT"):
+            # the reader rounds "1.5" into an INTEGER, and a DOUBLE would take "1e3": typed (and checked) as text
+            kind = "VARCHAR"
+        elif kind.startswith("DECIMAL"):
+            kind = wide_decimal(kind)   # the reader would round "1.005" into DECIMAL(12,2): the checks refuse it
+        elif kind in ("TIMESTAMPTZ", "DATE"):
             # DuckDB's reader turns a bad TIMESTAMPTZ into NULL silently and drops offsets from a naive
-            # TIMESTAMP: timestamps (and dates with a declared format) are typed by the checks instead
+            # TIMESTAMP, and takes `epoch` and `infinity` as dates: they are typed by the checks instead
             kind = "VARCHAR"
         kinds[source] = kind
     return kinds
@@ -90,6 +91,9 @@ def read(options: Options, ctx: ReadContext) -> RawData:
     if not options.header:
         raise SourceError("CSV sources need a header line naming the columns (`header: true`)")
     names = header(paths[0], options)
+    from tally.sources.validate import refuse_reserved
+
+    refuse_reserved(names, paths[0].name)
     for other in paths[1:]:
         if header(other, options) != names:
             raise SourceError(f"{other.name} has columns {header(other, options)}, unlike {paths[0].name} {names}")
@@ -105,7 +109,8 @@ def read(options: Options, ctx: ReadContext) -> RawData:
     scratch = tempfile.TemporaryDirectory(prefix="tally-csv-")
 
     def relation(con):
-        return con.read_csv([str(p) for p in paths], **kwargs)
+        # file_index: which file a row came from, to find its line (pipeline._fill_lines)
+        return con.sql(f"SELECT *, file_index AS _tally_file FROM read_csv({_arguments(paths, kwargs)})")
 
     def failures(con) -> tuple[list[dict], list[tuple[int, str]]]:
         rows = con.execute(f'SELECT file_id, line, any_value(csv_line), min(error_message), '
@@ -114,18 +119,23 @@ def read(options: Options, ctx: ReadContext) -> RawData:
         malformed = [{"row_number": line, "raw": (text or "").rstrip("\r\n"),
                       "rule": f"malformed CSV line: {message.splitlines()[0]}"}
                      for _, line, text, message, cast in rows if not cast]
-        untyped = [(line, (text or "").rstrip("\r\n")) for _, line, text, _, cast in rows if cast]
+        untyped = [(file_id, line, (text or "").rstrip("\r\n")) for file_id, line, text, _, cast in rows if cast]
         return malformed, untyped
+
+    def skipped(con) -> str:
+        """SQL of the (file, line) of every line the reader left out: where the other rows' lines shift."""
+        return f'SELECT DISTINCT file_id AS file, line FROM "{rejects}"'
+
 
     def as_text(con, lines: list[tuple[int, str]]):
         """The lines DuckDB could not type, re-read as text with their line numbers."""
         path = Path(scratch.name) / f"{uuid.uuid4().hex}.csv"
         with open(path, "w", encoding="utf-8", newline="") as handle:
             csv.writer(handle, delimiter=options.delimiter, quotechar=options.quote,
-                       lineterminator="\n").writerow(names + ["_tally_row"])
-            for line, text in lines:
-                handle.write(f"{text}{options.delimiter}{line}\n")
-        columns = {name: "VARCHAR" for name in names} | {"_tally_row": "BIGINT"}
+                       lineterminator="\n").writerow(names + ["_tally_row", "_tally_file"])
+            for file_id, line, text in lines:
+                handle.write(f"{text}{options.delimiter}{line}{options.delimiter}{file_id}\n")
+        columns = {name: "VARCHAR" for name in names} | {"_tally_row": "BIGINT", "_tally_file": "BIGINT"}
         return con.read_csv(str(path), **dict(base, encoding="utf-8", auto_detect=False, columns=columns))
 
     def cleanup(con) -> None:
@@ -134,4 +144,19 @@ def read(options: Options, ctx: ReadContext) -> RawData:
         scratch.cleanup()
 
     return RawData(relation=relation, failures=failures, as_text=as_text if kinds else None, cleanup=cleanup,
-                   details={"files": [str(p) for p in paths]})
+                   skipped=skipped, first_line=options.skip_rows + 2, details={"files": [str(p) for p in paths]})
+
+
+def _arguments(paths: list[Path], kwargs: dict) -> str:
+    """read_csv's arguments as SQL: every value a quoted literal."""
+    from tally.sources.validate import lit
+
+    names = {"sep": "delim", "quotechar": "quote", "escapechar": "escape", "skiprows": "skip"}
+    parts = ["[" + ", ".join(lit(str(p)) for p in paths) + "]"]
+    for key, value in kwargs.items():
+        if isinstance(value, dict):
+            value = "{" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in value.items()) + "}"
+        else:
+            value = lit(value)
+        parts.append(f"{names.get(key, key)} = {value}")
+    return ", ".join(parts)
