@@ -183,6 +183,8 @@ def ingest(
             if r.new_columns:
                 err.print(f"[yellow]note:[/] source {r.source} has undeclared column(s): {', '.join(r.new_columns)}",
                           highlight=False)
+            for warning in r.warnings:
+                err.print(f"[yellow]warning:[/] source {r.source}: {escape(warning)}", highlight=False)
     if any(r.status != "ok" for r in results):
         raise typer.Exit(1)
 

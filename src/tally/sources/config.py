@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Literal
 
@@ -74,6 +75,8 @@ class SourceConfig(BaseModel):
     checks: list[Check] = []
     schedule: str | None = None
     on_new_columns: Literal["ignore", "add", "fail"] = "ignore"
+    # how far past the load's own time a date/timestamp cursor may be; later rows wait for a later load
+    cursor_tolerance: str | None = "1h"
     description: str | None = Field(default=None)
 
     @field_validator("columns")
@@ -93,6 +96,20 @@ class SourceConfig(BaseModel):
             parse_schedule(value)
         return value
 
+    @field_validator("cursor_tolerance")
+    @classmethod
+    def _tolerance(cls, value: str | None) -> str | None:
+        if value is not None and str(value).strip().lower() != "none":
+            parse_duration(value)
+        return value
+
+    @property
+    def cursor_slack(self) -> dt.timedelta | None:
+        """`cursor_tolerance` as a duration; None when cursors are not limited (`none`)."""
+        if self.cursor_tolerance is None or str(self.cursor_tolerance).strip().lower() == "none":
+            return None
+        return dt.timedelta(seconds=parse_duration(self.cursor_tolerance))
+
     @model_validator(mode="after")
     def _keys_declared(self) -> SourceConfig:
         if self.columns:
@@ -105,6 +122,18 @@ class SourceConfig(BaseModel):
     def options(self) -> dict[str, Any]:
         """The connector-specific keys."""
         return dict(self.model_extra or {})
+
+
+_DURATION = re.compile(r"^(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)$")
+
+
+def parse_duration(text) -> int:
+    """`30m`, `1h`, `2 days` -> seconds; ValueError naming the accepted forms."""
+    match = _DURATION.match(str(text).strip().lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (write N followed by s, m, h or d: `1h`, `2d`, `0s`; "
+                         "or `none` for no limit)")
+    return int(match.group(1)) * _SECONDS[match.group(2)[0]]
 
 
 def parse_schedule(text: str) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import hashlib
 import logging
@@ -43,6 +44,7 @@ class LoadResult:
     watermark_before: str | None = None
     watermark_after: str | None = None
     new_columns: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
     dry_run: bool = False
@@ -89,6 +91,7 @@ def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool =
     result.watermark_before = read_state(warehouse, state_key(name)) if has_state else None
     watermark = None if full_refresh else result.watermark_before
     try:
+        _warn_future_watermark(config, watermark, started, result)
         _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started)
     except TallyError as exc:
         result.status, result.error = "failed", exc.message
@@ -104,7 +107,36 @@ def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool =
     log.info("ingest source=%s status=%s read=%d loaded=%d rejected=%d skipped=%d seconds=%.2f",
              name, result.status, result.rows_read, result.rows_loaded, result.rows_rejected,
              result.rows_skipped, result.seconds)
+    for warning in result.warnings:
+        log.warning("ingest source=%s warning=%s", name, warning)
     return result
+
+
+def _warn_future_watermark(config: SourceConfig, watermark: str | None, started: dt.datetime,
+                           result: LoadResult) -> None:
+    """A watermark later than this load's time (kept from before cursors were limited) hides every row
+    stamped up to it: say so, and how to load them."""
+    slack = config.cursor_slack or dt.timedelta(0)
+    if watermark is None or not config.cursor:
+        return
+    try:
+        mark = dt.datetime.fromisoformat(watermark)
+    except ValueError:
+        return   # a numeric cursor: it has no time to be compared with
+    mark = mark if mark.tzinfo else mark.replace(tzinfo=dt.timezone.utc)
+    if mark > started + slack:
+        result.warnings.append(f"the watermark {watermark} is later than this load's time: rows whose {config.cursor} "
+                               f"is before it are skipped; `tally ingest {result.source} --full-refresh` loads them")
+
+
+def _previous_load(warehouse, name: str) -> dt.datetime | None:
+    """When the source's last successful load started (None before the first)."""
+    if not warehouse.has_table("_tally_loads"):
+        return None
+    loads = warehouse.table("_tally_loads")
+    expr = loads.filter([loads.source == name, loads.status == "ok"]).started_at.max()
+    value = warehouse.run(warehouse.compile(expr.name("started_at").as_table())).column(0)[0].as_py()
+    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _record_failure(warehouse, result: LoadResult, started) -> None:
@@ -153,7 +185,10 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             return  # the source had nothing at all to say: an empty, successful load
         relation = raw.relation(con) if raw.relation else con.from_arrow(guard.wrap(raw.arrow))
         _prepare_exists_checks(warehouse, config, con, in_warehouse)
-        plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True)
+        slack = config.cursor_slack
+        limit = started + slack if slack is not None else None
+        plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True,
+                           limit=limit)
         result.new_columns = list(plan.new_columns)
         malformed = raw.malformed(con) if raw.malformed else []
         parsed = None   # rows of the reader's own pass: the rest were re-read as text, with their lines
@@ -162,7 +197,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             if untyped:
                 parsed = con.execute(f"SELECT count(*) FROM {validate.q(checked)}").fetchone()[0]
                 _check_into(con, raw.as_text(con, untyped), f"{raw_view}_text", checked, config, watermark,
-                            name, progress, create=False)
+                            name, progress, create=False, limit=limit)
         if parsed is not None:   # repeated keys are ranked by file line: the re-read rows sit among the others
             _fill_lines(con, checked, raw, parsed, validate.repeated_rows(config, checked))
         for statement in validate.dedupe_statements(config, checked, validate.typed_json(plan.columns)):
@@ -170,6 +205,8 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         if raw.skipped is not None:
             _fill_lines(con, checked, raw, parsed, "_tally_rule IS NOT NULL")
         _count(con, checked, result, malformed, config, watermark)
+        if result.rows_skipped and plan.cursor_kind in ("DATE", "TIMESTAMPTZ"):
+            _warn_skipped_newer(con, checked, config, plan, _previous_load(warehouse, name), result)
         if _replaces_table(config, full_refresh) and result.rows_rejected and not result.rows_loaded:
             # replacing the table with nothing is not a load: keep what it holds, and say why
             raise SourceError(f"every row read was rejected ({result.rows_rejected}), and this load replaces "
@@ -196,12 +233,13 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             con.close()
 
 
-def _check_into(con, relation, view: str, checked: str, config, watermark, name, progress, *, create: bool):
+def _check_into(con, relation, view: str, checked: str, config, watermark, name, progress, *, create: bool,
+                limit: dt.datetime | None = None):
     """Type and check a relation's rows into the `checked` table (created, or appended to by name)."""
     con.register(view, relation)   # a temporary view: a run killed here leaves nothing in the warehouse
     described = con.execute(f"DESCRIBE {validate.q(view)}").fetchall()
     raw_types = {row[0]: row[1] for row in described}
-    plan = validate.build(config, validate.q(view), [row[0] for row in described], raw_types, watermark)
+    plan = validate.build(config, validate.q(view), [row[0] for row in described], raw_types, watermark, limit)
     with _session_timezone(con, config.data_timezone), _track_progress(con, name, progress):
         if create:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {validate.q(checked)} AS {plan.sql}")
@@ -309,6 +347,23 @@ def _count(con, checked: str, result: LoadResult, malformed: list, config: Sourc
     result.rows_rejected = rejected + len(malformed)
     result.rows_loaded = read - rejected - skipped
     result.watermark_after = _later(watermark, top)
+
+
+def _warn_skipped_newer(con, checked: str, config: SourceConfig, plan, previous: dt.datetime | None,
+                        result: LoadResult) -> None:
+    """Skipped rows (at or before the watermark) stamped after the previous load began were not there to
+    be loaded then: they are new rows the watermark hides."""
+    if previous is None:
+        return
+    with _session_timezone(con, config.data_timezone):
+        newer = con.execute(f"SELECT count(*) FROM {validate.q(checked)} WHERE _tally_skip AND "
+                            f"{validate.q(config.cursor)} > {validate.instant_as(plan.cursor_kind, previous)}"
+                            ).fetchone()[0]
+    if newer:
+        result.warnings.append(f"{newer:,} skipped row(s) have a {config.cursor} later than the previous load "
+                               f"({previous.isoformat(timespec='seconds')}) but not later than the watermark "
+                               f"{result.watermark_before}: they were never loaded; `tally ingest {result.source} "
+                               "--full-refresh` loads them")
 
 
 def _later(watermark: str | None, top) -> str | None:

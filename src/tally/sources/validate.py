@@ -6,6 +6,7 @@ allowlisted trees of `tally.project.expr`, rendered by sqlglot.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ class Plan:
     sql: str                      # SELECT typed columns, _tally_row, _tally_raw, _tally_rule, _tally_skip
     columns: tuple[str, ...]      # the typed columns loaded into the table
     new_columns: tuple[str, ...]  # source columns that were not declared
+    cursor_kind: str | None = None  # the cursor's type (DATE, TIMESTAMPTZ, ...)
 
 
 def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -175,7 +177,7 @@ def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value
 
 
 def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
-          watermark: str | None) -> Plan:
+          watermark: str | None, cursor_limit: dt.datetime | None = None) -> Plan:
     """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL.
 
     Layered so that each value is typed once: the typed values and the raw ones first, then the
@@ -229,13 +231,31 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
                  f"CAST({file} AS BIGINT) AS _tally_file FROM {raw} AS r")
     valued_sql = (f"SELECT {', '.join(value_parts)}{', ' if raw_cols else ''}{raw_cols}, t._tally_row, t._tally_file, "
                   f"{_case(type_rules)} AS _tally_type_rule FROM ({typed_sql}) AS t")
-    ruled = (f"SELECT t.*, COALESCE(t._tally_type_rule, {_case(_check_rules(config, columns))}) AS _tally_rule, "
+    rules = _future_cursor_rule(config, columns, cursor_limit) + _check_rules(config, columns)
+    ruled = (f"SELECT t.*, COALESCE(t._tally_type_rule, {_case(rules)}) AS _tally_rule, "
              f"{skip} AS _tally_skip FROM ({valued_sql}) AS t")
     raw_json = ", ".join(f"{q(c)} := {q(raw_name[c])}" for c in source_columns)
     hidden = ", ".join(["_tally_type_rule"] + [q(raw_name[c]) for c in source_columns])
     sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
            f"THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _tally_raw FROM ({ruled}) AS u")
-    return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns)
+    return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns,
+                cursor_kind=columns[config.cursor][1] if config.cursor else None)
+
+
+def instant_as(kind: str, instant: dt.datetime) -> str:
+    """SQL for a UTC instant as a value of a DATE or TIMESTAMPTZ column (a date in the session's zone)."""
+    return f"CAST(CAST({lit(instant.isoformat())} AS TIMESTAMPTZ) AS {kind})"
+
+
+def _future_cursor_rule(config: SourceConfig, columns: dict, limit: dt.datetime | None) -> list[tuple[str, str]]:
+    """A date/timestamp cursor later than the load's time (+ tolerance) would move the watermark past
+    rows still to come: such a row is rejected now and read again by a later load."""
+    if not config.cursor or limit is None or columns[config.cursor][1] not in ("DATE", "TIMESTAMPTZ"):
+        return []
+    cursor = f"t.{q(config.cursor)}"
+    return [(f"{cursor} > {instant_as(columns[config.cursor][1], limit)}",
+             f"future_cursor: {config.cursor} is later than the load time + cursor_tolerance "
+             f"({config.cursor_tolerance}); a later load reads it again")]
 
 
 def _case(rules: list[tuple[str, str]]) -> str:
