@@ -180,6 +180,9 @@ def ingest(
         for r in results:
             if r.error:
                 err.print(f"[bold red]error:[/] source {r.source}: {escape(r.error)}", highlight=False)
+            if r.inferred_types:
+                typed = ", ".join(f"{column} {kind}" for column, kind in r.inferred_types.items())
+                err.print(f"[yellow]note:[/] source {r.source}: inferred {escape(typed)}", highlight=False)
             if r.new_columns:
                 err.print(f"[yellow]note:[/] source {r.source} has undeclared column(s): {', '.join(r.new_columns)}",
                           highlight=False)

@@ -19,7 +19,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tally.errors import ConfigError, SourceError, TallyError
-from tally.sources import validate
+from tally.sources import infer, validate
 from tally.sources.config import SourceConfig
 from tally.sources.connectors import connector
 from tally.sources.connectors.base import ReadContext
@@ -44,6 +44,7 @@ class LoadResult:
     watermark_before: str | None = None
     watermark_after: str | None = None
     new_columns: list[str] = field(default_factory=list)
+    inferred_types: dict[str, str] = field(default_factory=dict)   # column -> type, for sources without `columns:`
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
@@ -187,9 +188,20 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         _prepare_exists_checks(warehouse, config, con, in_warehouse)
         slack = config.cursor_slack
         limit = started + slack if slack is not None else None
+        stored = infer.stored_kinds(warehouse, config.table)
+        infers = not config.columns and module.CAPABILITIES.text_values
+        rebuild = []   # the columns whose stored type this full refresh replaces
+
+        def vet(plan) -> None:
+            """A stored column of another type than the rows' is refused; a full refresh rebuilds the table."""
+            if config.columns or infers:
+                rebuild.extend(_refuse_other_types(name, config, stored, plan, warehouse.dialect.name, full_refresh))
+
         plan = _check_into(con, relation, raw_view, checked, config, watermark, name, progress, create=True,
-                           limit=limit)
+                           limit=limit, keep=({} if full_refresh else stored) if infers else None, vet=vet)
         result.new_columns = list(plan.new_columns)
+        if infers:
+            result.inferred_types = {column: infer.type_name(kind) for column, kind in plan.kinds}
         malformed = raw.malformed(con) if raw.malformed else []
         parsed = None   # rows of the reader's own pass: the rest were re-read as text, with their lines
         if raw.failures:
@@ -197,7 +209,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             if untyped:
                 parsed = con.execute(f"SELECT count(*) FROM {validate.q(checked)}").fetchone()[0]
                 _check_into(con, raw.as_text(con, untyped), f"{raw_view}_text", checked, config, watermark,
-                            name, progress, create=False, limit=limit)
+                            name, progress, create=False, limit=limit, kinds=dict(plan.kinds))
         if parsed is not None:   # repeated keys are ranked by file line: the re-read rows sit among the others
             _fill_lines(con, checked, raw, parsed, validate.repeated_rows(config, checked))
         for statement in validate.dedupe_statements(config, checked, validate.typed_json(plan.columns)):
@@ -215,9 +227,11 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             return
         progress(name, None, "merging")
         if in_warehouse:
-            _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
+            _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
+                             bool(rebuild))
         else:
-            _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started)
+            _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
+                             bool(rebuild))
     except Exception:
         if guard.error is not None:  # the connector failed while DuckDB pulled rows: report its own error
             raise guard.error from None
@@ -234,18 +248,40 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
 
 
 def _check_into(con, relation, view: str, checked: str, config, watermark, name, progress, *, create: bool,
-                limit: dt.datetime | None = None):
-    """Type and check a relation's rows into the `checked` table (created, or appended to by name)."""
+                limit: dt.datetime | None = None, kinds: dict[str, str] | None = None,
+                keep: dict[str, str] | None = None, vet: Callable | None = None):
+    """Type and check a relation's rows into the `checked` table (created, or appended to by name).
+
+    `kinds` types a source without `columns:` (the first pass's, for rows re-read as text); with
+    `keep` (the stored types it keeps) they are inferred from the rows. `vet(plan)` may refuse the
+    plan before any row is checked."""
     con.register(view, relation)   # a temporary view: a run killed here leaves nothing in the warehouse
     described = con.execute(f"DESCRIBE {validate.q(view)}").fetchall()
     raw_types = {row[0]: row[1] for row in described}
-    plan = validate.build(config, validate.q(view), [row[0] for row in described], raw_types, watermark, limit)
+    if keep is not None:
+        with _session_timezone(con, config.data_timezone):
+            kinds = infer.infer(con, config, view, raw_types, keep)
+    plan = validate.build(config, validate.q(view), [row[0] for row in described], raw_types, watermark, limit,
+                          kinds)
+    if vet is not None:
+        vet(plan)
     with _session_timezone(con, config.data_timezone), _track_progress(con, name, progress):
         if create:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {validate.q(checked)} AS {plan.sql}")
         else:
             con.execute(f"INSERT INTO {validate.q(checked)} BY NAME {plan.sql}")
     return plan
+
+
+def _refuse_other_types(name: str, config, stored: dict[str, str], plan, dialect: str,
+                        full_refresh: bool) -> list[str]:
+    """The loaded columns the table stores as another type: a SourceError, unless this load rebuilds it."""
+    wrong = infer.mismatches(stored, dict(plan.kinds), dialect)
+    if wrong and not full_refresh:
+        raise SourceError(f"table {config.table!r} stores column(s) as another type than this load's: "
+                          f"{'; '.join(wrong)}; run `tally ingest {name} --full-refresh` to rebuild the table "
+                          "with the declared types (nothing was loaded)")
+    return wrong
 
 
 def _fill_lines(con, checked: str, raw, parsed: int | None, needed: str) -> None:
@@ -410,13 +446,16 @@ def _stage_select(plan, checked: str) -> str:
     return f"SELECT {cols} FROM {validate.q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip"
 
 
-def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
+def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
+                     rebuild: bool = False) -> None:
     q = validate.q
     target = config.table
     stage = f"__tally_stage_{result.load_id[:10]}"
     stamp = _stamp(con, plan, checked, config, full_refresh)
     with warehouse.transaction() as tx:
         tx.execute(f"CREATE OR REPLACE TEMP VIEW {q(stage)} AS {_stage_select(plan, checked)}")
+        if rebuild:   # the table is made again with the rows' types, in this transaction
+            tx.execute(f"DROP TABLE IF EXISTS {q(target)}")
         tx.execute(f"CREATE TABLE IF NOT EXISTS {q(target)} AS SELECT * FROM {q(stage)} LIMIT 0")
         existing = {row[0] for row in tx.execute(f"DESCRIBE {q(target)}").fetchall()}
         for column in plan.columns:
@@ -438,7 +477,8 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
     warehouse.forget(target)
 
 
-def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started) -> None:
+def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
+                     rebuild: bool = False) -> None:
     q = validate.q
     good = con.execute(_stage_select(plan, checked)).to_arrow_table()
     stamp = _stamp(con, plan, checked, config, full_refresh)
@@ -448,10 +488,17 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
     target, dialect = config.table, warehouse.dialect
     stage = f"tally_stage_{result.load_id[:10]}"
     storable = warehouse._storable(good.schema.empty_table()).schema
+    if rebuild and not dialect.transactional_ddl:
+        _rebuild_by_rename(warehouse, name, config, plan, good, malformed + rejects.to_pylist(), result, started,
+                           stamp)
+        return
     if not dialect.transactional_ddl:
         warehouse.ensure_table(target, good.schema)
-    warehouse.add_missing_columns(target, good.schema)
+    if not rebuild:
+        warehouse.add_missing_columns(target, good.schema)
     with warehouse.transaction() as tx:
+        if rebuild:   # the table is made again with the rows' types, in this transaction
+            tx.execute(f"DROP TABLE IF EXISTS {ident(target).sql(dialect.name)}")
         if dialect.transactional_ddl:
             tx.execute(create_table_sql(target, storable, dialect.name, collation=dialect.table_collation))
         tx.execute(create_table_sql(stage, storable, dialect.name, temporary=True))
@@ -464,6 +511,36 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
         _finish(tx, name, malformed + rejects.to_pylist(), result, started, target, stamp)
         tx.execute(f"DROP TABLE {ident(stage).sql(dialect.name)}")
     warehouse.forget(target)
+
+
+def _rebuild_by_rename(warehouse, name, config, plan, good: pa.Table, rejects: list, result, started,
+                       stamp) -> None:
+    """A full refresh that changes column types where DDL commits by itself (MySQL): the rows fill a new
+    table out of sight, and one RENAME TABLE swaps it in, so readers see the old table or the new one,
+    never a half-written one. A failure before the swap leaves the old table as it was."""
+    target, dialect = config.table, warehouse.dialect.name
+    tag = result.load_id[:10]
+    new, old, stage = f"__tally_new_{tag}", f"__tally_old_{tag}", f"tally_stage_{tag}"
+    storable = warehouse._storable(good.schema.empty_table()).schema
+    warehouse.ensure_table(new, good.schema)
+    try:
+        with warehouse.transaction() as tx:
+            tx.execute(create_table_sql(stage, storable, dialect, temporary=True))
+            tx.insert_arrow(stage, good)
+            for statement in merge_sql(new, stage, [], plan.columns, dialect):
+                tx.execute(statement)
+            tx.execute(f"DROP TABLE {ident(stage).sql(dialect)}")
+        warehouse.execute_sql(f"RENAME TABLE {ident(target).sql(dialect)} TO {ident(old).sql(dialect)}, "
+                              f"{ident(new).sql(dialect)} TO {ident(target).sql(dialect)}")
+    except BaseException:
+        warehouse.drop_table(new)
+        raise
+    warehouse.forget(target)
+    # after the swap: a run killed here leaves the new rows without their load record, and the
+    # watermark where it was (the next load reads from there again)
+    with warehouse.transaction() as tx:
+        _finish(tx, name, rejects, result, started, target, stamp)
+    warehouse.drop_table(old)
 
 
 def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:

@@ -86,13 +86,20 @@ class Plan:
     columns: tuple[str, ...]      # the typed columns loaded into the table
     new_columns: tuple[str, ...]  # source columns that were not declared
     cursor_kind: str | None = None  # the cursor's type (DATE, TIMESTAMPTZ, ...)
+    kinds: tuple[tuple[str, str], ...] = ()   # (column, DuckDB type) of every loaded column
 
 
-def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Target column -> (source column, DuckDB type); SourceError if a declared column is missing."""
+def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, str],
+            kinds: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """Target column -> (source column, DuckDB type); SourceError if a declared column is missing.
+
+    Without `columns:`, a column's type is `kinds` (inferred, or kept from the stored table), else
+    the reader's own."""
     source_of = {target: source for source, target in config.rename.items()}
     if not config.columns:
-        return {config.rename.get(c, c): (c, raw_types[c]) for c in raw_columns}
+        kinds = kinds or {}
+        targets = {c: config.rename.get(c, c) for c in raw_columns if c not in INTERNAL}
+        return {t: (c, kinds.get(t, raw_types[c])) for c, t in targets.items()}
     missing = [f"{source_of.get(c, c)}" for c in config.columns if source_of.get(c, c) not in raw_columns]
     if missing:
         raise SourceError(f"declared column(s) missing from the source: {', '.join(missing)} "
@@ -177,7 +184,8 @@ def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value
 
 
 def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
-          watermark: str | None, cursor_limit: dt.datetime | None = None) -> Plan:
+          watermark: str | None, cursor_limit: dt.datetime | None = None,
+          kinds: dict[str, str] | None = None) -> Plan:
     """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL.
 
     Layered so that each value is typed once: the typed values and the raw ones first, then the
@@ -185,7 +193,7 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     as JSON only for rows that break a rule; duplicates are marked afterwards (`dedupe_statements`),
     on the materialized rows.
     """
-    columns = mapping(config, raw_columns, raw_types)
+    columns = mapping(config, raw_columns, raw_types, kinds)
     source_columns = [c for c in raw_columns if c not in INTERNAL]
     refuse_reserved(source_columns)
     used_sources = {source for source, _ in columns.values()}
@@ -239,7 +247,8 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
            f"THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _tally_raw FROM ({ruled}) AS u")
     return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns,
-                cursor_kind=columns[config.cursor][1] if config.cursor else None)
+                cursor_kind=columns[config.cursor][1] if config.cursor else None,
+                kinds=tuple((c, kind) for c, (_, kind) in columns.items()))
 
 
 def instant_as(kind: str, instant: dt.datetime) -> str:

@@ -61,12 +61,16 @@ def header(path: Path, options: Options) -> list[str]:
 
 
 def _parse_types(ctx: ReadContext, names: list[str]) -> dict[str, str]:
-    """The type DuckDB parses each column as: declared types where it can, text otherwise."""
+    """The type DuckDB parses each column as: declared types where it can, text otherwise.
+
+    Without `columns:` every value is read as text: the pipeline infers the types over all rows with
+    the declared types' cleaning rules (DuckDB's own guess looks at a sample, rounds "1.5" into an
+    integer and reads "€16.77" as text)."""
     from tally.sources.validate import duck_type, wide_decimal
 
     config = ctx.config
     if not config.columns:
-        return {}
+        return {name: "VARCHAR" for name in names}
     targets = {source: config.rename.get(source, source) for source in names}
     kinds = {}
     for source, target in targets.items():
