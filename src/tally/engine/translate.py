@@ -119,11 +119,26 @@ def _arith(op: type, a, b):
     elif op is not exp.Mul:
         a, b = a.cast(target), b.cast(target)     # Ibis refuses to add two different decimal types
     else:
-        # one wide type for both (Ibis multiplies only equal decimal types; DuckDB multiplies two narrow
-        # decimals in 64 bits and overflows): the product has at least the target's places, kept exactly
-        wide = idt.Decimal(MAX_PRECISION, max(_digits(a.type())[1], _digits(b.type())[1]))
-        a, b = a.cast(wide), b.cast(wide)
+        return _product(a, b, target)
     return _ARITH[op](a, b).cast(target)
+
+
+def _product(a, b, target: idt.DataType):
+    """`a * b` of decimals, exact, as `target`.
+
+    Ibis multiplies only equal decimal types, and DuckDB multiplies two 18-digit decimals in 64 bits
+    (an overflow error past 18 digits), while two 38-digit ones take ~100x longer. So operands small
+    enough that their product fits 18 digits (every price and quantity) take the 64-bit path, and
+    only the others the 38-digit one."""
+    places = max(_digits(a.type())[1], _digits(b.type())[1])
+    wide = idt.Decimal(MAX_PRECISION, places)
+    slow = (a.cast(wide) * b.cast(wide)).cast(target)
+    whole = 9 - places    # |a|, |b| < 10^whole: the product's unscaled value is below 10^18
+    if whole < 1:
+        return slow
+    narrow = idt.Decimal(18, places)
+    fast = (a.cast(narrow) * b.cast(narrow)).cast(target)
+    return ibis.ifelse((a.abs() < 10 ** whole) & (b.abs() < 10 ** whole), fast, slow)
 
 
 def common_type(values) -> idt.DataType | None:
@@ -272,14 +287,35 @@ def _arrow_arith(op: type, a, b):
     if op is exp.Div:
         a, b = pc.cast(a, pa.float64()), pc.cast(b, pa.float64())
         return pc.divide(a, pc.if_else(pc.equal(b, 0.0), pa.scalar(None, pa.float64()), b))
-    if target.is_decimal():   # exact, in Python: Arrow's own decimal arithmetic overflows past 38 digits
-        fn = {exp.Add: _EXACT.add, exp.Sub: _EXACT.subtract, exp.Mul: _EXACT.multiply}[op]
-        values = [None if x is None or y is None else fn(decimal.Decimal(x), decimal.Decimal(y))
-                  for x, y in zip(a.to_pylist(), b.to_pylist())]
-        return pa.array(values, target.to_pyarrow())
+    if target.is_decimal():
+        return _arrow_exact(op, a, b, target.to_pyarrow())
     arrow = target.to_pyarrow()
     a, b = pc.cast(a, arrow), pc.cast(b, arrow)
     return {exp.Add: pc.add, exp.Sub: pc.subtract, exp.Mul: pc.multiply}[op](a, b)
+
+
+def _arrow_exact(op: type, a, b, target: pa.DataType):
+    """Decimal `a op b`, exact. The operands are narrowed to the digits their values use, so the
+    arithmetic runs in Arrow's 128-bit decimals (or 256-bit ones); in Python only past those."""
+    fn = {exp.Add: pc.add_checked, exp.Sub: pc.subtract_checked, exp.Mul: pc.multiply_checked}[op]
+    try:
+        (pa_, sa), (pb, sb) = _used_digits(a), _used_digits(b)
+        width = pa_ + pb + 1 if op is exp.Mul else max(pa_ - sa, pb - sb) + max(sa, sb) + 1
+        kind = pa.decimal128 if width <= MAX_PRECISION else pa.decimal256
+        return pc.cast(fn(pc.cast(a, kind(pa_, sa)), pc.cast(b, kind(pb, sb))), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        exact = {exp.Add: _EXACT.add, exp.Sub: _EXACT.subtract, exp.Mul: _EXACT.multiply}[op]
+        values = [None if x is None or y is None else exact(decimal.Decimal(x), decimal.Decimal(y))
+                  for x, y in zip(a.to_pylist(), b.to_pylist())]
+        return pa.array(values, target)
+
+
+def _used_digits(array) -> tuple[int, int]:
+    """(precision, scale) that holds every value of an integer or decimal Arrow column."""
+    scale = 0 if pa.types.is_integer(array.type) else array.type.scale
+    bounds = pc.min_max(array)
+    top = max((abs(int(v.as_py())) for v in (bounds["min"], bounds["max"]) if v.is_valid), default=0)
+    return max(len(str(top)) + scale, scale + 1), scale
 
 
 def _arrow_unified(values: list) -> list:
