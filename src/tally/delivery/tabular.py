@@ -50,13 +50,26 @@ def to_json(table: pa.Table) -> str:
     return re.sub(rf'"{marker}(\d+)"', lambda m: exact[int(m.group(1))], text) if exact else text
 
 
+# text a spreadsheet would run as a formula (=, +, -, @, or a tab / carriage return first); a plain
+# number written as text ("-5", "+3.5") is data and stays as it is
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
+def csv_text(value: str) -> str:
+    """A text cell made safe for spreadsheets: formula-looking text gets a leading `'`, as OWASP advises."""
+    if value.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def to_csv(table: pa.Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.column_names)
+    writer.writerow([csv_text(name) for name in table.column_names])
     for row in table.to_pylist():
-        writer.writerow(["" if v is None else decimal_text(v) if isinstance(v, decimal.Decimal) else json_value(v)
-                         for v in row.values()])
+        writer.writerow(["" if v is None else decimal_text(v) if isinstance(v, decimal.Decimal)
+                         else csv_text(v) if isinstance(v, str) else json_value(v) for v in row.values()])
     return out.getvalue()
 
 
