@@ -64,7 +64,7 @@ def reports_errors(fn):
 def load_project():
     """The project, with every part of tally.yml checked (sources too) before any command runs."""
     from tally import Project
-    from tally.sources.pipeline import source_configs
+    from tally.sources.config import source_configs
 
     project = Project.load(state.project_path, profile=state.profile)
     state.opened.append(project)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import ibis
@@ -15,6 +15,7 @@ from tally.engine import rows as rowops
 from tally.engine.catalog import Catalog
 from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bounds_expr, distinct_keys_expr,
                               distinct_keys_part, split_keys_expr)
+from tally.engine.result import Result
 from tally.engine.spec import QuerySpec
 from tally.engine.timecol import DATE_HOUR, is_date
 from tally.engine.timegrid import as_utc, offset_segments, period_labels, period_pairs, previous_range, shift_local
@@ -24,17 +25,6 @@ from tally.warehouse import CompiledQuery, Warehouse
 
 UTC = dt.timezone.utc
 CACHE_SIZE = 256
-
-
-@dataclass
-class Result:
-    """Rows as an Arrow table plus what produced them."""
-
-    table: pa.Table
-    meta: dict = field(default_factory=dict)
-
-    def to_pylist(self) -> list[dict]:
-        return self.table.to_pylist()
 
 
 class Engine:

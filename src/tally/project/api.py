@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from tally.project.loader import LoadedConfig, load_config
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Project:
     """A loaded, validated project and lazy access to its warehouse and engine."""
+
+    query_cache = True   # answer a repeated query shape from its stored SQL reads (tally.engine.replay)
 
     def __init__(self, loaded: LoadedConfig, warehouse_url: str | None = None, use_rollups: bool = True):
         self.use_rollups = use_rollups  # answer from fresh rollups when they hold the exact numbers
@@ -48,10 +52,17 @@ class Project:
 
     def query(self, metrics, **kwargs) -> pa.Table:
         """Answer a query as an Arrow table (see `tally query --help` for the arguments)."""
-        return self.engine.query(metrics, **kwargs).table
+        return self.query_result(metrics, **kwargs).table
 
     def query_result(self, metrics, **kwargs):
-        """Answer a query with its meta (timezone, range, source)."""
+        """Answer a query with its meta (timezone, range, source).
+
+        A process's first query may be answered from `.tally/cache/queries` without loading Ibis
+        (see `tally.engine.replay`); once the engine exists it answers, with its own caches."""
+        if self.query_cache and "engine" not in self.__dict__:
+            from tally.engine import replay
+
+            return replay.answer(self, metrics, kwargs, lambda: self.engine.query(metrics, **kwargs))
         return self.engine.query(metrics, **kwargs)
 
     def load_seeds(self, names=None) -> dict[str, int]:

@@ -125,7 +125,7 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
 
     check_references(loaded)
     if config.sources:   # a bad source (schedule, kind, options) is refused here, not when it first runs
-        from tally.sources.pipeline import source_configs
+        from tally.sources.config import source_configs
 
         source_configs(loaded)
     return loaded

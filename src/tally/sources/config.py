@@ -6,9 +6,9 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tally.errors import ExpressionError
+from tally.errors import ConfigError, ExpressionError
 from tally.project.expr import parse_row_expr
 from tally.warehouse.types import arrow_type
 
@@ -146,3 +146,26 @@ def parse_schedule(text: str) -> dict:
     if len(fields) != 5 or not all(re.fullmatch(r"[\d*/,\-A-Za-z]+", f) for f in fields):
         raise ValueError(f"schedule {text!r} is neither `every N(s|m|h|d)` nor a 5-field cron expression")
     return {"kind": "cron", "expression": text}
+
+
+def source_configs(loaded) -> dict[str, SourceConfig]:
+    """Every source of the project validated, or a ConfigError naming the line."""
+    from tally.sources.connectors import connector   # the registry: a connector module loads its client lazily
+
+    configs = {}
+    for name, raw in loaded.config.sources.items():
+        try:
+            config = SourceConfig.model_validate(raw)
+            connector(config.kind).Options.model_validate(config.options)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            loc = ("sources", name, *first["loc"])
+            key = first["loc"][-1] if first["loc"] else ""
+            message = (f"unknown key {key!r}" if first["type"] == "extra_forbidden"
+                       else first["msg"].removeprefix("Value error, "))
+            raise loaded.error(f"source {name!r}: {'.'.join(map(str, first['loc']))}: {message}".replace(": : ", ": "),
+                               *loc) from None
+        except ConfigError as exc:
+            raise loaded.error(f"source {name!r}: {exc.reason}", "sources", name, "kind") from None
+        configs[name] = config
+    return configs

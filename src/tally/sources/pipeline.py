@@ -14,17 +14,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import duckdb
 import pyarrow as pa
-from pydantic import ValidationError
 
-from tally.errors import ConfigError, SourceError, TallyError
+from tally.errors import SourceError, TallyError
+from tally.lazy import LazyModule
 from tally.sources import infer, validate
-from tally.sources.config import SourceConfig
+from tally.sources.config import SourceConfig, source_configs  # noqa: F401  (its old home)
 from tally.sources.connectors import connector
 from tally.sources.connectors.base import ReadContext
 from tally.warehouse.internal import ensure_internal_tables, insert_rows, now, read_state, write_state
 from tally.warehouse.txn import create_table_sql, ident, merge_sql
+
+duckdb = LazyModule("duckdb")   # loaded when a load or a query needs it, not with the CLI
 
 log = logging.getLogger("tally.ingest")
 Progress = Callable[[str, float | None, str], None]     # (source, fraction done or None, message)
@@ -52,27 +53,6 @@ class LoadResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def source_configs(loaded) -> dict[str, SourceConfig]:
-    """Every source of the project validated, or a ConfigError naming the line."""
-    configs = {}
-    for name, raw in loaded.config.sources.items():
-        try:
-            config = SourceConfig.model_validate(raw)
-            connector(config.kind).Options.model_validate(config.options)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            loc = ("sources", name, *first["loc"])
-            key = first["loc"][-1] if first["loc"] else ""
-            message = (f"unknown key {key!r}" if first["type"] == "extra_forbidden"
-                       else first["msg"].removeprefix("Value error, "))
-            raise loaded.error(f"source {name!r}: {'.'.join(map(str, first['loc']))}: {message}".replace(": : ", ": "),
-                               *loc) from None
-        except ConfigError as exc:
-            raise loaded.error(f"source {name!r}: {exc.reason}", "sources", name, "kind") from None
-        configs[name] = config
-    return configs
 
 
 def state_key(name: str) -> str:

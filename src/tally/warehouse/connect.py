@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import ibis
-
 from tally.errors import ConfigError, WarehouseError
 from tally.redaction import redact_text, split_url
 from tally.redaction import redact_url as redact
@@ -85,6 +83,8 @@ def duckdb_path(url: str, root: Path) -> str:
 
 def open_backend(url: str, root: Path):
     """Connect to the warehouse and put the session in UTC."""
+    import ibis
+
     dialect = dialect_of(url)
     try:
         if dialect.name == "duckdb":

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import ibis
 import pyarrow as pa
 
+from tally.lazy import LazyModule
 from tally.warehouse.txn import Transaction, ident
+
+ibis = LazyModule("ibis")   # loaded when a load or a query needs it, not with the CLI
 
 TS = pa.timestamp("us", tz="UTC")
 
