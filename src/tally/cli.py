@@ -83,12 +83,13 @@ def main_options(
 
 @app.command()
 @reports_errors
-def init(directory: Path = typer.Argument(Path("."), help="Folder to create the project in.")) -> None:
-    """Create a new project folder with a commented tally.yml."""
-    from tally.project.init import write_starter
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
+) -> None:
+    """Create a project folder: a commented tally.yml with sample data, or a draft from your CSV."""
+    from tally.project.init import init_project
 
-    path = write_starter(directory)
-    out.print(f"Created {path}. Next: edit it, then `tally query revenue --grain day`.")
+    out.print(init_project(directory), highlight=False)
 
 
 @app.command()
