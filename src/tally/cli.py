@@ -283,12 +283,13 @@ def demo(
     directory: Path = typer.Option(Path("demo"), "--dir", help="Folder to write the example project into."),
     seed_value: int = typer.Option(42, "--seed", help="Random seed for the generated data."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Prepare the project, then exit."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder holding a project the demo did not create."),
 ) -> None:
     """Generate an example's data, load it, and show what it answers."""
     from tally.demo import prepare
 
     with err.status(f"Generating {rows:,} rows for the {example} example in {directory} ..."):
-        project, counts = prepare(example, directory, rows, seed_value)
+        project, counts = prepare(example, directory, rows, seed_value, force=force)
     for table_name, count in counts.items():
         out.print(f"  {table_name:<28} {count:>14,}" if isinstance(count, int) else f"  {table_name:<28} {count:>14}")
     if project.config.rollups:
