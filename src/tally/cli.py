@@ -387,6 +387,10 @@ def _totals_view(table, formats: dict, symbol: str, title: str) -> Table:
     return view
 
 
+from tally.commands import inspect_cli  # noqa: E402  (tables, describe, rejects, preview)
+
+inspect_cli.register(app)
+
 GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0}
 
 

@@ -65,7 +65,7 @@ def write_sample(path: Path, today: dt.date, rows: int = SAMPLE_ROWS, seed: int 
     stamps = sorted(start + dt.timedelta(seconds=rng.randrange(span)) for _ in range(rows))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(SAMPLE_HEADER)
         for number, ordered in enumerate(stamps, 1):
             # an order changes (ships, is refunded) a little after it is placed, never after `end`
