@@ -85,11 +85,12 @@ def main_options(
 @reports_errors
 def init(
     directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
+    from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Draft sources and models from this CSV."),
 ) -> None:
     """Create a project folder: a commented tally.yml with sample data, or a draft from your CSV."""
     from tally.project.init import init_project
 
-    out.print(init_project(directory), highlight=False)
+    out.print(init_project(directory, from_csv), highlight=False)
 
 
 @app.command()
