@@ -154,7 +154,7 @@ def test_inspection_writes_nothing(shop):
     before = contents(shop.root)
     files = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in shop.root.glob("warehouse.duckdb*")}
     for args in (["tables"], ["describe", "orders"], ["describe", "_tally_loads"], ["rejects"],
-                 ["preview", "orders"]):
+                 ["preview", "orders"], ["preview", "orders", "--full-refresh"]):
         ok("-p", shop.root, *args)
         ok("-p", shop.root, *args, "--format", "json")
     assert contents(shop.root) == before
@@ -175,6 +175,11 @@ def test_preview_types_rows_and_rejects(shop):
         assert str(row["amount"]) == written[str(row["order_id"])]["amount"]
     assert [r["line"] for r in info["rejects"]] == [402, 403, 404, 405]
     assert [r["rule"].split(":")[0] for r in info["rejects"]] == ["accepted_values", "type", "min", "malformed CSV line"]
+    everything = as_json("-p", shop.root, "preview", "orders", "--rows", "3", "--full-refresh")
+    assert (everything["read"], everything["skipped"]) == (good_rows(shop.root) + len(BAD), 0)
+    with open(shop.root / "data" / "orders.csv", newline="", encoding="utf-8") as handle:
+        first = list(csv.DictReader(handle))[:3]
+    assert [str(r["order_id"]) for r in everything["rows"]] == [r["order_id"] for r in first]
 
 
 def test_rejects_newest_load_first(tmp_path):
@@ -209,3 +214,16 @@ def test_preview_of_an_unreadable_source_is_one_line(tmp_path):
     (root / "data" / "orders.csv").unlink()
     line = refused("-p", root, "preview", "orders", code=1)
     assert "source orders" in line
+
+
+def test_preview_shows_inferred_types(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "t.csv").write_text("id,price,day,label\n1,\"1,250.50\",2025-01-02,a\n2,3.25,2025-01-03,b\n"
+                                             "3,x,2025-01-04,c\n", encoding="utf-8")
+    (tmp_path / "tally.yml").write_text("name: t\nsources:\n  t: {kind: csv, path: data/t.csv, table: t}\n",
+                                        encoding="utf-8")
+    info = as_json("-p", tmp_path, "preview", "t")
+    assert info["types_from"] == "inferred"
+    assert info["types"] == {"id": "int64", "price": "string", "day": "date", "label": "string"}
+    assert [r["label"] for r in info["rows"]] == ["a", "b", "c"] and info["rejects"] == []
+    assert not (tmp_path / "warehouse.duckdb").exists()

@@ -157,7 +157,7 @@ def _file_of(config) -> str | None:
     return config.options.get("path") or config.options.get("url")
 
 
-def preview(project, name: str, limit: int, sources: dict) -> dict:
+def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = False) -> dict:
     """Read a source as `tally ingest` would, write nothing: types, sample rows, what would be rejected."""
     from tally.sources.pipeline import run_source
 
@@ -190,11 +190,11 @@ def preview(project, name: str, limit: int, sources: dict) -> dict:
 
         scratch = Project(project.loaded, "duckdb://")
         try:
-            result = run_source(scratch, name, config, dry_run=True, peek=peek)
+            result = run_source(scratch, name, config, dry_run=True, peek=peek, full_refresh=full_refresh)
         finally:
             scratch.close()
     else:
-        result = run_source(project, name, config, dry_run=True, peek=peek)
+        result = run_source(project, name, config, dry_run=True, peek=peek, full_refresh=full_refresh)
     if result.status != "ok":
         raise SourceError(f"source {name}: {(result.error or 'failed').strip().splitlines()[0]}")
     from tally.sources.infer import type_name

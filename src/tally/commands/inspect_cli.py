@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(inspect.as_json(rows) + "\n")
             return
         if not rows:
-            cli.out.print("no rejected rows" + (f" for source {source}" if source else ""), highlight=False)
+            cli.out.print("no rejected rows" + (f" for source {source}" if source else ""), highlight=False,
+                          markup=False)
             return
         show(rows, ["source", "file", "line", "rule", "raw"], title="Rejected rows (newest load first)")
 
@@ -84,19 +85,23 @@ def register(app: typer.Typer) -> None:
     def preview(
         source: str = typer.Argument(..., help="The source to read."),
         rows: int = typer.Option(10, "--rows", "-n", help="Sample rows (and rejects) to show."),
+        full_refresh: bool = typer.Option(False, "--full-refresh", help="Read every row, as `ingest --full-refresh`."),
         fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Output format."),
     ) -> None:
         """Read a source as ingest would and show its types, sample rows and rejects; write nothing."""
         from tally.commands import inspect
 
         project = cli.load_project()
-        info = inspect.preview(project, source, rows, sources(project))
+        info = inspect.preview(project, source, rows, sources(project), full_refresh=full_refresh)
         if fmt is SummaryFormat.json:
             sys.stdout.write(inspect.as_json(info) + "\n")
             return
         cli.out.print(f"source {info['source']} ({info['kind']} → table {info['table']}): read {info['read']:,}, "
                       f"would load {info['would_load']:,}, reject {info['rejected']:,}, skip {info['skipped']:,}; "
                       "nothing written", highlight=False, markup=False)
+        if info["skipped"] and not full_refresh:
+            cli.out.print("(skipped: rows at or before the watermark of the last load; --full-refresh reads them all)",
+                          highlight=False, markup=False)
         show([{"column": c, "type": t} for c, t in info["types"].items()], ["column", "type"],
              title=f"Types ({info['types_from']})")
         if info["rows"]:
