@@ -227,3 +227,26 @@ def test_preview_shows_inferred_types(tmp_path):
     assert info["types"] == {"id": "int64", "price": "string", "day": "date", "label": "string"}
     assert [r["label"] for r in info["rows"]] == ["a", "b", "c"] and info["rejects"] == []
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_describe_joins_and_seed_tables_of_the_demo(tmp_path):
+    from tally.demo import prepare
+
+    project, counts = prepare("ecommerce", tmp_path / "demo", 300, seed=5)
+    project.close()
+    info = as_json("-p", tmp_path / "demo", "describe", "orders")
+    assert info["joins"] == [{"join": "cost", "model": "product_costs", "on": "sku = cost.sku"},
+                             {"join": "size", "model": "product_desi", "on": "sku = size.sku"},
+                             {"join": "rate", "model": "shipping_rates",
+                              "on": "size.desi * quantity in [rate.desi_from, rate.desi_to)"}]
+    assert {"metric": "aov", "formula": "revenue / orders"} in info["formulas"]
+    tables = {row["table"]: row for row in as_json("-p", tmp_path / "demo", "tables")}
+    assert tables["product_costs"]["used_by"] == "seed product_costs, model product_costs"
+    for table, count in counts.items():   # the generated tables' own row counts
+        assert tables[table]["rows"] == count, table
+
+
+@pytest.mark.parametrize("command", ["tables", "describe", "rejects", "preview"])
+def test_inspection_commands_are_listed_with_help(command):
+    assert command in ok("--help")
+    assert "Usage" in ok(command, "--help")

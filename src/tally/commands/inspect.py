@@ -114,7 +114,7 @@ def _describe_model(project, name: str, sources: dict) -> dict:
     joins = []
     for j, join in model.joins.items():
         how = (", ".join(f"{a} = {j}.{b}" for a, b in join.keys.items()) if join.on is not None
-               else f"{join.range} in [{join.from_}, {join.to})")
+               else f"{join.range} in [{j}.{join.from_}, {j}.{join.to})")
         joins.append({"join": j, "model": join.model, "on": how})
     formulas = [{"metric": metric, "formula": catalog.derived[metric].formula}
                 for metric in catalog.derived if any(ref.model == name for ref in catalog.base_measures([metric]))]
