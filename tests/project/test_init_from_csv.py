@@ -152,3 +152,21 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path):
     (tmp_path / "e" / "tally.yml").write_text("name: mine\n", encoding="utf-8")
     assert "already exists" in refused("init", tmp_path / "e", "--from-csv", twins)
     assert (tmp_path / "e" / "tally.yml").read_text(encoding="utf-8") == "name: mine\n"
+
+
+def test_a_semicolon_file_gets_its_delimiter(tmp_path):
+    source = tmp_path / "semi.csv"
+    source.write_text("Shop;Day;Sales\na;2025-01-01;1,5\nb;2025-01-02;2\na;2025-02-01;3\n", encoding="utf-8")
+    ok("init", tmp_path / "p", "--from-csv", source)
+    config = yaml.safe_load((tmp_path / "p" / "tally.yml").read_text(encoding="utf-8"))
+    assert config["sources"]["semi"]["delimiter"] == ";" and config["models"]["semi"]["time"] == "day"
+    ok("-p", tmp_path / "p", "ingest")
+    rows = json.loads(ok("-p", tmp_path / "p", "query", "row_count", "--by", "shop", "--format", "json"))
+    assert {r["shop"]: r["row_count"] for r in rows} == {"a": 2, "b": 1}
+
+
+def test_a_file_not_in_utf8_is_refused_with_a_hint(tmp_path):
+    source = tmp_path / "latin.csv"
+    source.write_bytes("name,n\n\u00e9t\u00e9,1\n".encode("latin-1"))
+    assert "save the file as UTF-8" in refused("init", tmp_path / "p", "--from-csv", source)
+    assert not (tmp_path / "p").exists()

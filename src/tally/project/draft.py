@@ -65,7 +65,19 @@ def unique_names(raws: list[str], taken: set[str] | None = None) -> dict[str, st
     return names
 
 
-def profile(root: Path, path: str) -> list[Column]:
+def sniff_delimiter(csv_file: Path) -> str:
+    """The field separator DuckDB's sniffer finds (`,` when it cannot tell)."""
+    import duckdb
+
+    try:
+        with duckdb.connect() as con:
+            found = con.execute("SELECT Delimiter FROM sniff_csv(?)", [str(csv_file)]).fetchone()
+    except duckdb.Error:
+        return ","
+    return found[0] if found and found[0] in (",", ";", "\t", "|") else ","
+
+
+def profile(root: Path, path: str, delimiter: str = ",") -> list[Column]:
     """Read the CSV as `tally ingest` would (same reader, same type inference) and count its values."""
     import duckdb
 
@@ -74,17 +86,14 @@ def profile(root: Path, path: str) -> list[Column]:
     from tally.sources.connectors import connector
     from tally.sources.connectors.base import ReadContext
 
-    config = SourceConfig.model_validate({"kind": "csv", "table": "draft", "path": path})
+    config = SourceConfig.model_validate({"kind": "csv", "table": "draft", "path": path, "delimiter": delimiter})
     module = connector("csv")
     options = module.Options.model_validate(config.options)
     _refuse_case_twins(module.header(root / path, options))
     raw = module.read(options, ReadContext(root=root, name="draft", config=config, watermark=None))
     con = duckdb.connect()
     try:
-        try:
-            con.register("__draft", raw.relation(con))
-        except duckdb.Error as exc:
-            raise ConfigError(f"DuckDB cannot read it: {str(exc).strip().splitlines()[0]}") from None
+        con.register("__draft", raw.relation(con))
         raw_types = {row[0]: row[1] for row in con.execute('DESCRIBE "__draft"').fetchall()}
         kinds = infer.infer(con, config, "__draft", raw_types, {})
         heads = [name for name in raw_types if name not in validate.INTERNAL]
@@ -93,6 +102,8 @@ def profile(root: Path, path: str) -> list[Column]:
         parts = [f"count(NULLIF(trim(CAST({validate.q(h)} AS VARCHAR)), '')), "
                  f"count(DISTINCT NULLIF(trim(CAST({validate.q(h)} AS VARCHAR)), ''))" for h in heads]
         counts = con.execute(f"SELECT count(*), {', '.join(parts)} FROM \"__draft\"").fetchone()
+    except duckdb.Error as exc:
+        raise ConfigError(f"DuckDB cannot read it: {str(exc).strip().splitlines()[0]}") from None
     finally:
         if raw.cleanup:
             raw.cleanup(con)
@@ -144,7 +155,7 @@ def _y(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def draft_yaml(name: str, source: str, path: str, columns: list[Column], rows: int) -> str:
+def draft_yaml(name: str, source: str, path: str, columns: list[Column], rows: int, delimiter: str = ",") -> str:
     """The commented tally.yml text for the profiled columns."""
     from tally.sources.infer import type_name
 
@@ -163,6 +174,8 @@ def draft_yaml(name: str, source: str, path: str, columns: list[Column], rows: i
            f"name: {_y(name)}", "timezone: UTC                      # day/week/month boundaries are computed here",
            "warehouse: duckdb:///warehouse.duckdb", "", "sources:", f"  {source}:", "    kind: csv",
            f"    path: {_y(path)}", f"    table: {source}"]
+    if delimiter != ",":
+        out.append(f"    delimiter: {_y(delimiter)}")
     if key:
         out.append(f"    primary_key: [{key.name}]".ljust(37) + "# distinct on every row: a row seen again replaces it")
     if changed:
@@ -210,11 +223,13 @@ def write_draft(directory: Path, csv_file: Path) -> str:
     directory = target_dir(directory)
     if not csv_file.is_file():
         raise ConfigError(f"--from-csv {csv_file}: no such file")
+    delimiter = sniff_delimiter(csv_file)
     try:
-        columns = profile(csv_file.resolve().parent, csv_file.name)
-        rows = _rows(csv_file)
+        columns = profile(csv_file.resolve().parent, csv_file.name, delimiter)
+        rows = _rows(csv_file, delimiter)
     except TallyError as exc:
-        raise ConfigError(f"--from-csv {csv_file}: {exc.message}") from None
+        hint = "; save the file as UTF-8 first" if "codec can't decode" in exc.message else ""
+        raise ConfigError(f"--from-csv {csv_file}: {exc.message}{hint}") from None
     inside = csv_file.resolve().is_relative_to(directory.resolve())
     relative = csv_file.resolve().relative_to(directory.resolve()) if inside else Path("data") / csv_file.name
     directory.mkdir(parents=True, exist_ok=True)
@@ -223,7 +238,7 @@ def write_draft(directory: Path, csv_file: Path) -> str:
         shutil.copyfile(csv_file, directory / relative)
     path = relative.as_posix()
     source = unique_names([Path(path).stem])[Path(path).stem]
-    (directory / CONFIG_FILE).write_text(draft_yaml(project_name(directory), source, path, columns, rows),
+    (directory / CONFIG_FILE).write_text(draft_yaml(project_name(directory), source, path, columns, rows, delimiter),
                                          encoding="utf-8")
     time, _ = guess_time(columns)
     where = "read from" if inside else "copied to"
@@ -232,10 +247,10 @@ def write_draft(directory: Path, csv_file: Path) -> str:
             f"  tally -p {directory} query row_count" + (" --grain month" if time else ""))
 
 
-def _rows(csv_file: Path) -> int:
+def _rows(csv_file: Path, delimiter: str) -> int:
     """Rows of the file as the reader counts them (for the header comment)."""
     import duckdb
 
     with duckdb.connect() as con:
-        return con.execute("SELECT count(*) FROM read_csv(?, header = true, all_varchar = true, "
-                           "ignore_errors = true)", [str(csv_file)]).fetchone()[0]
+        return con.execute("SELECT count(*) FROM read_csv(?, header = true, all_varchar = true, delim = ?, "
+                           "ignore_errors = true)", [str(csv_file), delimiter]).fetchone()[0]
