@@ -145,6 +145,8 @@ def test_rejects_show_raw_row_rule_file_and_line(shop):
         first = raw.split(",")[0]
         assert first in row["raw"]
     assert json.loads(rows[0]["raw"])["status"] == "lost"
+    stamp = dt.datetime.fromisoformat(rows[0]["rejected_at"])
+    assert stamp.utcoffset() == dt.timedelta(0) and abs(dt.datetime.now(dt.timezone.utc) - stamp) < dt.timedelta(hours=1)
     assert len(as_json("-p", shop.root, "rejects", "orders", "--limit", "2")) == 2
     text = ok("-p", shop.root, "rejects")
     assert "accepted_values" in text and "data/orders.csv" in text

@@ -146,8 +146,18 @@ def rejects(project, source: str | None, limit: int, sources: dict) -> list[dict
     expr = loaded.order_by([ibis.desc("load_time"), "load_id", "source", "row_number"]).limit(limit).drop("load_time")
     rows = warehouse.run(warehouse.compile(expr)).to_pylist()
     return [{"source": r["source"], "file": _file_of(sources.get(r["source"])), "line": r["row_number"],
-             "rule": r["rule"], "raw": r["raw"], "rejected_at": r["rejected_at"], "load_id": r["load_id"]}
+             "rule": r["rule"], "raw": r["raw"], "rejected_at": _utc(r["rejected_at"]), "load_id": r["load_id"]}
             for r in rows]
+
+
+def _utc(stamp):
+    """An ISO UTC timestamp (MySQL returns its naive UTC DATETIME without a zone)."""
+    import datetime as dt
+
+    if not isinstance(stamp, dt.datetime):
+        return stamp
+    stamp = stamp.replace(tzinfo=dt.timezone.utc) if stamp.tzinfo is None else stamp.astimezone(dt.timezone.utc)
+    return stamp.isoformat(timespec="seconds")
 
 
 def _file_of(config) -> str | None:
