@@ -107,10 +107,12 @@ def query(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
     """Compute metrics live for a date range."""
+    from tally.delivery import terminal
+
     project = load_project()
     result = project.query_result(metrics, by=by, grain=grain, start=start, end=end, where=where,
                                   compare=compare, order_by=order, limit=limit, timezone=timezone)
-    print_rows(result.table, fmt, project, title=_title(result.meta))
+    print_rows(result.table, fmt, project, title=terminal.title_text(result.meta))
 
 
 @app.command()
@@ -297,10 +299,12 @@ def demo(
             built = build(project)
         for r in built:
             out.print(f"  rollup {r.rollup:<13} {r.rows:>12,} rows in {r.seconds:.1f}s ({r.mode})")
+    from tally.delivery import terminal
+
     showcase = DEMO_QUERIES[example]
     result = project.query_result(showcase["metrics"], compare="previous_period",
                                   **_last_30_days(project, showcase["metrics"][0]))
-    print_rows(result.table, Format.table, project, title=_title(result.meta))
+    print_rows(result.table, Format.table, project, title=terminal.title_text(result.meta))
     out.print(f"\nReady: try `tally -p {directory} {showcase['try']}`")
     if not no_serve:
         out.print("(The dashboard and HTTP API are not part of this build yet; nothing to serve.)")
@@ -332,57 +336,15 @@ def _last_30_days(project, metric: str) -> dict:
     return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
 
 
-def _title(meta: dict) -> str:
-    title = f"{meta.get('from')} → {meta.get('to')} ({meta.get('timezone')})"
-    if meta.get("compare"):
-        title += f" vs {meta['compare']['from']} → {meta['compare']['to']}"
-    for metric, stamp in (meta.get("as_of") or {}).items():   # a snapshot ignores the range: say when it is from
-        title += f"\n{metric}: snapshot as of " + (f"its load at {stamp}" if stamp else "now (no load recorded)")
-    return title
-
-
-def print_rows(table, fmt: Format, project, title: str = "") -> None:
-    from tally.delivery import tabular
+def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=frozenset()) -> None:
+    from tally.delivery import tabular, terminal
 
     if fmt is Format.json:
         sys.stdout.write(tabular.to_json(table) + "\n")
-        return
-    if fmt is Format.csv:
+    elif fmt is Format.csv:
         sys.stdout.write(tabular.to_csv(table))
-        return
-    catalog = _catalog(project)
-    formats = {name: catalog.info(name).format for name in table.column_names if name in catalog.names}
-    symbol = project.config.currency.symbol
-    if table.num_rows == 1 and all(name in formats or name.rsplit("_", 1)[0] in formats
-                                   or name.endswith("_change_pct") for name in table.column_names):
-        out.print(_totals_view(table, formats, symbol, title))
-        return
-    view = Table(title=title or None, title_justify="left")
-    for name in table.column_names:
-        is_number = name not in ("period",) and (name in formats or any(name.startswith(f"{m}_") for m in formats))
-        view.add_column(name, justify="right" if is_number else "left")
-    for row in table.to_pylist():
-        view.add_row(*[tabular.cell_text(k, v, formats, symbol) for k, v in row.items()])
-    out.print(view)
-
-
-def _totals_view(table, formats: dict, symbol: str, title: str) -> Table:
-    """One total row reads better turned on its side: a line per metric."""
-    from tally.delivery import tabular
-
-    row = table.to_pylist()[0]
-    compared = any(name.endswith("_previous") for name in row)
-    view = Table(title=title or None, title_justify="left")
-    view.add_column("metric")
-    for header in ["value"] + (["previous", "change", "change %"] if compared else []):
-        view.add_column(header, justify="right")
-    for metric in formats:
-        cells = [tabular.cell_text(metric, row[metric], formats, symbol)]
-        if compared:
-            cells += [tabular.cell_text(f"{metric}{suffix}", row[f"{metric}{suffix}"], formats, symbol)
-                      for suffix in ("_previous", "_change", "_change_pct")]
-        view.add_row(metric, *cells)
-    return view
+    else:
+        terminal.print_rows(out, table, project, title=title, notes=notes, partial=partial)
 
 
 GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0}
