@@ -61,12 +61,14 @@ def reports_errors(fn):
     return wrapper
 
 
-def load_project():
-    """The project, with every part of tally.yml checked (sources too) before any command runs."""
+def load_project(read_only: bool = False):
+    """The project, with every part of tally.yml checked (sources too) before any command runs;
+    `read_only` for commands that only read (an embedded DuckDB then serves several at once)."""
     from tally import Project
     from tally.sources.pipeline import source_configs
 
     project = Project.load(state.project_path, profile=state.profile)
+    project.read_only = read_only
     state.opened.append(project)
     source_configs(project.loaded)
     return project
@@ -105,14 +107,20 @@ def query(
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Keep the first N rows (top-N)."),
     timezone: Optional[str] = typer.Option(None, "--timezone", help="Override the project timezone."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    last: Optional[str] = typer.Option(None, "--last", help="Range: this day/week/month/year and the ones "
+                                       "before, up to today: 30d, 12w, 6m, 1y."),
+    period: Optional[str] = typer.Option(None, "--period", help="Range: one period: 2026, 2026-Q3, 2026-10, "
+                                         "2026-W05, 2026-10-05."),
+    live: bool = typer.Option(False, "--live", help="Answer from the source tables, never from a rollup."),
+    with_meta: bool = typer.Option(False, "--meta", help="With --format json: {\"rows\": [...], \"meta\": {...}}."),
 ) -> None:
-    """Compute metrics live for a date range."""
-    from tally.delivery import terminal
+    """Compute metrics for a date range (from a fresh rollup when one holds the answer)."""
+    from tally.delivery.answer import run_query
 
-    project = load_project()
-    result = project.query_result(metrics, by=by, grain=grain, start=start, end=end, where=where,
-                                  compare=compare, order_by=order, limit=limit, timezone=timezone)
-    print_rows(result.table, fmt, project, title=terminal.title_text(result.meta))
+    project = load_project(read_only=True)
+    run_query(out, project, metrics, fmt=fmt.value, with_meta=with_meta, live=live, last=last, period=period,
+              start=start, end=end, timezone=timezone, by=by, grain=grain, where=where, compare=compare,
+              order_by=order, limit=limit)
 
 
 @app.command()
@@ -207,15 +215,19 @@ def rollup_build(
     end: Optional[str] = typer.Option(None, "--to", help="... up to this local date (exclusive)."),
     category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
+    last: Optional[str] = typer.Option(None, "--last", help="Rebuild the last 30d, 12w, 6m, 1y (up to today)."),
+    period: Optional[str] = typer.Option(None, "--period", help="Rebuild one period: 2026, 2026-Q3, 2026-10, 2026-W05."),
 ) -> None:
     """Build rollups, or refresh only the periods touched since the last build."""
     import json
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tally.project.ranges import resolve
     from tally.rollups import build
 
     project = load_project()
+    start, end = resolve(last, period, start, end, project.config.timezone, project.config.week_start_index)
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
@@ -252,7 +264,7 @@ def verify(
 
     from tally.rollups import verify as run_verify
 
-    project = load_project()
+    project = load_project(read_only=not repair)
     report = run_verify(project, names or None, repair=repair, category=category)
     found = [m for ms in report.values() for m in ms]
     if fmt is SummaryFormat.json:
