@@ -16,7 +16,7 @@ from rich.table import Table
 from tally.errors import TallyError
 
 app = typer.Typer(help="Tally: define sources and metrics once, get the same numbers everywhere.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
@@ -79,8 +79,30 @@ def main_options(
     project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (holding tally.yml)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Profile from tally.yml to apply."),
     debug: bool = typer.Option(False, "--debug", help="Show stack traces on errors."),
+    version: bool = typer.Option(False, "--version", help="Print Tally's version and exit.", is_eager=True,
+                                 callback=lambda given: _print_version() if given else None),
 ) -> None:
     state.project_path, state.profile, state.debug = project, profile, debug
+
+
+def _complete_metrics(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of metric names from the project's tally.yml (nothing when it can't be read)."""
+    try:
+        from tally.engine.catalog import Catalog
+        from tally.project.loader import load_config
+
+        root = (ctx.parent.params if ctx.parent else {}).get("project") or Path(".")
+        names = Catalog(load_config(root, (ctx.parent.params if ctx.parent else {}).get("profile")).config).names
+    except Exception:   # completion must never print an error into the user's shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _print_version() -> None:
+    from tally import __version__
+
+    out.print(f"tally {__version__}", highlight=False)
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -96,7 +118,8 @@ def init(directory: Path = typer.Argument(Path("."), help="Folder to create the 
 @app.command()
 @reports_errors
 def query(
-    metrics: List[str] = typer.Argument(..., help="Metrics to compute (see `tally metrics`)."),
+    metrics: List[str] = typer.Argument(..., help="Metrics to compute (see `tally metrics`).",
+                                        autocompletion=lambda ctx, incomplete: _complete_metrics(ctx, incomplete)),
     by: List[str] = typer.Option([], "--by", "-b", help="Dimension to break down by (repeatable)."),
     grain: Optional[str] = typer.Option(None, "--grain", "-g", help="hour, day, week, month, quarter or year."),
     start: Optional[str] = typer.Option(None, "--from", help="Start, inclusive: YYYY-MM-DD or timestamp."),
@@ -359,7 +382,7 @@ def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=f
         terminal.print_rows(out, table, project, title=title, notes=notes, partial=partial)
 
 
-GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0}
+GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0, "--version": 0}
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
