@@ -28,10 +28,17 @@ class Format(str, Enum):
 
 
 class SummaryFormat(str, Enum):
-    """Job summaries (ingest, rollup build, verify): a table for people, JSON for scripts."""
+    """Job summaries (ingest, rollup build, verify): a table for people, JSON or CSV for scripts."""
 
     table = "table"
     json = "json"
+    csv = "csv"
+
+
+def print_records(records: list[dict], names: list[str] | None = None) -> None:
+    from tally.delivery.tabular import records_to_csv
+
+    sys.stdout.write(records_to_csv(records, names))
 
 
 class State:
@@ -200,6 +207,8 @@ def ingest(
                              progress=progress)
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
+    elif fmt is SummaryFormat.csv:
+        print_records([r.as_dict() for r in results])
     else:
         view = Table(title="Dry run: nothing written" if dry_run else "Ingest", title_justify="left")
         for header in ("source", "status", "read", "loaded", "rejected", "skipped", "watermark", "seconds"):
@@ -266,6 +275,9 @@ def rollup_build(
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
         return
+    if fmt is SummaryFormat.csv:
+        print_records([r.as_dict() for r in results])
+        return
     view = Table(title="Rollups", title_justify="left")
     for header in ("rollup", "table", "mode", "periods", "rows", "seconds"):
         view.add_column(header, justify="right" if header in ("periods", "rows", "seconds") else "left")
@@ -293,6 +305,12 @@ def verify(
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps({k: [m.as_dict() for m in ms] for k, ms in report.items()}, indent=2,
                                     default=str) + "\n")
+    elif fmt is SummaryFormat.csv:   # one line per mismatch: only the header when every rollup matches
+        from dataclasses import fields
+
+        from tally.rollups.verify import Mismatch
+
+        print_records([m.as_dict() for ms in report.values() for m in ms], [f.name for f in fields(Mismatch)])
     else:
         for name, ms in report.items():
             status = "[green]ok[/]" if not ms else f"[red]{len(ms)} mismatch(es)[/]"
@@ -342,7 +360,7 @@ def demo(
     print_rows(result.table, Format.table, project, title=terminal.title_text(result.meta))
     out.print(f"\nReady: try `tally -p {directory} {showcase['try']}`")
     if not no_serve:
-        out.print("(The dashboard and HTTP API are not part of this build yet; nothing to serve.)")
+        out.print("(`tally serve`, the dashboard and HTTP API, is coming (issue 16); nothing to serve yet.)")
 
 
 def _catalog(project):

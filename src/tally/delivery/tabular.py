@@ -129,3 +129,27 @@ def cell_text(column: str, value, formats: dict[str, str], symbol: str) -> str:
     if value is None:
         return "—"
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+def records_to_csv(records: list[dict], names: list[str] | None = None) -> str:
+    """Job summaries (ingest, rollup build, verify) as CSV: one line per record, the keys as the
+    header; lists and mappings as JSON text; text cells made safe for spreadsheets."""
+    names = names or list(dict.fromkeys(key for record in records for key in record))
+
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, decimal.Decimal):
+            return decimal_text(value)
+        if isinstance(value, (dict, list, tuple)):
+            return csv_text(json.dumps(value, default=str, ensure_ascii=False, sort_keys=True))
+        if isinstance(value, str):
+            return csv_text(value)
+        return json_value(value)
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([csv_text(name) for name in names])
+    for record in records:
+        writer.writerow([cell(record.get(name)) for name in names])
+    return out.getvalue()
