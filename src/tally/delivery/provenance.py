@@ -9,6 +9,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc
+DATE_HOUR = 12   # a DATE is 12:00 UTC of its day (engine/timecol.py, which imports the query layer)
 LOADS_SQL = ("SELECT source, max(ended_at) AS ended_at FROM _tally_loads WHERE status = 'ok' "
              "GROUP BY source")   # fixed text: nothing of a user's in it
 
@@ -94,12 +95,23 @@ def _loads(warehouse) -> dict[str, dt.datetime]:
 
 
 def _max_time(project, model: str) -> dt.datetime | None:
-    from tally.engine.plan import data_bounds_expr
+    """The latest `time` of a model's rows (a DATE counts as 12:00 UTC of its day, as in queries),
+    in plain SQL of Tally's own: names from tally.yml, quoted; no query layer needed."""
+    warehouse, definition = project.warehouse, project.config.models[model]
+    if not warehouse.has_table(definition.table):
+        return None
+    from tally.warehouse import CompiledQuery
 
-    engine = project.engine
-    warehouse = project.warehouse
-    row = warehouse.run(warehouse.compile(data_bounds_expr(engine.catalog, warehouse, model))).to_pylist()[0]
-    return _utc(row["hi"]) if row["hi"] is not None else None
+    sql = f"SELECT max({_quote(definition.time, warehouse)}) AS hi FROM {_quote(definition.table, warehouse)}"
+    value = warehouse.run(CompiledQuery(sql=sql, params=())).to_pylist()[0]["hi"]
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time(DATE_HOUR), tzinfo=UTC)
+    return _utc(value)
+
+
+def _quote(name: str, warehouse) -> str:
+    mark = "`" if warehouse.dialect.name == "mysql" else '"'
+    return mark + name.replace(mark, mark * 2) + mark
 
 
 def data_through(models: dict[str, dict], timed: dict[str, bool], meta: dict) -> dt.datetime | None:
@@ -160,8 +172,15 @@ def footer(meta: dict) -> list[str]:
         lines.append(f"* partial: the range ends after the data (through {meta['data_through']})")
     if meta["partial"]:
         reasons = {"range": "cut by the range", "data": "past the end of the data"}
-        lines.append("* partial period: " + "; ".join(
-            f"{p['period']} ({' and '.join(reasons[r] for r in p['reasons'])})" for p in meta["partial"]))
+        groups: dict[tuple, list[str]] = {}
+        for p in meta["partial"]:
+            groups.setdefault(tuple(p["reasons"]), []).append(p["period"])
+        parts = []
+        for why, labels in groups.items():   # a long run of empty periods reads as its first and last
+            said = " and ".join(reasons[r] for r in why)
+            parts.append(f"{', '.join(labels)} ({said})" if len(labels) <= 3
+                         else f"{labels[0]} … {labels[-1]} ({len(labels)} periods, {said})")
+        lines.append("* partial period: " + "; ".join(parts))
     return lines
 
 
