@@ -44,6 +44,13 @@ def show_grid(console, headers: list[str], rows: list[list[str]], numeric: list[
     """A table when every number fits whole in the console's width; else the number columns split
     over several tables (each metric with its comparison columns stays together, the labels
     repeated); else one block of lines per row."""
+    empty = [i for i in range(len(headers)) if numeric[i] and rows and all(row[i] == "" for row in rows)]
+    if empty:   # a percentage's change %: left out of the view rather than shown as a blank column
+        kept = [i for i in range(len(headers)) if i not in empty]
+        renumber = {old: new for new, old in enumerate(kept)}
+        headers, numeric = [headers[i] for i in kept], [numeric[i] for i in kept]
+        rows = [[row[i] for i in kept] for row in rows]
+        groups = [[renumber[i] for i in group if i in renumber] for group in groups or []]
     keys = [i for i in range(len(headers)) if not numeric[i]]
     for words in (True, False):   # headers broken only between words, else anywhere
         widths = fit_widths(headers, rows, numeric, console.width, words)
@@ -109,7 +116,7 @@ def fit_widths(headers: list[str], rows: list[list[str]], numeric: list[bool], w
     border = 3 * count + 1   # rich's box: a rule and a space of padding either side of each column
     cells = [max([len(row[i]) for row in rows] or [0]) for i in range(count)]
     natural = [max(cells[i], len(headers[i])) for i in range(count)]
-    if sum(natural) + border <= width:
+    if sum(natural) + border <= width or not any(numeric):   # text alone: rich wraps it well
         return True
     longest_word = [max(len(word) for word in (headers[i].split() or [""])) for i in range(count)]
     least = [max(cells[i], longest_word[i] if words else 1) if numeric[i] else min(natural[i], LABEL_MIN)
