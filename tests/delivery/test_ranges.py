@@ -107,3 +107,17 @@ def test_cli_bad_values_are_one_line(shop_dir, args):
     assert result.exit_code == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --"), result.stderr
+
+
+def test_rollup_build_takes_a_period(shop_dir):
+    import json
+
+    def built(*args):
+        result = CliRunner().invoke(app, ["-p", str(shop_dir), "rollup", "build", "shop_reports", *args,
+                                          "--format", "json"])
+        assert result.exit_code == 0, result.stderr
+        return [(r["mode"], r["periods"], r["rows"]) for r in json.loads(result.stdout)]
+
+    built("--full")
+    assert built("--period", "2026-09") == built("--from", "2026-09-01", "--to", "2026-10-01")
+    assert built("--period", "2026-09")[0][0] == "range"
