@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         """List the warehouse's tables with row counts and what uses them (internal: Tally's own)."""
         from tally.commands import inspect
 
-        project = cli.load_project()
+        project = cli.load_project(read_only=True)
         rows = inspect.tables(project, sources(project))
         if fmt is SummaryFormat.json:
             sys.stdout.write(inspect.as_json(rows) + "\n")
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         """Show a table's columns and types, or a model's table, time column, measures, dimensions and joins."""
         from tally.commands import inspect
 
-        project = cli.load_project()
+        project = cli.load_project(read_only=True)
         info = inspect.describe(project, name, sources(project))
         if fmt is SummaryFormat.json:
             sys.stdout.write(inspect.as_json(info) + "\n")
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         """Rows ingest rejected, newest load first: raw row, rule, file and line."""
         from tally.commands import inspect
 
-        project = cli.load_project()
+        project = cli.load_project(read_only=True)
         rows = inspect.rejects(project, source, limit, sources(project))
         if fmt is SummaryFormat.json:
             sys.stdout.write(inspect.as_json(rows) + "\n")
