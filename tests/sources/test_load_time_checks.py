@@ -91,7 +91,8 @@ def test_min_max_must_be_finite(tmp_path, rule, bound):
 
 def test_min_on_a_column_that_is_no_number(tmp_path):
     write(tmp_path, {**SOURCE, "checks": [{"min": {"ordered_on": 5}}]})
-    assert refused(tmp_path, "min:") == "source 'orders': min for 'ordered_on' needs a number column; ordered_on is date"
+    assert refused(tmp_path, "min:") == ("source 'orders': min for 'ordered_on' needs a number column; "
+                                         "ordered_on is date")
 
 
 def test_rename_two_columns_to_one_name(tmp_path):
