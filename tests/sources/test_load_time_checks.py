@@ -190,6 +190,8 @@ def _model(dimensions=None, measures=None) -> dict:
     ("dimension", {"models": _model(dimensions={"shop name": "status"})}, "shop name:", "dimension name 'shop name'"),
     ("dimension", {"models": _model(dimensions={"case": "status"})}, "case:",
      "dimension name 'case' is an SQL word --where cannot filter by"),
+    ("dimension", {"models": _model(dimensions={"grant": "status"})}, "grant:",   # sqlglot raises ValueError
+     "dimension name 'grant' is an SQL word --where cannot filter by"),
     ("model", {"models": {"order-lines": _model()["orders"]}}, "order-lines:", "model name 'order-lines'"),
 ])
 def test_names_the_cli_cannot_query_are_refused(tmp_path, where, config, marker, says):

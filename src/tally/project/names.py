@@ -25,7 +25,7 @@ def where_name(name: str) -> bool:
     """Whether `--where` reads `name` as that column (not an SQL word like `select`, `case` or `true`)."""
     try:
         tree = parse_row_expr(f"{name} = 1").tree
-    except ExpressionError:
+    except (ExpressionError, ValueError, RecursionError):   # sqlglot raises ValueError for some words (`grant`)
         return False
     return isinstance(tree, sge.EQ) and isinstance(tree.this, sge.Column) and tree.this.name == name
 
