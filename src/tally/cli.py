@@ -175,6 +175,7 @@ def metrics(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
 def seed(names: List[str] = typer.Argument(None, help="Seeds to load (default: all).")) -> None:
     """Load the project's lookup files (seeds) into the warehouse."""
     project = load_project()
+    _refuse_empty(project, "seeds", "seed")
     for name, count in project.load_seeds(names or None).items():
         out.print(f"seed {name}: {count:,} rows loaded")
 
@@ -195,6 +196,7 @@ def ingest(
     from tally.sources import ingest as run_ingest
 
     project = load_project()
+    _refuse_empty(project, "sources", "ingest")
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
@@ -364,6 +366,15 @@ def demo(
     out.print(f"\nReady: try `tally -p {directory} {showcase['try']}`")
     if not no_serve:
         out.print("(`tally serve`, the dashboard and HTTP API, is coming (issue 16); nothing to serve yet.)")
+
+
+def _refuse_empty(project, section: str, command: str) -> None:
+    """A command over a section tally.yml does not have is a usage error, not a silent success."""
+    if not getattr(project.config, section):
+        from tally.errors import ConfigError
+
+        raise ConfigError(f"no {section} configured: `tally {command}` has nothing to do "
+                          f"(add a `{section}:` section to tally.yml)", file=project.loaded.file)
 
 
 def _catalog(project):

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from tally.errors import ConfigError, SourceError, TallyError
 from tally.sources import infer, validate
+from tally.sources.checktypes import Problem, check_source
 from tally.sources.config import SourceConfig
 from tally.sources.connectors import connector
 from tally.sources.connectors.base import ReadContext
@@ -71,6 +72,10 @@ def source_configs(loaded) -> dict[str, SourceConfig]:
                                *loc) from None
         except ConfigError as exc:
             raise loaded.error(f"source {name!r}: {exc.reason}", "sources", name, "kind") from None
+        try:
+            check_source(config)
+        except Problem as exc:
+            raise loaded.error(f"source {name!r}: {exc.message}", "sources", name, *exc.path) from None
         configs[name] = config
     return configs
 
