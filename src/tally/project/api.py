@@ -19,10 +19,12 @@ class Project:
 
     def __init__(self, loaded: LoadedConfig, warehouse_url: str | None = None, use_rollups: bool = True):
         self.use_rollups = use_rollups  # answer from fresh rollups when they hold the exact numbers
+        self.read_only = False   # set before the first query: open an embedded DuckDB read-only
         self.loaded = loaded
         self.config = loaded.config
         self.root = loaded.root
         self._warehouse_url = warehouse_url
+        self._reader = None
 
     @classmethod
     def load(cls, path: Path | str = ".", profile: str | None = None, warehouse: str | None = None) -> Project:
@@ -37,7 +39,28 @@ class Project:
     def warehouse(self):
         from tally.warehouse import Warehouse
 
-        return Warehouse(self.warehouse_url, self.root)
+        self._close_reader()   # one configuration per DuckDB file in a process: the warehouse's
+        return Warehouse(self.warehouse_url, self.root, read_only=self.read_only)
+
+    @property
+    def reader(self):
+        """For plain SQL reads of Tally's own tables (`has_table`, `run`, `dialect`): the warehouse
+        when it is open, else the database driver alone (no Ibis), read-only."""
+        if "warehouse" in self.__dict__:
+            return self.warehouse
+        if self._reader is None:
+            from tally.warehouse.rawsql import RawConnection
+
+            try:
+                self._reader = RawConnection(self.warehouse_url, self.root)
+            except Exception:   # the warehouse says what is wrong, if anything is
+                return self.warehouse
+        return self._reader
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     @cached_property
     def engine(self):
@@ -71,5 +94,6 @@ class Project:
         return load_seeds(self.root, self.config.seeds, self.warehouse, names)
 
     def close(self) -> None:
+        self._close_reader()
         if "warehouse" in self.__dict__:
             self.warehouse.close()

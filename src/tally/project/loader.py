@@ -121,9 +121,11 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     except ValidationError as exc:
         raise _validation_error(exc, file, lines) from None
     loaded = LoadedConfig(config=config, root=file_path.parent.resolve(), file=file, profile=profile, lines=lines)
+    from tally.project.names import check_names
     from tally.project.references import check_references
 
     check_references(loaded)
+    check_names(loaded)
     if config.sources:   # a bad source (schedule, kind, options) is refused here, not when it first runs
         from tally.sources.config import source_configs
 

@@ -60,8 +60,10 @@ def state_key(name: str) -> str:
 
 
 def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool = False, dry_run: bool = False,
-               progress: Progress | None = None) -> LoadResult:
-    """Load one source; on failure record it in _tally_loads and return status 'failed'."""
+               progress: Progress | None = None, peek: Callable | None = None) -> LoadResult:
+    """Load one source; on failure record it in _tally_loads and return status 'failed'.
+
+    `peek(con, checked, plan, malformed)` sees the checked rows before they are merged (`tally preview`)."""
     warehouse = project.warehouse
     progress = progress or (lambda *args: None)
     result = LoadResult(source=name, load_id=uuid.uuid4().hex, dry_run=dry_run)
@@ -73,7 +75,7 @@ def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool =
     watermark = None if full_refresh else result.watermark_before
     try:
         _warn_future_watermark(config, watermark, started, result)
-        _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started)
+        _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started, peek)
     except TallyError as exc:
         result.status, result.error = "failed", exc.message
     except Exception as exc:  # a connector or driver failure: record it, keep other sources running
@@ -142,7 +144,7 @@ def _session_timezone(con, zone: str):
         con.execute("SET TimeZone = 'UTC'")
 
 
-def _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started) -> None:
+def _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started, peek=None) -> None:
     warehouse = project.warehouse
     module = connector(config.kind)
     options = module.Options.model_validate(config.options)
@@ -197,6 +199,8 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         if raw.skipped is not None:
             _fill_lines(con, checked, raw, parsed, "_tally_rule IS NOT NULL")
         _count(con, checked, result, malformed, config, watermark)
+        if peek is not None:
+            peek(con, checked, plan, malformed)
         if result.rows_skipped and plan.cursor_kind in ("DATE", "TIMESTAMPTZ"):
             _warn_skipped_newer(con, checked, config, plan, _previous_load(warehouse, name), result)
         if _replaces_table(config, full_refresh) and result.rows_rejected and not result.rows_loaded:

@@ -6,9 +6,13 @@ __all__ = ["CompiledQuery", "Warehouse", "redact"]
 
 
 def __getattr__(name: str):
-    """CompiledQuery and Warehouse load Ibis: imported when first asked for, not with the package."""
-    if name in ("CompiledQuery", "Warehouse"):
-        from tally.warehouse import base
+    """Warehouse loads Ibis: imported when first asked for, not with the package."""
+    if name == "CompiledQuery":
+        from tally.warehouse.rawsql import CompiledQuery
 
-        return getattr(base, name)
+        return CompiledQuery
+    if name == "Warehouse":
+        from tally.warehouse.base import Warehouse
+
+        return Warehouse
     raise AttributeError(f"module 'tally.warehouse' has no attribute {name!r}")

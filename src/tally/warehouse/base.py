@@ -6,7 +6,6 @@ import datetime as dt
 import re
 from contextlib import contextmanager
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import sqlglot.expressions as sge
 
 from tally.errors import ConfigError, WarehouseError
 from tally.warehouse.connect import duckdb_settings, open_backend, redact
-from tally.warehouse.rawsql import (HAS_TABLE_SQL, TOKEN as _TOKEN, fetch_rows, inline_values, rows_digest,
-                                   rows_table, table_digest, time_literal)
+from tally.warehouse.rawsql import (HAS_TABLE_SQL, TOKEN as _TOKEN, CompiledQuery, fetch_rows, inline_values,
+                                   rows_digest, rows_table, table_digest)
 
 UTC_TS = idt.Timestamp(timezone="UTC")
 _SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
@@ -47,32 +46,15 @@ def _naive_timestamp(node: sge.Expression) -> sge.Expression:
     return node
 
 
-@dataclass(frozen=True)
-class CompiledQuery:
-    """SQL text for one warehouse with named placeholders for its parameters (times, dates, text)."""
-
-    sql: str
-    params: tuple[str, ...]
-    template: str | None = None   # DuckDB: the SQL with the parameters' tokens, to take their values inline
-
-    def inline(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """DuckDB: the SQL with time and date values written in as literals, the other values left
-        as parameters. DuckDB plans a statement before it sees its parameters, so a range given as
-        parameters can't skip the table's blocks outside it (zonemaps): a cold scan of a day read
-        every block of the columns (0.29 s against 0.015 s for 10M rows)."""
-        if self.template is None:
-            return self.sql, values
-        literal = {name: time_literal(value) for name, value in values.items()}
-        sql = _TOKEN.sub(lambda m: literal[m.group(1)] or f"${m.group(1)}", self.template)
-        return sql, {name: value for name, value in values.items() if literal[name] is None}
-
-
 class Warehouse:
     """One connection to DuckDB, PostgreSQL or MySQL/MariaDB through Ibis."""
 
-    def __init__(self, url: str, root: Path | str = "."):
+    def __init__(self, url: str, root: Path | str = ".", read_only: bool = False):
+        """`read_only`: an embedded DuckDB file is opened read-only, so several readers run at once
+        (and a write fails); a server warehouse is opened as usual."""
         self.url = url
-        self.backend, self.dialect = open_backend(url, Path(root))
+        self.read_only = read_only
+        self.backend, self.dialect = open_backend(url, Path(root), read_only=read_only)
         self._local = threading.local()
         self._lock = threading.RLock()
         self._tables: dict[str, Any] = {}

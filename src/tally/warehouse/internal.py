@@ -68,3 +68,11 @@ def write_state(tx: Transaction, key: str, value: str | None) -> None:
                f"= {marker}", [key])
     if value is not None:
         insert_rows(tx, "_tally_state", [{"key": key, "value": value, "updated_at": now()}])
+
+
+def read_all_state(warehouse) -> dict[str, tuple[str | None, Any]]:
+    """Every state key as {key: (value, updated_at)}: a few rows (one per source, table, rollup)."""
+    from tally.warehouse.rawsql import CompiledQuery
+
+    rows = warehouse.run(CompiledQuery(sql="SELECT * FROM _tally_state", params=())).to_pylist()
+    return {row["key"]: (row["value"], row["updated_at"]) for row in rows}

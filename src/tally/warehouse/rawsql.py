@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,26 @@ def inline_values(template: str, values: dict[str, Any]) -> tuple[str, dict[str,
         return TOKEN.sub(r"$\1", template), values
 
 
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL text for one warehouse with named placeholders for its parameters (times, dates, text)."""
+
+    sql: str
+    params: tuple[str, ...]
+    template: str | None = None   # DuckDB: the SQL with the parameters' tokens, to take their values inline
+
+    def inline(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """DuckDB: the SQL with time and date values written in as literals, the other values left
+        as parameters. DuckDB plans a statement before it sees its parameters, so a range given as
+        parameters can't skip the table's blocks outside it (zonemaps): a cold scan of a day read
+        every block of the columns (0.29 s against 0.015 s for 10M rows)."""
+        if self.template is None:
+            return self.sql, values
+        literal = {name: time_literal(value) for name, value in values.items()}
+        sql = TOKEN.sub(lambda m: literal[m.group(1)] or f"${m.group(1)}", self.template)
+        return sql, {name: value for name, value in values.items() if literal[name] is None}
+
+
 class RawConnection:
     """One driver connection (DuckDB read-only) with the session in UTC, as Ibis would set it up."""
 
@@ -102,6 +123,14 @@ class RawConnection:
             return table_digest(self.con.execute(sql, values or None).to_arrow_table())
         return rows_digest(*fetch_rows(self.con, self.dialect.name, sql, values or {}))
 
+    def run(self, query, values: dict[str, Any] | None = None) -> Rows:
+        """A query Tally wrote (a CompiledQuery) as rows, like `Warehouse.run` (`.to_pylist()`)."""
+        if self.dialect.name == "duckdb":
+            sql, values = inline_values(query.template, values or {}) if query.template else (query.sql, {})
+            cursor = self.con.execute(sql, values or None)
+            return Rows([col[0] for col in cursor.description], cursor.fetchall())
+        return Rows(*fetch_rows(self.con, self.dialect.name, query.sql, values or {}))
+
     def has_table(self, name: str) -> bool:
         if self.dialect.name == "duckdb":   # the name written in: see Warehouse._recorded
             sql = HAS_TABLE_SQL["duckdb"].replace("?", duckdb_literal(name))
@@ -116,6 +145,17 @@ class RawConnection:
 
     def close(self) -> None:
         self.con.close()
+
+
+class Rows:
+    """Rows straight from the driver: Arrow would turn zoned times back into Python through pandas."""
+
+    def __init__(self, names: list[str], rows: list[tuple]):
+        self.column_names, self.rows = names, rows
+        self.num_rows = len(rows)
+
+    def to_pylist(self) -> list[dict]:
+        return [dict(zip(self.column_names, row)) for row in self.rows]
 
 
 def schema_sql(dialect_name: str) -> str:
