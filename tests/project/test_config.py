@@ -105,7 +105,7 @@ def test_init_output_loads(tmp_path, monkeypatch):
     path = write_starter(tmp_path / "my shop")
     loaded = load_config(path.parent)
     assert loaded.config.name == "my-shop"
-    assert set(loaded.config.metrics) == {"aov"}
+    assert set(loaded.config.metrics) == {"aov", "net_revenue"}
     assert "production" in loaded.config.profiles
 
 
