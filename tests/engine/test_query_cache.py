@@ -184,3 +184,37 @@ def test_cli_query_replays_without_ibis(tmp_path):
     assert [r.returncode for r in runs] == [0, 0]
     assert runs[0].stdout == runs[1].stdout and json.loads(runs[1].stdout)
     assert [r.stderr.strip() for r in runs] == ["True", "False"]
+
+
+def test_footer_meta_from_the_driver_equals_the_warehouses(example):
+    """After a replay the footer's reads of Tally's tables go through the driver alone: same meta."""
+    from tally.delivery import provenance
+
+    folder, url = example
+    query = dict(QUERIES[1])
+    metrics = query.pop("metrics")
+    answer(folder, url, {"metrics": metrics, **query})
+    described = []
+    for cache in (True, False):
+        project = Project.load(folder, warehouse=url)
+        project.query_cache = cache
+        try:
+            result = project.query_result(metrics, **query)
+            assert ("warehouse" in project.__dict__) is not cache   # replayed: the warehouse never opened
+            described.append(provenance.describe(project, metrics, result))
+            assert ("warehouse" in project.__dict__) is not cache
+        finally:
+            project.close()
+    assert described[0] == described[1] and described[0]["models"]["orders"]["max_time"]
+
+
+def test_changed_table_schema_answers_anew(example):
+    folder, url = example
+    query = QUERIES[3]
+    answer(folder, url, query)
+    project = Project.load(folder, warehouse=url)
+    project.warehouse.execute_sql("ALTER TABLE order_refunds ADD COLUMN note VARCHAR(10)")
+    project.close()
+    result, replayed = answer(folder, url, query)
+    plain, _ = answer(folder, url, query, cache=False)
+    assert not replayed and same(result, plain)

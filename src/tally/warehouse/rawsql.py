@@ -14,7 +14,8 @@ from typing import Any
 from tally.warehouse.connect import dialect_of, duckdb_path, duckdb_settings, server_credentials
 
 # the stored tables' columns and types: a changed schema can change the SQL Tally would compile
-SCHEMA_SQL = ("SELECT table_name, column_name, data_type, ordinal_position FROM information_schema.columns "
+SCHEMA_SQL = ("SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, datetime_precision, "
+              "character_maximum_length, is_nullable, ordinal_position FROM information_schema.columns "
               "WHERE table_schema = {schema} ORDER BY table_name, ordinal_position")
 CURRENT_SCHEMA = {"duckdb": "current_schema() AND table_catalog = current_database()",
                   "postgres": "current_schema()", "mysql": "DATABASE()"}
