@@ -437,8 +437,11 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    # pydantic looks for plugins in every installed package's metadata (~20 ms); Tally's config needs none
+    # Start-up (see `python -m bench cli`): pydantic looks for plugins in every installed package's
+    # metadata (~20 ms), and numpy (loaded by pyarrow) starts a BLAS thread per core (~50 ms). The
+    # config needs no plugin, no command does linear algebra.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app(args=hoist_global_options(sys.argv[1:]), prog_name="tally")
 
 
