@@ -218,3 +218,21 @@ def test_changed_table_schema_answers_anew(example):
     result, replayed = answer(folder, url, query)
     plain, _ = answer(folder, url, query, cache=False)
     assert not replayed and same(result, plain)
+
+
+def test_the_driver_connection_only_reads(example):
+    """A replay runs SQL from a file in the project folder: its connection refuses writes."""
+    from tally.warehouse.rawsql import RawConnection
+
+    folder, url = example
+    con = RawConnection(url, folder)
+    try:
+        with pytest.raises(Exception):
+            con.execute("CREATE TABLE forged (x INTEGER)")
+    finally:
+        con.close()
+    project = Project.load(folder, warehouse=url)
+    try:
+        assert not project.warehouse.has_table("forged")
+    finally:
+        project.close()

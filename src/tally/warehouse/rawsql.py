@@ -25,6 +25,8 @@ HAS_TABLE_SQL = {"duckdb": "SELECT count(*) FROM information_schema.tables WHERE
                              "AND table_schema = current_schema()",
                  "mysql": "SELECT count(*) FROM information_schema.tables WHERE table_name = %s "
                           "AND table_schema = DATABASE()"}
+READ_ONLY_SESSION = {"postgres": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                     "mysql": "SET SESSION TRANSACTION READ ONLY"}   # DuckDB: the file opened read-only
 MAX_DIGEST_ROWS = 100_000   # a bigger read costs more to digest than a replay saves
 TOKEN = re.compile(r"__tally_param_([a-z_0-9]+)__")   # a parameter in a DuckDB query's template
 
@@ -82,7 +84,7 @@ class CompiledQuery:
 
 
 class RawConnection:
-    """One driver connection (DuckDB read-only) with the session in UTC, as Ibis would set it up."""
+    """One read-only driver connection with the session in UTC, as Ibis would set it up."""
 
     def __init__(self, url: str, root: Path):
         self.dialect = dialect_of(url)
@@ -107,6 +109,8 @@ class RawConnection:
             creds["host"] = "127.0.0.1" if creds["host"] == "localhost" else creds["host"]
             self.con = MySQLdb.connect(autocommit=True, **creds)
         self.execute(self.dialect.session_utc)
+        if name in READ_ONLY_SESSION:   # it only reads: a damaged or forged cache file can't write
+            self.execute(READ_ONLY_SESSION[name])
 
     def execute(self, sql: str) -> None:
         if self.dialect.name == "duckdb":
