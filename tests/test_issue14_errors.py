@@ -58,3 +58,44 @@ def test_limit_on_a_total_keeps_the_one_row(ecommerce):
 def test_cli_limit_without_order(shop_dir):
     result = ok("-p", shop_dir, "query", "revenue", "--limit", "5", "--format", "json")
     assert result.stdout.count("revenue") == 1 and result.stderr == ""
+
+
+# -- 2. a wrong time: / updated: column ---------------------------------------------------------
+
+def _broken_copy(project, tmp_path, old: str, new: str):
+    from tally import Project
+
+    text = (project.root / "tally.yml").read_text()
+    assert old in text
+    (tmp_path / "tally.yml").write_text(text.replace(old, new, 1))
+    return Project.load(tmp_path, warehouse=project.warehouse_url)
+
+
+@pytest.mark.parametrize("old, new, role", [("time: ordered_at", "time: orderd_at", "time"),
+                                            ("updated: updated_at", "updated: updatd_at", "updated")])
+def test_wrong_model_column_is_one_config_error(ecommerce, tmp_path, old, new, role):
+    from tally.errors import ConfigError
+    from tally.rollups import build
+
+    project, _ = ecommerce
+    broken = _broken_copy(project, tmp_path, old, new)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            if role == "time":
+                broken.query(["revenue"], grain="day", start=START, end=END)
+            else:
+                build(broken, ["shop_reports"])
+    finally:
+        broken.close()
+    message = caught.value.message
+    wrong, right = new.split(": ")[1], old.split(": ")[1]
+    assert f"model 'orders': {role} column '{wrong}' is not a column" in message
+    assert f"did you mean '{right}'?" in message and "columns: order_id, line_no" in message
+    assert "\n" not in message
+
+
+def test_cli_wrong_time_column(shop_dir, tmp_path):
+    text = (shop_dir / "tally.yml").read_text().replace("time: ordered_at", "time: ordered", 1)
+    (tmp_path / "tally.yml").write_text(text.replace("duckdb:///warehouse.duckdb", f"duckdb:///{shop_dir}/warehouse.duckdb"))
+    line = refused("-p", tmp_path, "query", "revenue", "--grain", "month")
+    assert "time column 'ordered' is not a column of its table (did you mean 'ordered_at'?)" in line

@@ -229,7 +229,7 @@ class Engine:
         """A DATE time column is placed at 12:00 UTC: refuse a zone where that is another date."""
         for ref in self.catalog.base_measures(spec.metrics):
             model = self.catalog.model(ref.model)
-            if model.time and is_date(self.warehouse.table(model.table), model.time):
+            if model.time and is_date(self.warehouse.table(model.table), model.time, ref.model):
                 first, changes = offset_segments(spec.timezone, start, end)
                 if any(abs(offset) >= DATE_HOUR * 3600 for offset in (first, *[off for _, off in changes])):
                     raise QueryError(f"model {ref.model!r}: its time column {model.time!r} is a DATE, counted at "
