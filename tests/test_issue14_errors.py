@@ -99,3 +99,54 @@ def test_cli_wrong_time_column(shop_dir, tmp_path):
     (tmp_path / "tally.yml").write_text(text.replace("duckdb:///warehouse.duckdb", f"duckdb:///{shop_dir}/warehouse.duckdb"))
     line = refused("-p", tmp_path, "query", "revenue", "--grain", "month")
     assert "time column 'ordered' is not a column of its table (did you mean 'ordered_at'?)" in line
+
+
+# -- 3. dates out of range; rollup build's --from/--to read as query's ------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["--from", "0001-01-01"], ["--to", "9999-12-31"], ["--from", "0999-12-31T23:00"],
+    ["--from", "0001-01-01", "--to", "0002-01-01", "--compare", "previous_year"],
+    ["--from", "9998-01-01", "--to", "9999-12-31", "--grain", "year"],
+])
+def test_query_dates_out_of_range(shop_dir, args):
+    line = refused("-p", shop_dir, "query", "revenue", *args)
+    assert "is out of range (supported dates are 1000-01-01 to 9000-01-01)" in line
+
+
+@pytest.mark.parametrize("compare", ["previous_year", "previous_period"])
+def test_comparison_before_the_first_date(shop_dir, compare):
+    line = refused("-p", shop_dir, "query", "revenue", "--from", "1000-01-01", "--to", "1000-06-01",
+                   "--compare", compare)
+    assert f"--compare {compare}: the range compared with would start before 1000-01-01" in line
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--from", "0001-01-01"], "--from '0001-01-01' is out of range (supported dates are 1000-01-01 to 9000-01-01)"),
+    (["--to", "9999-12-31"], "--to '9999-12-31' is out of range"),
+    (["--from", "garbage"], "--from 'garbage' is not a date (YYYY-MM-DD)"),
+    (["--from", "2026-13-01"], "--from '2026-13-01' is not a date"),
+    (["--to", "2026-05-01T10:00"], "--to '2026-05-01T10:00' is not a date (YYYY-MM-DD)"),
+    (["--from", "2026-05-01", "--to", "2026-01-01"], "--from 2026-05-01 must be before --to 2026-01-01"),
+    (["--from", "2026-05-01", "--to", "2026-05-01"], "must be before"),
+])
+def test_rollup_build_range_refused(shop_dir, args, reason):
+    line = refused("-p", shop_dir, "rollup", "build", *args)
+    assert reason in line
+
+
+def test_edge_dates_in_range_answer(ecommerce):
+    from tally.errors import QueryError
+    from tally.rollups import build
+
+    project, _ = ecommerce
+    for start, end in (("1000-01-01", "1000-02-01"), ("8999-12-01", "9000-01-01")):
+        rows = project.query(["revenue", "orders"], grain="month", start=start, end=end).to_pylist()
+        assert [(r["revenue"], r["orders"]) for r in rows] == [(0, 0)]
+    import datetime as dt
+
+    with pytest.raises(QueryError, match="supported dates"):
+        project.query(["revenue"], start=dt.date(1, 1, 1))
+    with pytest.raises(QueryError, match="supported dates"):
+        project.query(["revenue"], grain="year", end=dt.datetime(9999, 12, 31, 23))
+    with pytest.raises(QueryError, match="must be before"):
+        build(project, ["shop_reports"], start="2026-05-01", end="2026-04-01")

@@ -155,7 +155,7 @@ def ingest(
     project = load_project()
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(source: str, fraction, note: str) -> None:
@@ -216,7 +216,7 @@ def rollup_build(
     project = load_project()
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(name: str, fraction, note: str) -> None:

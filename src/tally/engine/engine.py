@@ -17,7 +17,8 @@ from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bound
                               distinct_keys_part, split_keys_expr)
 from tally.engine.spec import QuerySpec
 from tally.engine.timecol import DATE_HOUR, is_date
-from tally.engine.timegrid import as_utc, offset_segments, period_labels, period_pairs, previous_range, shift_local
+from tally.engine.timegrid import (SUPPORTED, as_utc, in_supported_range, offset_segments, period_labels, period_pairs,
+                                  previous_range, shift_local)
 from tally.errors import QueryError
 from tally.project.schema import ProjectConfig
 from tally.warehouse import CompiledQuery, Warehouse
@@ -268,6 +269,9 @@ class Engine:
         if not lows:
             today = dt.datetime.now(UTC)
             return today, today
+        if not in_supported_range(min(lows), max(highs)):
+            raise QueryError(f"the data runs from {min(lows):%Y-%m-%d} to {max(highs):%Y-%m-%d}, out of range "
+                             f"({SUPPORTED}): give --from and --to")
         return min(lows), max(highs)
 
 
