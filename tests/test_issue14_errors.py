@@ -150,3 +150,53 @@ def test_edge_dates_in_range_answer(ecommerce):
         project.query(["revenue"], grain="year", end=dt.datetime(9999, 12, 31, 23))
     with pytest.raises(QueryError, match="must be before"):
         build(project, ["shop_reports"], start="2026-05-01", end="2026-04-01")
+
+
+# -- 4. the Lambda handler -----------------------------------------------------------------------
+
+LAMBDA_EVENT = {"environment": "development", "statisticsType": "financial",
+                "dateRange": {"start": "2024-01-01", "end": "2024-01-31"}}
+
+
+@pytest.mark.parametrize("event, message", [
+    ("[" * 100_000, "event: JSON nested too deeply to read"),
+    ({"httpMethod": "POST", "body": "[" * 100_000}, "body: JSON nested too deeply to read"),
+    ({**LAMBDA_EVENT, "dateRange": {"start": "2024-01-01", "end": "9999-12-31"}},
+     "dateRange.end: 9999-12-31 is out of range (an event's days run from 1000-01-01 to 8999-12-31)"),
+    ({**LAMBDA_EVENT, "dateRange": {"start": "0001-01-01", "end": "2024-01-31"}},
+     "dateRange.start: 0001-01-01 is out of range"),
+    ({**LAMBDA_EVENT, "dateRange": {"start": "2024-01-01", "end": "8999-12-31"}}, None),
+])
+def test_lambda_bad_events_are_a_fast_400(event, message, tmp_path, monkeypatch, capsys):
+    import json
+    import time
+
+    from tally.aws import lambda_handler
+
+    monkeypatch.setenv("TALLY_PROJECT", str(tmp_path))   # no project: a good event gets past the checks only
+    clock = time.perf_counter()
+    answer = lambda_handler(event, None)
+    assert time.perf_counter() - clock < 2
+    body = answer["body"] if isinstance(answer["body"], dict) else json.loads(answer["body"])
+    if message is None:   # 8999-12-31 is a supported day: the event is read, the missing project refused
+        assert answer["statusCode"] == 422 and body["error"]["code"] == "bad_config"
+        return
+    assert answer["statusCode"] == 400
+    assert body["error"]["code"] == "bad_event" and message in body["error"]["message"]
+    capsys.readouterr()
+
+
+def test_lambda_handler_never_raises(monkeypatch, capsys):
+    from tally import aws
+
+    def broken(*args, **kwargs):
+        raise TypeError("unforeseen")
+
+    monkeypatch.setattr(aws, "parse_event", broken)
+    answer = aws.lambda_handler(LAMBDA_EVENT, None)
+    assert answer["statusCode"] == 400
+    assert answer["body"]["error"]["message"] == "event: cannot be read (TypeError: unforeseen)"
+    monkeypatch.setattr(aws, "EventLog", broken)
+    answer = aws.lambda_handler(LAMBDA_EVENT, None)
+    assert answer["statusCode"] == 500 and answer["body"]["error"]["code"] == "internal_error"
+    capsys.readouterr()
