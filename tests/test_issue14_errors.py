@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -200,3 +202,102 @@ def test_lambda_handler_never_raises(monkeypatch, capsys):
     answer = aws.lambda_handler(LAMBDA_EVENT, None)
     assert answer["statusCode"] == 500 and answer["body"]["error"]["code"] == "internal_error"
     capsys.readouterr()
+
+
+# -- 5. the Python API raises only TallyError -------------------------------------------------------
+
+BAD_QUERIES = [
+    ((5,), {}, "metrics must be a name or a list of names"),
+    (("revenue",), {"by": 5}, "dimensions must be a name or a list of names"),
+    (("revenue",), {"by": {"shop": 1}}, "dimensions must be a name or a list of names"),
+    (("revenue",), {"start": "0001-01-01"}, "out of range"),
+    (("revenue",), {"where": 5}, "where must be text"),
+    (("revenue",), {"where": ["status = 'paid'"]}, "where must be text"),
+    (("revenue",), {"where": "status = 'a\x00'"}, "NUL character"),
+    (("revenue",), {"order_by": 5}, "order must be a text"),
+    (("revenue",), {"order_by": [("revenue",)]}, "cannot read order ('revenue',)"),
+    (("revenue",), {"order_by": [()]}, "cannot read order ()"),
+    (("revenue",), {"order_by": [7]}, "cannot read order 7"),
+    (("revenue",), {"by": "shop", "limit": True}, "limit must be a positive integer"),
+    (("revenue",), {"by": "shop", "limit": 10**30}, "limit must be a positive integer up to"),
+    (("revenue",), {"timezone": 5}, "unknown timezone 5"),
+    (("revenue",), {"timezone": ["UTC"]}, "unknown timezone ['UTC']"),
+    (("revenue",), {"fill": "no"}, "fill must be True or False"),
+    (("revenue",), {"foo": 1}, "unknown query argument(s) foo"),
+]
+
+
+@pytest.mark.parametrize("args, kwargs, reason", BAD_QUERIES, ids=[f"q{i}" for i in range(len(BAD_QUERIES))])
+def test_api_bad_query_arguments(ecommerce, args, kwargs, reason):
+    from tally.errors import InternalError, QueryError
+
+    project, _ = ecommerce
+    for method in (project.query, project.query_result):
+        with pytest.raises(QueryError) as caught:
+            method(*args, **kwargs)
+        assert reason in caught.value.message and not isinstance(caught.value, InternalError)
+
+
+def test_api_largest_limit_and_a_pair_order(ecommerce):
+    project, _ = ecommerce
+    rows = project.query(["revenue"], by="shop", order_by=[("revenue", True)], limit=2**63 - 1,
+                         start=START, end=END).to_pylist()
+    assert [r["revenue"] for r in rows] == sorted((r["revenue"] for r in rows), reverse=True) and len(rows) > 2
+
+
+@pytest.mark.parametrize("call, reason", [
+    (lambda P, p, u: P.load(5), "Project.load: path must be text"),
+    (lambda P, p, u: P.load(None), "Project.load: path must be a project folder"),
+    (lambda P, p, u: P.load(p.root, profile=5), "Project.load: profile must be text"),
+    (lambda P, p, u: P.load(p.root, warehouse=5), "Project.load: warehouse must be text"),
+    (lambda P, p, u: p.load_seeds(5), "seed names must be a name or a list of names"),
+    (lambda P, p, u: p.load_seeds(["nope"]), "unknown seed(s) nope"),
+    (lambda P, p, u: u.build(p, 5), "rollup names must be a name or a list of names"),
+    (lambda P, p, u: u.build(p, "nope"), "unknown rollup(s) nope (rollups:"),
+    (lambda P, p, u: u.build(p, start=5), "--from 5 is not a date (YYYY-MM-DD)"),
+    (lambda P, p, u: u.verify(p, 5), "rollup names must be a name or a list of names"),
+])
+def test_api_bad_arguments(ecommerce, call, reason):
+    import tally.rollups
+    from tally import Project
+    from tally.errors import InternalError, TallyError
+
+    project, _ = ecommerce
+    with pytest.raises(TallyError) as caught:
+        call(Project, project, tally.rollups)
+    assert reason in caught.value.message and not isinstance(caught.value, InternalError)
+
+
+def test_api_ingest_bad_names(shop_dir):
+    from tally import Project
+    from tally.errors import ConfigError
+    from tally.sources import ingest
+
+    project = Project.load(shop_dir)
+    try:
+        for names, reason in ((5, "source names must be a name or a list of names"),
+                              ("orders", "unknown source(s) orders (sources: none)")):
+            with pytest.raises(ConfigError, match=re.escape(reason)):
+                ingest(project, names)
+    finally:
+        project.close()
+
+
+def test_unexpected_failures_become_an_internal_error(ecommerce, monkeypatch):
+    from tally.errors import InternalError
+
+    project, _ = ecommerce
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("postgresql://u:hunter2@db/x went wrong\nsecond line")
+
+    monkeypatch.setattr(project.engine, "query", broken)
+    with pytest.raises(InternalError) as caught:
+        project.query("revenue")
+    assert caught.value.message.startswith("internal error in query_result(): ZeroDivisionError: postgresql://u:")
+    assert "hunter2" not in caught.value.message and "second line" not in caught.value.message
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+
+
+def test_cli_seed_unknown_name(shop_dir):
+    assert "unknown seed(s) nope" in refused("-p", shop_dir, "seed", "nope")

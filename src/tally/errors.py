@@ -51,3 +51,31 @@ class SourceError(TallyError):
 
     exit_code = 1
     code = "source_error"
+
+
+class InternalError(TallyError):
+    """Something failed that no check foresaw: a bug to report (the cause is chained for --debug)."""
+
+    exit_code = 1
+    code = "internal_error"
+
+
+def api_boundary(fn):
+    """Let only TallyError out of a public API function: anything else becomes an InternalError
+    naming its type and first line (secrets redacted), chained to the original."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TallyError:
+            raise
+        except Exception as exc:
+            from tally.redaction import redact_text
+
+            lines = str(exc).strip().splitlines()
+            first = redact_text(lines[0] if lines else "(no message)")
+            raise InternalError(f"internal error in {fn.__name__}(): {type(exc).__name__}: {first} "
+                                "(a bug in Tally: please report it; --debug shows where)") from exc
+    return wrapper
