@@ -301,3 +301,14 @@ def test_unexpected_failures_become_an_internal_error(ecommerce, monkeypatch):
 
 def test_cli_seed_unknown_name(shop_dir):
     assert "unknown seed(s) nope" in refused("-p", shop_dir, "seed", "nope")
+
+
+def test_cli_unexpected_failure_is_one_line(shop_dir, monkeypatch):
+    import tally.cli
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(tally.cli, "print_rows", broken)
+    line = refused("-p", shop_dir, "query", "revenue", code=1)
+    assert line.startswith("error: internal error in tally query: KeyError: 'boom' (a bug in Tally")

@@ -72,10 +72,15 @@ def api_boundary(fn):
         except TallyError:
             raise
         except Exception as exc:
-            from tally.redaction import redact_text
-
-            lines = str(exc).strip().splitlines()
-            first = redact_text(lines[0] if lines else "(no message)")
-            raise InternalError(f"internal error in {fn.__name__}(): {type(exc).__name__}: {first} "
-                                "(a bug in Tally: please report it; --debug shows where)") from exc
+            raise internal_error(exc, f"{fn.__name__}()") from exc
     return wrapper
+
+
+def internal_error(exc: Exception, where: str) -> InternalError:
+    """An InternalError for `exc`: its type and first line, secrets redacted."""
+    from tally.redaction import redact_text
+
+    lines = str(exc).strip().splitlines()
+    first = redact_text(lines[0] if lines else "(no message)")
+    return InternalError(f"internal error in {where}: {type(exc).__name__}: {first} "
+                         "(a bug in Tally: please report it; --debug shows where)")
