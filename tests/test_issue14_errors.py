@@ -312,3 +312,12 @@ def test_cli_unexpected_failure_is_one_line(shop_dir, monkeypatch):
     monkeypatch.setattr(tally.cli, "print_rows", broken)
     line = refused("-p", shop_dir, "query", "revenue", code=1)
     assert line.startswith("error: internal error in tally query: KeyError: 'boom' (a bug in Tally")
+
+
+# -- found by tests/test_fuzz_cli.py ---------------------------------------------------------------
+
+@pytest.mark.parametrize("order", [["-revenue", "-revenue"], ["revenue", "revenue desc"], ["period,-period"]])
+def test_repeated_order_key(shop_dir, order):
+    args = [a for name in order for a in ("--order", name)]
+    line = refused("-p", shop_dir, "query", "revenue", "--grain", "month", *args)
+    assert "is repeated in --order (sort by each name once)" in line

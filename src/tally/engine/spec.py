@@ -118,4 +118,7 @@ def _order(values) -> tuple[tuple[str, bool], ...]:
             elif len(words) > 1:
                 raise QueryError(f"cannot read order {part.strip()!r} (write `-revenue` or `revenue desc`)")
             order.append((name, desc))
+    repeated = sorted({name for name, _ in order if [n for n, _ in order].count(name) > 1})
+    if repeated:
+        raise QueryError(f"{', '.join(map(repr, repeated))} is repeated in --order (sort by each name once)")
     return tuple(order)
