@@ -321,3 +321,20 @@ def test_repeated_order_key(shop_dir, order):
     args = [a for name in order for a in ("--order", name)]
     line = refused("-p", shop_dir, "query", "revenue", "--grain", "month", *args)
     assert "is repeated in --order (sort by each name once)" in line
+
+
+def test_file_system_failures_are_a_file_error(monkeypatch, tmp_path):
+    import tally.project.api
+    from tally import Project
+    from tally.errors import FileError
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/srv/shop/tally.yml")
+
+    monkeypatch.setattr(tally.project.api, "load_config", denied)
+    with pytest.raises(FileError, match=r"^load\(\): Permission denied: /srv/shop/tally.yml$"):
+        Project.load(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = refused("init", blocker / "project", code=1)
+    assert "internal error" not in line and "Not a directory" in line

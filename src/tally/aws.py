@@ -40,7 +40,7 @@ EVENT_KEYS = ("environment", "statisticsType", "dateRange")
 RANGE_KEYS = ("start", "end")
 # HTTP status per error code: the caller's mistake, a request Tally can't serve, a warehouse to retry.
 STATUS = {"bad_event": 400, "bad_config": 422, "bad_query": 422, "bad_expression": 422,
-          "warehouse_error": 503, "source_error": 502, "internal_error": 500}
+          "warehouse_error": 503, "source_error": 502, "file_error": 500, "internal_error": 500}
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 LOGGER = logging.getLogger("tally.aws")
 

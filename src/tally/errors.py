@@ -53,6 +53,13 @@ class SourceError(TallyError):
     code = "source_error"
 
 
+class FileError(TallyError):
+    """A file or folder can't be read or written (missing folder, permissions, disk full)."""
+
+    exit_code = 1
+    code = "file_error"
+
+
 class InternalError(TallyError):
     """Something failed that no check foresaw: a bug to report (the cause is chained for --debug)."""
 
@@ -76,10 +83,14 @@ def api_boundary(fn):
     return wrapper
 
 
-def internal_error(exc: Exception, where: str) -> InternalError:
-    """An InternalError for `exc`: its type and first line, secrets redacted."""
+def internal_error(exc: Exception, where: str) -> TallyError:
+    """A FileError for an OSError (the machine's state, not a bug), else an InternalError: the
+    exception's type and first line, secrets redacted."""
     from tally.redaction import redact_text
 
+    if isinstance(exc, OSError) and exc.strerror:
+        path = f": {exc.filename}" if exc.filename else ""
+        return FileError(redact_text(f"{where}: {exc.strerror}{path}"))
     lines = str(exc).strip().splitlines()
     first = redact_text(lines[0] if lines else "(no message)")
     return InternalError(f"internal error in {where}: {type(exc).__name__}: {first} "
