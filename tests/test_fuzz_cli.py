@@ -51,7 +51,7 @@ dates = mostly(st.one_of(st.none(), st.none(), days.map(str), days.map(lambda d:
                          days.map(lambda d: f"{d} 23:00+05:30")),
                st.sampled_from(["0001-01-01", "9999-12-31", "0999-12-31T23:00", "9000-01-02", "2026-02-30",
                                 "2026-13-01", "yesterday", "", "2026-1-1", "20260101", "2026-03-01T25:00"]))
-grains = mostly(st.sampled_from([None, None, "day", "week", "month", "quarter", "year", "Month"]),
+grains = mostly(st.sampled_from([None, None, "hour", "day", "week", "month", "quarter", "year", "Month"]),
                 st.sampled_from(["fortnight", "", "hours"]))
 zones = mostly(st.sampled_from([None, "UTC", "Europe/Istanbul", "America/New_York", "Asia/Kolkata",
                                 "Pacific/Kiritimati", "Pacific/Pago_Pago", "Australia/Lord_Howe"]),
