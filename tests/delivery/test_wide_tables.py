@@ -77,3 +77,15 @@ def test_points_and_formats_unit():
     assert tabular.cell_text("margin_change", -0.005, {"margin": "percent"}, "$") == "-0.5 pp"
     assert tabular.cell_text("margin_change_pct", 12.0, {"margin": "percent"}, "$") == ""
     assert tabular.cell_text("revenue_change_pct", 12.0, {"revenue": "money"}, "$") == "+12.0%"
+
+
+def test_headers_are_not_folded_letter_by_letter(shop_dir):
+    """Once: at 80 columns two compared metrics by a breakdown folded their headers one letter per line;
+    splitting the metrics over two tables keeps each header's words whole."""
+    text = run(shop_dir, "query", "revenue", "orders", "--by", "shop", "--compare", "previous_period", "--grain",
+               "month", "--from", "2026-07-01", "--to", "2026-10-01", columns=80)
+    for line in text.splitlines():
+        if line.startswith("┃"):
+            cells = [cell.strip() for cell in line.strip("┃").split("┃")]
+            assert all(len(cell) != 1 or cell in "%" for cell in cells), text
+    assert text.count("┏") == 2   # revenue's columns, then orders'
