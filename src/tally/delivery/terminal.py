@@ -103,11 +103,23 @@ def _show_table(console, headers, rows, numeric, widths, title) -> None:
     view = Table(title=title or None, title_justify="left")
     for index, header in enumerate(headers):
         fixed = widths[index] if widths is not True else None
-        view.add_column(header, justify="right" if numeric[index] else "left", width=fixed,
+        view.add_column(wrap_header(header, fixed) if fixed else header, justify="right" if numeric[index] else "left", width=fixed,
                         overflow="fold")   # the widths hold every number: only labels and headers wrap
     for row in rows:
         view.add_row(*[Text(cell) for cell in row])
     console.print(view)
+
+
+def wrap_header(header: str, width: int) -> str:
+    """A header in lines of at most `width`, broken after a space or an underscore where it can be."""
+    lines, line = [], ""
+    for word in re.findall(r"[^\s_]*[_\s]*", header):
+        if line and len(line.rstrip()) + len(word.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += word
+    lines.append(line.rstrip())
+    return "\n".join(part for part in lines if part)
 
 
 def fit_widths(headers: list[str], rows: list[list[str]], numeric: list[bool], width: int, words: bool = True):
