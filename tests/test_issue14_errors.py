@@ -304,12 +304,12 @@ def test_cli_seed_unknown_name(shop_dir):
 
 
 def test_cli_unexpected_failure_is_one_line(shop_dir, monkeypatch):
-    import tally.cli
+    import tally.delivery.answer
 
     def broken(*args, **kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(tally.cli, "print_rows", broken)
+    monkeypatch.setattr(tally.delivery.answer, "run_query", broken)
     line = refused("-p", shop_dir, "query", "revenue", code=1)
     assert line.startswith("error: internal error in tally query: KeyError: 'boom' (a bug in Tally")
 

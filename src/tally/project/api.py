@@ -18,6 +18,7 @@ class Project:
 
     def __init__(self, loaded: LoadedConfig, warehouse_url: str | None = None, use_rollups: bool = True):
         self.use_rollups = use_rollups  # answer from fresh rollups when they hold the exact numbers
+        self.read_only = False   # set before the first query: open an embedded DuckDB read-only
         self.loaded = loaded
         self.config = loaded.config
         self.root = loaded.root
@@ -42,7 +43,7 @@ class Project:
     def warehouse(self):
         from tally.warehouse import Warehouse
 
-        return Warehouse(self.warehouse_url, self.root)
+        return Warehouse(self.warehouse_url, self.root, read_only=self.read_only)
 
     @cached_property
     def engine(self):

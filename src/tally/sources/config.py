@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tally.errors import ExpressionError
 from tally.project.expr import parse_row_expr
+from tally.sources.regex import regex_problem
 from tally.warehouse.types import arrow_type
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)$")
@@ -40,12 +43,13 @@ class Check(BaseModel):
                 parse_row_expr(self.expression)
             except ExpressionError as exc:
                 raise ValueError(exc.message) from None
-        if self.regex:
-            for column, pattern in self.regex.items():
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"regex for {column!r} is invalid: {exc}") from None
+        for column, pattern in (self.regex or {}).items():
+            problem = regex_problem(pattern)
+            if problem:
+                raise ValueError(f"regex for {column!r} {problem}")
+        for column, bound in {**(self.min or {}), **(self.max or {})}.items():
+            if not math.isfinite(bound):   # NaN compares false with everything: the check would pass every row
+                raise ValueError(f"{self.rule} for {column!r} must be a finite number, not {bound}")
         if self.exists_in:
             for column, target in self.exists_in.items():
                 if target.count(".") != 1:
@@ -87,6 +91,25 @@ class SourceConfig(BaseModel):
                 arrow_type(kind)
             except Exception as exc:
                 raise ValueError(f"column {column!r}: {getattr(exc, 'reason', exc)}") from None
+        return value
+
+    @field_validator("data_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Istanbul)") from None
+        return value
+
+    @field_validator("rename")
+    @classmethod
+    def _one_name_each(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for source, target in value.items():
+            if target in seen:   # one of the two columns would be silently dropped
+                raise ValueError(f"{seen[target]!r} and {source!r} are both renamed to {target!r}")
+            seen[target] = source
         return value
 
     @field_validator("schedule")

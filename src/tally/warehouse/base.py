@@ -79,9 +79,12 @@ class CompiledQuery:
 class Warehouse:
     """One connection to DuckDB, PostgreSQL or MySQL/MariaDB through Ibis."""
 
-    def __init__(self, url: str, root: Path | str = "."):
+    def __init__(self, url: str, root: Path | str = ".", read_only: bool = False):
+        """`read_only`: an embedded DuckDB file is opened read-only, so several readers run at once
+        (and a write fails); a server warehouse is opened as usual."""
         self.url = url
-        self.backend, self.dialect = open_backend(url, Path(root))
+        self.read_only = read_only
+        self.backend, self.dialect = open_backend(url, Path(root), read_only=read_only)
         self._local = threading.local()
         self._lock = threading.RLock()
         self._tables: dict[str, Any] = {}
