@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tally.engine.timegrid import Grain, parse_grain, parse_local
-from tally.errors import QueryError
+from tally.errors import ExpressionError, QueryError
 from tally.project.expr import parse_row_expr
 
 COMPARISONS = ("previous_period", "previous_year")
@@ -49,7 +49,10 @@ class QuerySpec:
         if where is not None and not str(where).strip():
             where = None
         if where is not None:
-            parse_row_expr(str(where))
+            try:
+                parse_row_expr(str(where))
+            except ExpressionError as exc:
+                raise ExpressionError(f"--where: {exc.message}") from None
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise QueryError(f"limit must be a positive integer, not {limit!r}")
         by = _names(by, "dimension")
