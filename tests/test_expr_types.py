@@ -111,6 +111,7 @@ REFUSED_WHERE = [   # --where text, what the one line says (shop: int64, status:
     ("shop = 99999999999999999999999999999999999999999", "past the largest whole number"),
     ("status = 'paid", "--where: cannot parse \"status = 'paid\": a ' quote is not closed"),
     ("status = 'paid' or status = \"paid", "a \" quote is not closed"),
+    ("-> 1e5", "--where: cannot parse '-> 1e5': it is not a valid expression"),
     (DEEP, "the expression nests deeper than 32 levels"),
     ("not " * 300 + "enabled", "the expression nests deeper than 32 levels"),
     (" + ".join(["shop"] * 40) + " > 1", "the expression nests deeper than 32 levels"),
@@ -264,6 +265,13 @@ def test_declared_types_accept_valid_expressions(tmp_path):
 def test_order_by_something_not_queried_says_to_add_it(typed, order, message):
     directory, _ = typed
     assert message in _one_line(_cli("-p", directory, "query", "rows", "--by", "shop", "--order", order))
+
+
+def test_by_a_column_that_is_no_dimension_says_how_to_declare_it(typed):
+    directory, _ = typed
+    line = _one_line(_cli("-p", directory, "query", "rows", "--by", "amount"))
+    assert ("--by: 'amount' is a column of table 'j1_typed' but not a dimension of model 'orders'; to filter or "
+            "group by it, declare it in tally.yml: `models: {orders: {dimensions: {amount: amount}}}`") in line
 
 
 def test_errors_are_tally_errors():

@@ -29,8 +29,22 @@ def check_query(engine, spec) -> None:
     except TypeClash as clash:
         locate = getattr(engine, "locate", None)
         raise (locate(clash.message, *clash.path) if locate else ConfigError(clash.message)) from None
+    for name in spec.by:
+        _not_a_dimension(engine, models, name, "--by")
     if spec.where:
         _check_where(engine, spec.where, models, kinds)
+
+
+def _not_a_dimension(engine, models: list[str], name: str, option: str) -> None:
+    """A column of a model's table that is no dimension: say how to declare it."""
+    for model_name in models:
+        model = engine.catalog.model(model_name)
+        if name in model.dimensions or "." in name:
+            continue
+        if name in engine.warehouse.table(model.table).columns:
+            raise QueryError(f"{option}: {name!r} is a column of table {model.table!r} but not a dimension of "
+                             f"model {model_name!r}; to filter or group by it, declare it in tally.yml: "
+                             f"`models: {{{model_name}: {{dimensions: {{{name}: {name}}}}}}}`")
 
 
 def _check_where(engine, text: str, models: list[str], kinds: dict) -> None:
@@ -44,11 +58,7 @@ def _check_where(engine, text: str, models: list[str], kinds: dict) -> None:
             if column.this.args.get("quoted") and not column.table:
                 raise QueryError(f"--where: \"{name}\" in double quotes is a name, and no dimension is called so; "
                                  f"text values take single quotes: '{name}'")
-            columns = engine.warehouse.table(model.table).columns if "." not in name else ()
-            if name in columns:
-                raise QueryError(f"--where: {name!r} is a column of table {model.table!r} but not a dimension of "
-                                 f"model {model_name!r}; to filter or group by it, declare it in tally.yml: "
-                                 f"`models: {{{model_name}: {{dimensions: {{{name}: {name}}}}}}}`")
+            _not_a_dimension(engine, [model_name], name, "--where")
         try:
             check_where(text, lambda dim, k=kinds.get(model_name, {}): k.get(dim, ANY))
         except ExpressionError as exc:

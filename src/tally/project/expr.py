@@ -162,6 +162,8 @@ def _parse(text: str, kind: str) -> Expr:
         raise ExpressionError(f"cannot parse {_short(text)}: {_parse_problem(exc)}") from None
     except RecursionError:   # nesting the token count does not see (`not not not ... x`)
         raise too_deep(text) from None
+    except (sqlglot.errors.SqlglotError, ValueError):   # sqlglot reads `-> 1e5` as a JSON path and fails
+        raise ExpressionError(f"cannot parse {_short(text)}: it is not a valid expression") from None
     if _depth(tree) > MAX_DEPTH:
         raise too_deep(text)
     for node in tree.walk():

@@ -130,7 +130,8 @@ class Checker:
             return BOOLEAN
         if isinstance(node, exp.Is):
             if isinstance(node.expression, exp.Boolean):
-                self.condition(node.this, lambda: f"{_sql(node)}: IS {node.expression.sql().upper()} takes a true/false condition")
+                self.condition(node.this, lambda: f"{_sql(node)}: IS {node.expression.sql().upper()} takes a "
+                                                  "true/false condition")
             else:
                 self.kind(node.this)
             return BOOLEAN
@@ -309,9 +310,9 @@ def check_measures(config, name: str, tables: Tables, only=None) -> dict[str, st
                              lambda m=measure: checker.kind(_parse(m.value)))
             wanted = AGGREGATE_KINDS.get(measure.aggregation)
             if wanted and value_kind not in wanted + (NULL, ANY):
-                raise TypeClash((*where, measure.aggregation),
-                                f"{label}: {measure.aggregation} takes {'numbers' if measure.aggregation in ('sum', 'avg') else 'numbers, text or dates'}, "
-                                f"and {measure.value!r} is {_word(value_kind)}")
+                takes = "numbers" if measure.aggregation in ("sum", "avg") else "numbers, text or dates"
+                raise TypeClash((*where, measure.aggregation), f"{label}: {measure.aggregation} takes {takes}, "
+                                                               f"and {measure.value!r} is {_word(value_kind)}")
         if measure.where is not None:
             _at((*where, "where"), f"{label} (where: {measure.where!r})",
                 lambda m=measure: checker.condition(_parse(m.where), integers=True))
