@@ -126,7 +126,8 @@ def test_describe_a_model(shop):
 
 def test_describe_a_table(shop):
     info = as_json("-p", shop.root, "describe", "_tally_rejects")
-    assert [c["column"] for c in info["columns"]] == ["load_id", "source", "row_number", "raw", "rule", "rejected_at"]
+    assert [c["column"] for c in info["columns"]] == ["load_id", "source", "row_number", "raw", "rule", "rejected_at",
+                                                      "file"]
     assert info["rows"] == len(BAD) and info["used_by"] == "internal"
 
 
@@ -252,3 +253,49 @@ def test_describe_joins_and_seed_tables_of_the_demo(tmp_path):
 def test_inspection_commands_are_listed_with_help(command):
     assert command in ok("--help")
     assert "Usage" in ok(command, "--help")
+
+
+def two_files(root: Path, url: str | None) -> Path:
+    """The starter reading `data/orders*.csv`: its sample, and a second file with two bad lines."""
+    starter(root, url)
+    config = root / "tally.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("path: data/orders.csv", "path: data/orders*.csv"),
+                      encoding="utf-8")
+    (root / "data" / "orders_2.csv").write_text(
+        "order_id,ordered_at,updated_at,customer,country,status,amount\n"
+        f"9101,2026-01-05 10:00:00,{TODAY},c001,US,paid,12.00\n"
+        f"9102,2026-01-05 10:00:00,{TODAY},c001,US,lost,10.00\n"
+        '9103,"2026-01-05 10:00:00,x\n', encoding="utf-8")
+    return root
+
+
+def test_rejects_name_the_file_each_row_came_from(request, warehouse_kind, tmp_path):
+    from tests.servers import mariadb_database, postgres_database
+
+    with ExitStack() as stack:
+        url = None
+        if warehouse_kind == "postgres":
+            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "rejfiles"))
+        elif warehouse_kind == "mariadb":
+            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "rejfiles"))
+        root = two_files(tmp_path / "p", url)
+        ok("-p", root, "ingest")
+        found = {(r["file"], r["line"], r["rule"].split(":")[0]) for r in as_json("-p", root, "rejects")}
+    assert found == {("data/orders.csv", 402, "accepted_values"), ("data/orders.csv", 403, "type"),
+                     ("data/orders.csv", 404, "min"), ("data/orders.csv", 405, "malformed CSV line"),
+                     ("data/orders_2.csv", 3, "accepted_values"), ("data/orders_2.csv", 4, "malformed CSV line")}
+
+
+def test_rejects_table_of_an_earlier_tally_gains_its_file_column(tmp_path):
+    import duckdb
+
+    root = starter(tmp_path / "p")
+    con = duckdb.connect(str(root / "warehouse.duckdb"))   # _tally_rejects as Tally made it before `file`
+    con.execute("CREATE TABLE _tally_rejects (load_id VARCHAR, source VARCHAR, row_number BIGINT, raw VARCHAR, "
+                "rule VARCHAR, rejected_at TIMESTAMPTZ)")
+    con.execute("INSERT INTO _tally_rejects VALUES ('old', 'orders', 7, '{}', 'min: amount', now())")
+    con.close()
+    ok("-p", root, "ingest")
+    rows = as_json("-p", root, "rejects")
+    assert [(r["file"], r["line"]) for r in rows] == [("data/orders.csv", n) for n in (402, 403, 404, 405)] + [
+        ("data/orders.csv", 7)]   # the old row: its file unknown, the source's path shown

@@ -9,12 +9,13 @@ from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tally.errors import TallyError
+from tally.errors import TallyError, internal_error
 
 app = typer.Typer(help="Tally: define sources and metrics once, get the same numbers everywhere.",
                   no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
@@ -58,9 +59,12 @@ def reports_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except TallyError as exc:
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # TallyError: its line; anything else is a bug, still one line
             if state.debug:
                 raise
+            exc = exc if isinstance(exc, TallyError) else internal_error(exc, f"tally {fn.__name__}")
             err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         finally:
@@ -198,7 +202,7 @@ def ingest(
     _refuse_empty(project, "sources", "ingest")
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(source: str, fraction, note: str) -> None:
@@ -265,7 +269,7 @@ def rollup_build(
     start, end = resolve(last, period, start, end, project.config.timezone, project.config.week_start_index)
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(name: str, fraction, note: str) -> None:

@@ -77,3 +77,22 @@ def test_points_and_formats_unit():
     assert tabular.cell_text("margin_change", -0.005, {"margin": "percent"}, "$") == "-0.5 pp"
     assert tabular.cell_text("margin_change_pct", 12.0, {"margin": "percent"}, "$") == ""
     assert tabular.cell_text("revenue_change_pct", 12.0, {"revenue": "money"}, "$") == "+12.0%"
+
+
+def test_headers_are_not_folded_letter_by_letter(tmp_path):
+    """Once: at 80 columns two compared metrics with long names, by a breakdown, folded their headers
+    one letter per line; splitting the metrics over two tables keeps each header readable."""
+    root = tmp_path / "p"
+    subprocess.run([sys.executable, "-m", "tally.cli", "init", str(root)], check=True, capture_output=True)
+    config = root / "tally.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "\nmetrics:\n", "\nmetrics:\n  total_amount_in_euro: {formula: revenue, format: money}\n"
+                        "  count_of_the_orders: {formula: orders, format: integer}\n", 1), encoding="utf-8")
+    run(root, "ingest")
+    text = run(root, "query", "total_amount_in_euro", "count_of_the_orders", "--by", "customer", "--compare",
+               "previous_period", "--grain", "month", "--last", "3m", columns=80)
+    for line in text.splitlines():
+        if line.startswith("┃"):
+            cells = [cell.strip() for cell in line.strip("┃").split("┃")]
+            assert all(len(cell) != 1 or cell in "%" for cell in cells), text
+    assert text.count("┏") == 2, text   # one metric's columns, then the other's

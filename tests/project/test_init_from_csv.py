@@ -170,3 +170,30 @@ def test_a_file_not_in_utf8_is_refused_with_a_hint(tmp_path):
     source.write_bytes("name,n\n\u00e9t\u00e9,1\n".encode("latin-1"))
     assert "save the file as UTF-8" in refused("init", tmp_path / "p", "--from-csv", source)
     assert not (tmp_path / "p").exists()
+
+
+def test_a_few_stray_values_do_not_turn_a_column_into_text(tmp_path):
+    # 199 good times and amounts, one broken date and one 'n/a' amount: a draft still dates by the
+    # column and sums the amounts; ingest rejects the two rows, and the sums equal a plain one
+    lines = ["id,paid at,amount"]
+    for i in range(200):
+        stamp = "not a date" if i == 50 else f"2026-0{1 + i % 3}-{1 + i % 28:02d} 10:00:00"
+        lines.append(f"{i},{stamp},{'n/a' if i == 120 else f'{i}.25'}")
+    source = tmp_path / "payments.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ok("init", tmp_path / "p", "--from-csv", source)
+    text = (tmp_path / "p" / "tally.yml").read_text(encoding="utf-8")
+    config = yaml.safe_load(text)
+    assert config["sources"]["payments"]["columns"] == {"id": "int64", "paid_at": "timestamp",
+                                                        "amount": "decimal(18,2)"}
+    assert config["models"]["payments"]["time"] == "paid_at"
+    assert "1 value(s) do not read as timestamp" in text and "1 value(s) do not read as decimal(18,2)" in text
+    ok("-p", tmp_path / "p", "ingest")
+    got = json.loads(ok("-p", tmp_path / "p", "query", "total_amount", "--grain", "month", "--format", "json"))
+    want: dict = defaultdict(Decimal)
+    for i in range(200):
+        if i not in (50, 120):
+            want[f"2026-0{1 + i % 3}-01"] += Decimal(f"{i}.25")
+    assert {row["period"]: Decimal(str(row["total_amount"])) for row in got} == dict(want)
+    rejected = json.loads(ok("-p", tmp_path / "p", "rejects", "--format", "json"))
+    assert sorted(r["line"] for r in rejected) == [52, 122]

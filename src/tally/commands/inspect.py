@@ -145,7 +145,8 @@ def rejects(project, source: str | None, limit: int, sources: dict) -> list[dict
     loaded = table.mutate(load_time=table.rejected_at.max().over(ibis.window(group_by=table.load_id)))
     expr = loaded.order_by([ibis.desc("load_time"), "load_id", "source", "row_number"]).limit(limit).drop("load_time")
     rows = warehouse.run(warehouse.compile(expr)).to_pylist()
-    return [{"source": r["source"], "file": _file_of(sources.get(r["source"])), "line": r["row_number"],
+    return [{"source": r["source"], "file": r.get("file") or _file_of(sources.get(r["source"])),
+             "line": r["row_number"],
              "rule": r["rule"], "raw": r["raw"], "rejected_at": _utc(r["rejected_at"]), "load_id": r["load_id"]}
             for r in rows]
 
@@ -161,7 +162,7 @@ def _utc(stamp):
 
 
 def _file_of(config) -> str | None:
-    """The source's file (its `path`, a glob when it reads several: which one is not recorded)."""
+    """The source's `path`: for rejects stored before Tally recorded each reject's own file."""
     if config is None:
         return None
     return config.options.get("path") or config.options.get("url")
@@ -169,7 +170,7 @@ def _file_of(config) -> str | None:
 
 def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = False) -> dict:
     """Read a source as `tally ingest` would, write nothing: types, sample rows, what would be rejected."""
-    from tally.sources.pipeline import run_source
+    from tally.sources.pipeline import run_source, source_files
 
     if limit < 1:
         raise ConfigError(f"--rows must be positive, not {limit}")
@@ -189,7 +190,7 @@ def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = 
         bad = con.execute(f"SELECT _tally_file, COALESCE(_tally_row, rowid + 1), _tally_rule, _tally_raw "
                           f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip "
                           f"ORDER BY 1 NULLS FIRST, 2 LIMIT {int(limit)}").fetchall()
-        files = _files(project.root, config)
+        files = source_files(project.root, config)
         found = [{"file": _pick(files, f), "line": line, "rule": rule, "raw": raw} for f, line, rule, raw in bad]
         only = files[0] if len(files) == 1 else None   # a malformed line's file is known when there is one
         found += [{"file": only, "line": m["row_number"], "rule": m["rule"], "raw": m["raw"]} for m in malformed]
@@ -215,16 +216,6 @@ def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = 
             "read": result.rows_read, "would_load": result.rows_loaded, "rejected": result.rows_rejected,
             "skipped": result.rows_skipped, "rows": seen["rows"].to_pylist() if "rows" in seen else [],
             "rejects": seen.get("rejects", []), "warnings": result.warnings}
-
-
-def _files(root, config) -> list[str]:
-    """The files a file source reads, in the order its reader numbers them (file_index)."""
-    pattern = config.options.get("path")
-    if not isinstance(pattern, str):
-        return []
-    from tally.sources.connectors.csv_files import files
-
-    return [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in files(root, pattern)]
 
 
 def _pick(files: list[str], index) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # rich and pyarrow are imported inside the functions: the CLI imports this module at start
 
 PARTIAL_MARK = "*"
@@ -52,20 +54,20 @@ def show_grid(console, headers: list[str], rows: list[list[str]], numeric: list[
         rows = [[row[i] for i in kept] for row in rows]
         groups = [[renumber[i] for i in group if i in renumber] for group in groups or []]
     keys = [i for i in range(len(headers)) if not numeric[i]]
-    for words in (True, False):   # headers broken only between words, else anywhere
+    # headers broken only between words (a table, else several), and only then anywhere: a header
+    # folded into a column one letter wide is unreadable, and splitting the table keeps it whole
+    for words in (True, False):
         widths = fit_widths(headers, rows, numeric, console.width, words)
         if widths is not None:
             _show_table(console, headers, rows, numeric, widths, title)
             return
         parts = _pack(headers, rows, numeric, keys, groups or [], console.width, words)
         if parts is not None:
-            break
-    if parts is None:
-        _show_vertical(console, headers, rows, numeric, title)
-        return
-    for number, (columns, widths) in enumerate(parts):
-        _show_table(console, [headers[i] for i in columns], [[row[i] for i in columns] for row in rows],
-                    [numeric[i] for i in columns], widths, title if number == 0 else "")
+            for number, (columns, widths) in enumerate(parts):
+                _show_table(console, [headers[i] for i in columns], [[row[i] for i in columns] for row in rows],
+                            [numeric[i] for i in columns], widths, title if number == 0 else "")
+            return
+    _show_vertical(console, headers, rows, numeric, title)
 
 
 def _pack(headers, rows, numeric, keys: list[int], groups: list[list[int]], width: int, words: bool):
@@ -101,11 +103,23 @@ def _show_table(console, headers, rows, numeric, widths, title) -> None:
     view = Table(title=title or None, title_justify="left")
     for index, header in enumerate(headers):
         fixed = widths[index] if widths is not True else None
-        view.add_column(header, justify="right" if numeric[index] else "left", width=fixed,
+        view.add_column(wrap_header(header, fixed) if fixed else header, justify="right" if numeric[index] else "left", width=fixed,
                         overflow="fold")   # the widths hold every number: only labels and headers wrap
     for row in rows:
         view.add_row(*[Text(cell) for cell in row])
     console.print(view)
+
+
+def wrap_header(header: str, width: int) -> str:
+    """A header in lines of at most `width`, broken after a space or an underscore where it can be."""
+    lines, line = [], ""
+    for word in re.findall(r"[^\s_]*[_\s]*", header):
+        if line and len(line.rstrip()) + len(word.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += word
+    lines.append(line.rstrip())
+    return "\n".join(part for part in lines if part)
 
 
 def fit_widths(headers: list[str], rows: list[list[str]], numeric: list[bool], width: int, words: bool = True):
@@ -118,7 +132,7 @@ def fit_widths(headers: list[str], rows: list[list[str]], numeric: list[bool], w
     natural = [max(cells[i], len(headers[i])) for i in range(count)]
     if sum(natural) + border <= width or not any(numeric):   # text alone: rich wraps it well
         return True
-    longest_word = [max(len(word) for word in (headers[i].split() or [""])) for i in range(count)]
+    longest_word = [max(len(word) for word in (re.split(r"[\s_]+", headers[i]) or [""])) for i in range(count)]
     least = [max(cells[i], longest_word[i] if words else 1) if numeric[i] else min(natural[i], LABEL_MIN)
              for i in range(count)]
     spare = width - border - sum(least)

@@ -14,7 +14,7 @@ from tally.engine.catalog import Catalog, MeasureRef
 from tally.engine.scope import ModelScope
 from tally.engine.timecol import time_column
 from tally.engine.timegrid import Grain
-from tally.engine.translate import to_ibis
+from tally.engine.translate import to_condition, to_ibis
 from tally.errors import QueryError
 from tally.project.expr import parse_row_expr
 from tally.warehouse import CompiledQuery, Warehouse
@@ -127,8 +127,8 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     aggregates = {ref.name: _aggregate(scope, ref, skip_where=shared is not None) for ref in refs}
     conditions = [scope.condition(shared)] if shared else []
     if shape.where:
-        conditions.append(to_ibis(parse_row_expr(shape.where).tree,
-                                  lambda name: scope.value(model.dimensions[name].expr)))
+        conditions.append(to_condition(parse_row_expr(shape.where).tree,
+                                       lambda name: scope.value(model.dimensions[name].expr)))
     relation = scope.joined()
     if conditions:
         relation = relation.filter(*conditions)
@@ -187,8 +187,8 @@ def _counted(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureR
     if ref.measure.where:
         conditions.append(scope.condition(ref.measure.where))
     if shape.where:
-        conditions.append(to_ibis(parse_row_expr(shape.where).tree,
-                                  lambda name: scope.value(model.dimensions[name].expr)))
+        conditions.append(to_condition(parse_row_expr(shape.where).tree,
+                                       lambda name: scope.value(model.dimensions[name].expr)))
     return scope, key, conditions
 
 
@@ -302,7 +302,8 @@ def _order_and_limit(expr, shape: Shape, catalog: Catalog, zeros: list[str]):
         keys.append(value.desc(nulls_first=False) if desc else value.asc(nulls_first=False))
     ordered = {name for name, _ in shape.order_by}
     keys += [expr[k].asc() for k in expr.columns if k in (("period",) + shape.by) and k not in ordered]
-    expr = expr.order_by(keys)
+    if keys:   # a total is one row: --limit alone keeps it, with nothing to sort by
+        expr = expr.order_by(keys)
     return expr.limit(shape.limit) if shape.limit is not None else expr
 
 

@@ -6,10 +6,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tally.errors import ConfigError, QueryError, api_boundary
 from tally.project.loader import LoadedConfig, load_config
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+QUERY_ARGUMENTS = ("by", "grain", "start", "end", "where", "compare", "order_by", "limit", "timezone", "fill")
 
 
 class Project:
@@ -27,8 +30,14 @@ class Project:
         self._reader = None
 
     @classmethod
+    @api_boundary
     def load(cls, path: Path | str = ".", profile: str | None = None, warehouse: str | None = None) -> Project:
         """Read `tally.yml` in `path`; `profile` swaps keys, `warehouse` overrides the URL."""
+        for name, value in (("path", path), ("profile", profile), ("warehouse", warehouse)):
+            if value is not None and not isinstance(value, (str, Path) if name == "path" else str):
+                raise ConfigError(f"Project.load: {name} must be text, not {type(value).__name__} {value!r}")
+        if path is None:
+            raise ConfigError("Project.load: path must be a project folder or its tally.yml, not None")
         return cls(load_config(path, profile), warehouse)
 
     @property
@@ -67,30 +76,46 @@ class Project:
         from tally.engine.engine import Engine
 
         engine = Engine(self.config, self.warehouse)
+        engine.locate = self.loaded.error
         if self.config.rollups and self.use_rollups:
             from tally.rollups.routing import Router
 
             engine.router = Router(self)
         return engine
 
+    @api_boundary
     def query(self, metrics, **kwargs) -> pa.Table:
         """Answer a query as an Arrow table (see `tally query --help` for the arguments)."""
         return self.query_result(metrics, **kwargs).table
 
+    @api_boundary
     def query_result(self, metrics, **kwargs):
         """Answer a query with its meta (timezone, range, source).
 
         A process's first query may be answered from `.tally/cache/queries` without loading Ibis
         (see `tally.engine.replay`); once the engine exists it answers, with its own caches."""
+        unknown = [name for name in kwargs if name not in QUERY_ARGUMENTS]
+        if unknown:
+            raise QueryError(f"unknown query argument(s) {', '.join(unknown)} (arguments: {', '.join(QUERY_ARGUMENTS)})")
+
         if self.query_cache and "engine" not in self.__dict__:
             from tally.engine import replay
 
             return replay.answer(self, metrics, kwargs, lambda: self.engine.query(metrics, **kwargs))
         return self.engine.query(metrics, **kwargs)
 
+    @api_boundary
     def load_seeds(self, names=None) -> dict[str, int]:
+        """Load the named seeds (all by default); returns rows loaded per seed."""
         from tally.sources.seeds import load_seeds
 
+        if isinstance(names, str):
+            names = [names]
+        if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+            raise ConfigError(f"seed names must be a name or a list of names, not {names!r}")
+        unknown = [name for name in names or () if name not in self.config.seeds]
+        if unknown:
+            raise ConfigError(f"unknown seed(s) {', '.join(unknown)} (seeds: {', '.join(self.config.seeds) or 'none'})")
         return load_seeds(self.root, self.config.seeds, self.warehouse, names)
 
     def close(self) -> None:

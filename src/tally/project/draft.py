@@ -26,9 +26,10 @@ TAKEN = {"period"}                 # names the query output uses for itself
 class Column:
     raw: str          # the header as the CSV reader names it
     name: str         # its name in the warehouse (snake_case, unique, usable in expressions)
-    kind: str         # DuckDB type inferred over every row
+    kind: str         # DuckDB type inferred over every row (allowing a few strays)
     filled: int       # non-empty values
     distinct: int     # distinct non-empty values
+    strays: int = 0   # values the kind does not fit (a draft takes a type nearly all values fit)
 
 
 def snake(text: str) -> str:
@@ -95,7 +96,8 @@ def profile(root: Path, path: str, delimiter: str = ",") -> list[Column]:
     try:
         con.register("__draft", raw.relation(con))
         raw_types = {row[0]: row[1] for row in con.execute('DESCRIBE "__draft"').fetchall()}
-        kinds = infer.infer(con, config, "__draft", raw_types, {})
+        strays: dict[str, int] = {}
+        kinds = infer.infer(con, config, "__draft", raw_types, {}, strays)
         heads = [name for name in raw_types if name not in validate.INTERNAL]
         if not heads:
             raise ConfigError(f"{path} has no columns")
@@ -111,7 +113,8 @@ def profile(root: Path, path: str, delimiter: str = ",") -> list[Column]:
     if not counts[0]:
         raise ConfigError(f"{path} has a header but no rows: nothing to infer types from")
     names = unique_names(heads)
-    return [Column(h, names[h], kinds[h], counts[1 + 2 * i], counts[2 + 2 * i]) for i, h in enumerate(heads)]
+    return [Column(h, names[h], kinds[h], counts[1 + 2 * i], counts[2 + 2 * i], strays.get(h, 0))
+            for i, h in enumerate(heads)]
 
 
 def _refuse_case_twins(header: list[str]) -> None:
@@ -187,6 +190,9 @@ def draft_yaml(name: str, source: str, path: str, columns: list[Column], rows: i
     out.append("    columns:                         # inferred over every row: edit where the guess is wrong")
     for c in columns:
         note = "  # every value empty: read as text" if not c.filled else ""
+        if c.strays:
+            note = (f"  # {c.strays:,} value(s) do not read as {type_name(c.kind)}: ingest rejects those rows "
+                    f"(`tally preview {source}` lists them)")
         out.append(f"      {c.name}: {type_name(c.kind)}{note}")
     out += ["", "models:", f"  {source}:", f"    table: {source}"]
     if time:

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tally.engine.timegrid import FIRST_DATE, LAST_DATE, SUPPORTED
 from tally.errors import QueryError
 
 LAST = re.compile(r"(\d{1,6})([dwmy])")
@@ -27,8 +28,10 @@ def resolve(last: str | None, period: str | None, start, end, timezone: str, wee
             today = dt.datetime.now(ZoneInfo(timezone)).date()
         lo, hi = last_range(last, today, week_start) if last is not None else period_range(period, week_start)
     except (ValueError, OverflowError, ZoneInfoNotFoundError):
+        lo = hi = None
+    if lo is None or not FIRST_DATE.date() <= lo < hi <= LAST_DATE.date():   # named here, not as --from/--to
         option, value = ("--last", last) if last is not None else ("--period", period)
-        raise QueryError(f"{option} {value!r} is outside the calendar (years 1 to 9998)") from None
+        raise QueryError(f"{option} {value!r} is outside the calendar ({SUPPORTED})")
     return lo.isoformat(), hi.isoformat()
 
 

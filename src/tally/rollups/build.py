@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tally.engine import changes
-from tally.engine.timegrid import Grain
+from tally.engine.timegrid import Grain, parse_date
+from tally.errors import QueryError
 from tally.rollups import compute, inputs, keys, loads
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
@@ -52,11 +53,21 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
           category: str | None = None, progress=None) -> list[BuildResult]:
     """Build or refresh rollups; each commits whole, readers see the old rows until then."""
     progress = progress or (lambda *args: None)
+    start, end = rebuild_range(start, end)
     ensure_internal_tables(project.warehouse)
     chosen = definitions(project, names, category)
     seen: dict = {"rollups": chosen}   # model facts read once per run, shared by its rollups
     return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
             for rdef in chosen]
+
+
+def rebuild_range(start, end) -> tuple[dt.date | None, dt.date | None]:
+    """--from/--to of a rebuild as local dates, read as a query's range is (refused before any work)."""
+    first = parse_date(start, "--from") if start is not None else None
+    last = parse_date(end, "--to") if end is not None else None
+    if first and last and first >= last:
+        raise QueryError(f"--from {first} must be before --to {last} (the rebuilt days are [from, to))")
+    return first, last
 
 
 def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, progress=None,
@@ -71,6 +82,7 @@ def build_one(project, rdef: RollupDef, *, full=False, start=None, end=None, pro
     days = None
     reloaded = loads.moved(stored, fresh["loads"])   # models without a change time loaded since
     if start or end:
+        start, end = rebuild_range(start, end)
         periods = _forced_periods(rdef, start, end, fresh)
         mode = "range"
     elif (full or stored is None or not exists or stored.get("definition") != fresh["definition"]
@@ -364,8 +376,8 @@ def _key_work(engine, rdef: RollupDef, mode: str, periods, fresh: dict, exists: 
 
 def _forced_periods(rdef: RollupDef, start, end, fresh) -> dict[Grain, list[dt.date]]:
     """Every period touching [start, end) (local dates), for `--from/--to` rebuilds."""
-    first = dt.date.fromisoformat(str(start)) if start else dt.date.fromisoformat(fresh["first"])
-    last = dt.date.fromisoformat(str(end)) if end else dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
+    first = start or dt.date.fromisoformat(fresh["first"])
+    last = end or dt.date.fromisoformat(fresh["last"]) + dt.timedelta(days=1)
     days = [first + dt.timedelta(days=i) for i in range((last - first).days)]
     return {g: sorted({rdef.period(d, g) for d in days}) for g in rdef.grains}
 

@@ -78,7 +78,9 @@ class RollupDef:
 def definitions(project, names=None, category: str | None = None) -> list[RollupDef]:
     """The rollups to work on: by name, by category, or all."""
     config = project.config
-    chosen = list(names or config.rollups)
+    if names is not None and not isinstance(names, (str, list, tuple)):
+        raise ConfigError(f"rollup names must be a name or a list of names, not {names!r}")
+    chosen = [names] if isinstance(names, str) else list(names or config.rollups)
     unknown = [n for n in chosen if n not in config.rollups]
     if unknown:
         raise ConfigError(f"unknown rollup(s) {', '.join(unknown)} (rollups: {', '.join(config.rollups) or 'none'})")

@@ -23,7 +23,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "_tally_rejects": pa.schema([
         ("load_id", pa.string()), ("source", pa.string()), ("row_number", pa.int64()), ("raw", pa.string()),
-        ("rule", pa.string()), ("rejected_at", TS),
+        ("rule", pa.string()), ("rejected_at", TS), ("file", pa.string()),
     ]),
     "_tally_state": pa.schema([("key", pa.string()), ("value", pa.string()), ("updated_at", TS)]),
     "_tally_job_runs": pa.schema([
@@ -31,6 +31,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("ended_at", TS), ("status", pa.string()), ("detail", pa.string()),
     ]),
 }
+
+
+GREW = frozenset({"_tally_rejects"})   # internal tables that gained columns (rejects: `file`)
 
 
 def now() -> dt.datetime:
@@ -41,8 +44,12 @@ def ensure_internal_tables(warehouse, names=None) -> None:
     """Create the internal tables that don't exist yet."""
     existing = set(warehouse.backend.list_tables())
     for name, schema in SCHEMAS.items():
-        if (names is None or name in names) and name not in existing:
+        if names is not None and name not in names:
+            continue
+        if name not in existing:
             warehouse.ensure_table(name, schema)
+        elif name in GREW:   # a warehouse made by an earlier Tally: add the columns added since
+            warehouse.add_missing_columns(name, schema)
 
 
 def insert_rows(tx: Transaction, table: str, rows: list[dict[str, Any]]) -> None:

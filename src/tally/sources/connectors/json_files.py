@@ -156,17 +156,17 @@ def _documents(path: Path, options: Options, kind: str, bad: list[dict]) -> Iter
                 if not line.strip():
                     continue
                 if deeper_than(line, MAX_DEPTH):
-                    bad.append({"row_number": number, "raw": line[:1000].rstrip("\r\n"),
+                    bad.append({"file": str(path), "row_number": number, "raw": line[:1000].rstrip("\r\n"),
                                 "rule": too_deep(f"{path.name}:{number}")})
                     continue
                 try:
                     document = json.loads(line)
                 except RecursionError:
-                    bad.append({"row_number": number, "raw": line[:1000].rstrip("\r\n"),
+                    bad.append({"file": str(path), "row_number": number, "raw": line[:1000].rstrip("\r\n"),
                                 "rule": too_deep(f"{path.name}:{number}")})
                     continue
                 except json.JSONDecodeError as exc:
-                    bad.append({"row_number": number, "raw": line.rstrip("\r\n"),
+                    bad.append({"file": str(path), "row_number": number, "raw": line.rstrip("\r\n"),
                                 "rule": f"malformed JSON line ({path.name}:{number}): {exc.msg}"})
                     continue
                 yield number, document
@@ -207,12 +207,12 @@ def _rows(path: Path, options: Options, kind: str, bad: list[dict]) -> Iterator[
         except SourceError as exc:
             if kind != "ndjson":
                 raise
-            bad.append({"row_number": line, "raw": json.dumps(document, ensure_ascii=False), "rule": exc.message})
+            bad.append({"file": str(path), "row_number": line, "raw": json.dumps(document, ensure_ascii=False), "rule": exc.message})
             continue
         for record in records:
             if kind == "json" and len(record) == 1 and _DEEP in record:
                 at = record[_DEEP]
-                bad.append({"row_number": at, "raw": f"(a record nested deeper than {MAX_DEPTH} levels)",
+                bad.append({"file": str(path), "row_number": at, "raw": f"(a record nested deeper than {MAX_DEPTH} levels)",
                             "rule": too_deep(f"{path.name}:{at}")})
                 continue
             yield _flatten(record, options.fields)
