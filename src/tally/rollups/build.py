@@ -18,8 +18,7 @@ from tally.rollups import compute, inputs, keys, loads
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
 from tally.warehouse.internal import ensure_internal_tables, now, read_state, write_state
-from tally.sources.validate import q
-from tally.warehouse.txn import ident
+from tally.warehouse.sqltext import null_safe_match, warehouse_ident
 
 UTC = dt.timezone.utc
 MAX_BLOCKS = 4
@@ -394,7 +393,7 @@ def _compute(engine, rdef: RollupDef, periods, fresh, built_at, progress,
             changed = sorted(days)
             new_days = day_rows.filter(compute.in_periods(day_rows["period"], changed))
             counted = _key_changes(rdef, work, periods) if work and work.swaps_days else {}
-            if (engine.warehouse.dialect.name == "duckdb" and not rdef.rollup.growth
+            if (engine.warehouse.dialect.local_duckdb and not rdef.rollup.growth
                     and set(rdef.other) <= set(counted)):
                 rows, doomed = compute.delta_in_place(engine.warehouse, rdef, changed, new_days, periods, counted)
                 return {g: compute.finish(t, rdef, g, catalog, built_at) for g, t in rows.items()}, doomed
@@ -421,7 +420,7 @@ def _skip_unchanged(rdef: RollupDef, periods: dict, rows: dict[Grain, pa.Table],
     `rows` keeps only new and changed rows, and the stored rows they replace or that are gone are
     returned (period, dimensions) per grain, to be deleted one by one.
     """
-    doomed, by_row = {}, warehouse.dialect.name == "duckdb"
+    doomed, by_row = {}, warehouse.dialect.local_duckdb
     for grain, (same, changed, gone) in compute.compare_rows(rdef, stored, rows, warehouse).items():
         if same:
             periods[grain] = [p for p in periods[grain] if p not in same]
@@ -499,7 +498,7 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
     schema = _storage_schema(warehouse, rdef.table, schema, tables, exists)
     if not exists:
         warehouse.ensure_table(rdef.table, schema)
-    table = ident(rdef.table).sql(dialect.name)
+    table = warehouse_ident(rdef.table, dialect)
     with warehouse.transaction() as tx:
         if periods is None:
             tx.execute(f"DELETE FROM {table}")
@@ -508,14 +507,14 @@ def _write(warehouse, rdef: RollupDef, tables: dict[Grain, pa.Table], periods, f
                     for g, t in doomed.items() if t.num_rows]
             if gone:
                 tx.con.register("__tally_doomed", pa.concat_tables(gone, promote_options="permissive"))
-                match = "".join(f" AND t.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
+                match = "".join(f" AND {null_safe_match('t', 'd', [k])}" for k in rdef.by)
                 tx.execute(f"DELETE FROM {table} AS t USING __tally_doomed AS d WHERE t.grain = d.grain "
                            f"AND t.period_start = d.period{match}")
                 tx.con.unregister("__tally_doomed")
         else:
             for grain, starts in periods.items():
                 tx.delete_in(rdef.table, "period_start", starts, grain=grain.value)
-        if periods is not None and len(tables) > 1 and dialect.name == "duckdb":   # some periods: one insert (a full build goes grain by grain)
+        if periods is not None and len(tables) > 1 and dialect.local_duckdb:   # some periods: one insert (a full build goes grain by grain)
             tables = {None: pa.concat_tables([t if t.schema.equals(schema) else t.cast(schema)
                                               for t in tables.values()])}
         written = 0
@@ -580,12 +579,7 @@ def _storage_schema(warehouse, name: str, schema: pa.Schema, tables: dict[Grain,
 
 def _widen(warehouse, name: str, column: str, kind: pa.Decimal128Type) -> None:
     """ALTER a narrow decimal column of a rollup table to `kind` (DDL: before the build's transaction)."""
-    dialect = warehouse.dialect.name
-    table, col = ident(name).sql(dialect), ident(column).sql(dialect)
-    if dialect == "mysql":
-        sql = f"ALTER TABLE {table} MODIFY COLUMN {col} DECIMAL({kind.precision}, {kind.scale})"
-    else:
-        number = "NUMERIC" if dialect == "postgres" else "DECIMAL"
-        sql = f"ALTER TABLE {table} ALTER COLUMN {col} TYPE {number}({kind.precision}, {kind.scale})"
-    warehouse.execute_sql(sql)
+    dialect = warehouse.dialect
+    warehouse.execute_sql(dialect.change_column_type(warehouse_ident(name, dialect), warehouse_ident(column, dialect),
+                                                     dialect.decimal(kind.precision, kind.scale)))
     warehouse.forget(name)

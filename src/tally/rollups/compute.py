@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -14,10 +13,8 @@ from tally.engine.rows import derive
 from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
-from tally.sources.validate import lit, q
-
-_TRUNC = {Grain.month: "month", Grain.quarter: "quarter", Grain.year: "year"}
-
+from tally.warehouse.sqltext import (date_list, null_safe_match, period_start_sql, quote_ident,
+                                     scratch_connection, sql_literal)
 
 def rollup_spec(rdef: RollupDef, grain: Grain, start: dt.date, end: dt.date, metrics=()) -> QuerySpec:
     """The rollup's query: per period of `grain` and per dimension, its filter and zone, local [start, end)."""
@@ -34,24 +31,9 @@ def live_rows(engine, rdef: RollupDef, grain: Grain, start: dt.date, end: dt.dat
     return engine.run(rollup_spec(rdef, grain, start, end, metrics), live=True, ordered=False).table
 
 
-def scratch(warehouse=None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for work on Arrow rows: on a DuckDB warehouse, a connection of its own
-    to the warehouse's database (its memory counts against the build's budget and spills to disk
-    past it); elsewhere an in-memory database."""
-    if warehouse is not None and warehouse.dialect.name == "duckdb":
-        con = warehouse.new_cursor()
-        con.execute(warehouse.dialect.session_utc)   # as the warehouse's own cursors: times read in UTC
-    else:
-        con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    return con
-
-
 def coarser_sql(rdef: RollupDef, grain: Grain) -> str:
     """SQL turning the day column into the start of its `grain` period."""
-    if grain is Grain.week:
-        return (f"CAST(period - INTERVAL 1 DAY * ((isodow(period) - 1 - {rdef.week_start} + 7) % 7) AS DATE)")
-    return f"CAST(date_trunc({lit(_TRUNC[grain])}, period) AS DATE)"
+    return period_start_sql(grain, rdef.week_start)
 
 
 def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date, keyed: dict[str, str] | None = None,
@@ -70,7 +52,7 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date, keyed: dict
     day_metrics = rdef.base_names if Grain.day in grains else sums
     days = live_rows(engine, rdef, Grain.day, start, end, day_metrics) if needs_days and day_metrics else None
     result = {}
-    con = scratch(engine.warehouse)
+    con = scratch_connection(engine.warehouse)
     try:
         if days is not None:
             con.register("days", days)
@@ -80,8 +62,8 @@ def full_rows(engine, rdef: RollupDef, start: dt.date, end: dt.date, keyed: dict
                 continue
             parts = []
             if sums:
-                keys = ", ".join(q(k) for k in rdef.by)
-                added = ", ".join(f"SUM({q(m)}) AS {q(m)}" for m in sums)
+                keys = ", ".join(quote_ident(k) for k in rdef.by)
+                added = ", ".join(f"SUM({quote_ident(m)}) AS {quote_ident(m)}" for m in sums)
                 select_keys = f"{coarser_sql(rdef, grain)} AS period" + (f", {keys}" if keys else "")
                 summed_rows = con.execute(f"SELECT {select_keys}, {added} FROM days GROUP BY ALL").to_arrow_table()
                 parts.append(summed_rows.cast(pa.schema([days.schema.field(n) for n in summed_rows.column_names])))
@@ -132,13 +114,13 @@ def counts_from_keys(engine, rdef: RollupDef, keyed: list[str], summed: list[str
     about as fast, and the key rows' sort, done first, would stay in the process's memory while
     the day rows are worked out (+0.9 GiB at 10M lines by SKU)."""
     rest = [m for m in rdef.other if m not in summed]
-    return engine.warehouse.dialect.name == "duckdb" and len(rest) > 1 and set(rest) <= set(keyed)
+    return engine.warehouse.dialect.local_duckdb and len(rest) > 1 and set(rest) <= set(keyed)
 
 
 def _single_distinct(engine, rdef: RollupDef, rest: list[str]) -> str | None:
     """On DuckDB, the one measure left to count (`rest`) when it is a distinct count (of a model
     with a time column): its coarser periods are then counted from distinct key rows."""
-    if engine.warehouse.dialect.name != "duckdb" or len(rest) != 1 or not _timed_distinct(engine, rdef, rest[0]):
+    if not engine.warehouse.dialect.local_duckdb or len(rest) != 1 or not _timed_distinct(engine, rdef, rest[0]):
         return None
     return rest[0]
 
@@ -158,17 +140,17 @@ def _distinct_counts(con, engine, rdef: RollupDef, grain: Grain, start: dt.date,
     filter has no row here; the sums' row then takes 0 (`_fill_zero`), as the live count gives."""
     part, values = engine.distinct_keys(rollup_spec(rdef, grain, start, end), measure)
     sql, bound = part.query.inline(values)
-    dims = "".join(f", {q(k)}" for k in rdef.by)
-    return con.execute(f"SELECT period{dims}, CAST(count(*) AS BIGINT) AS {q(measure)} FROM ({sql}) AS k "
+    dims = "".join(f", {quote_ident(k)}" for k in rdef.by)
+    return con.execute(f"SELECT period{dims}, CAST(count(*) AS BIGINT) AS {quote_ident(measure)} FROM ({sql}) AS k "
                        f"GROUP BY ALL", bound or None).to_arrow_table()
 
 
 def _keyed_counts(con, rdef: RollupDef, grain: Grain, measure: str, table: str) -> pa.Table:
     """A distinct count per period of `grain` and dimensions from the stored key rows: their
     distinct (period, dimensions, key) rows counted (as `_distinct_counts`)."""
-    dims = "".join(f", {q(k)}" for k in rdef.by)
-    return con.execute(f"SELECT period{dims}, CAST(count(*) AS BIGINT) AS {q(measure)} FROM (SELECT DISTINCT "
-                       f"{coarser_sql(rdef, grain)} AS period{dims}, {q(KEY)} FROM {q(table)}) AS k GROUP BY ALL"
+    dims = "".join(f", {quote_ident(k)}" for k in rdef.by)
+    return con.execute(f"SELECT period{dims}, CAST(count(*) AS BIGINT) AS {quote_ident(measure)} FROM (SELECT DISTINCT "
+                       f"{coarser_sql(rdef, grain)} AS period{dims}, {quote_ident(KEY)} FROM {quote_ident(table)}) AS k GROUP BY ALL"
                        ).to_arrow_table()
 
 
@@ -176,10 +158,10 @@ def _join(con, parts: list[pa.Table], keys: list[str]) -> pa.Table:
     """Full outer join on keys, NULL keys matching NULL keys."""
     con.register("a", parts[0])
     con.register("b", parts[1])
-    on = " AND ".join(f"a.{q(k)} IS NOT DISTINCT FROM b.{q(k)}" for k in keys)
-    pick = ", ".join(f"COALESCE(a.{q(k)}, b.{q(k)}) AS {q(k)}" for k in keys)
-    rest = [f"a.{q(c)}" for c in parts[0].column_names if c not in keys]
-    rest += [f"b.{q(c)}" for c in parts[1].column_names if c not in keys]
+    on = null_safe_match("a", "b", keys)
+    pick = ", ".join(f"COALESCE(a.{quote_ident(k)}, b.{quote_ident(k)}) AS {quote_ident(k)}" for k in keys)
+    rest = [f"a.{quote_ident(c)}" for c in parts[0].column_names if c not in keys]
+    rest += [f"b.{quote_ident(c)}" for c in parts[1].column_names if c not in keys]
     table = con.execute(f"SELECT {pick}, {', '.join(rest)} FROM a FULL OUTER JOIN b ON {on}").to_arrow_table()
     con.unregister("a")
     con.unregister("b")
@@ -243,23 +225,23 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
     live_measures = [m for m in rdef.other if m not in counted]
     wanted = {Grain.day: days, **{g: starts for g, starts in periods.items() if g is not Grain.day and starts}}
     stored = _stored(warehouse, rdef, wanted, rdef.additive + distinct)
-    con = scratch(warehouse)
+    con = scratch_connection(warehouse)
     result = {}
     try:
         con.register("new_days", new_days.select(["period", *rdef.by, *rdef.additive]))
         con.register("stored", stored)
         con.execute("CREATE TEMP TABLE old_days AS SELECT * EXCLUDE (grain) FROM stored WHERE grain = 'day'")
-        by = "".join(f", {q(k)}" for k in rdef.by)
+        by = "".join(f", {quote_ident(k)}" for k in rdef.by)
         summable = rdef.additive + distinct
         for grain, starts in periods.items():
             if grain is Grain.day or not starts:
                 continue
             con.execute(f"CREATE OR REPLACE TEMP TABLE old AS SELECT * EXCLUDE (grain) FROM stored "
-                        f"WHERE grain = {lit(grain.value)}")
+                        f"WHERE grain = {sql_literal(grain.value)}")
             period = coarser_sql(rdef, grain)
-            sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in summable)
+            sums = ", ".join(f"SUM(COALESCE({quote_ident(m)}, 0)) AS {quote_ident(m)}" for m in summable)
             only = lambda picked, negate=False: ", ".join(  # noqa: E731
-                (f"-{q(m)}" if negate else q(m)) + f" AS {q(m)}" if m in picked else f"NULL AS {q(m)}"
+                (f"-{quote_ident(m)}" if negate else quote_ident(m)) + f" AS {quote_ident(m)}" if m in picked else f"NULL AS {quote_ident(m)}"
                 for m in summable)
             branches = [f"SELECT period{by}, {only(summable)}, FALSE AS live, FALSE AS gone FROM old",
                         f"SELECT {period} AS period{by}, {only(rdef.additive, True)}, FALSE, TRUE FROM old_days",
@@ -268,7 +250,7 @@ def delta_rows(engine, warehouse, rdef: RollupDef, days: list[dt.date], new_days
                 con.register(f"change_{len(branches)}", counted[measure][grain].rename_columns(
                     [*keys, measure]))
                 branches.append(f"SELECT period{by}, {only([measure])}, FALSE, FALSE FROM change_{len(branches)}")
-            listed = "(" + ", ".join(lit(s.isoformat()) + "::DATE" for s in starts) + ")"
+            listed = f"({date_list(starts)})"
             summed = con.execute(
                 f"SELECT period{by}, {sums}, bool_or(live) AS live, bool_or(gone) AS gone FROM ("
                 + " UNION ALL ".join(branches) + f") WHERE period IN {listed} GROUP BY ALL").to_arrow_table()
@@ -297,13 +279,13 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
     per grain, the new and changed rows, and the (period, dimensions) of stored rows they replace
     or that are gone (a row whose every day row is gone).
     """
-    table = q(rdef.table)
-    by = "".join(f", {q(k)}" for k in rdef.by)
+    table = quote_ident(rdef.table)
+    by = "".join(f", {quote_ident(k)}" for k in rdef.by)
     measures = rdef.base_names
-    cols = ", ".join(q(m) for m in measures)
-    listed = _dates(days)
+    cols = ", ".join(quote_ident(m) for m in measures)
+    listed = date_list(days)
     types = pa.schema([day_rows.schema.field(n) for n in ["period", *rdef.by, *measures]])
-    con = scratch(warehouse)
+    con = scratch_connection(warehouse)
     rows, doomed = {}, {}
     try:
         con.register("new_days", day_rows.select(types.names))
@@ -321,10 +303,10 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
             return rows, doomed
         summable = rdef.additive + [m for m in measures if m in counted]
         only = lambda picked, negate=False: ", ".join(  # noqa: E731
-            (f"-{q(m)}" if negate else q(m)) + f" AS {q(m)}" if m in picked else f"NULL AS {q(m)}" for m in summable)
+            (f"-{quote_ident(m)}" if negate else quote_ident(m)) + f" AS {quote_ident(m)}" if m in picked else f"NULL AS {quote_ident(m)}" for m in summable)
         branches = []
         for grain, _ in coarse:
-            label, period = lit(grain.value), coarser_sql(rdef, grain)
+            label, period = sql_literal(grain.value), coarser_sql(rdef, grain)
             branches += [f"SELECT {label} AS grain, {period} AS period{by}, {only(rdef.additive)}, "
                          f"TRUE AS live, FALSE AS gone FROM added",
                          f"SELECT {label}, {period}{by}, {only(rdef.additive, True)}, FALSE, TRUE FROM removed"]
@@ -332,20 +314,20 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
                 name = f"change_{len(branches)}"
                 con.register(name, counted[measure][grain].rename_columns(["period", *rdef.by, measure]))
                 branches.append(f"SELECT {label}, period{by}, {only([measure])}, FALSE, FALSE FROM {name}")
-        sums = ", ".join(f"SUM(COALESCE({q(m)}, 0)) AS {q(m)}" for m in summable)
+        sums = ", ".join(f"SUM(COALESCE({quote_ident(m)}, 0)) AS {quote_ident(m)}" for m in summable)
         # intermediate rows travel as Arrow: a temporary table costs more to write than they to read
         con.register("delta", con.execute(
             f"SELECT grain, period{by}, {sums}, bool_or(live) AS live, bool_or(gone) AS gone "
             f"FROM ({' UNION ALL '.join(branches)}) GROUP BY ALL").to_arrow_table())
-        match = "".join(f" AND s.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in rdef.by)
-        moved = " OR ".join(f"d.{q(m)} <> 0" for m in summable) or "FALSE"
+        match = "".join(f" AND {null_safe_match('s', 'd', [k])}" for k in rdef.by)
+        moved = " OR ".join(f"d.{quote_ident(m)} <> 0" for m in summable) or "FALSE"
         # one branch per grain with its exact periods: the database skips the other stored blocks
         stored = " UNION ALL ".join(
-            f"SELECT grain, period_start{by}, {', '.join(q(m) for m in summable)} FROM {table} "
-            f"WHERE grain = {lit(g.value)} AND period_start IN ({_dates(starts)})" for g, starts in coarse)
+            f"SELECT grain, period_start{by}, {', '.join(quote_ident(m) for m in summable)} FROM {table} "
+            f"WHERE grain = {sql_literal(g.value)} AND period_start IN ({date_list(starts)})" for g, starts in coarse)
         merged = con.execute(
-            f"SELECT d.grain, d.period{''.join(f', d.{q(k)}' for k in rdef.by)}, "
-            + ", ".join(f"COALESCE(s.{q(m)}, 0) + d.{q(m)} AS {q(m)}" for m in summable)
+            f"SELECT d.grain, d.period{''.join(f', d.{quote_ident(k)}' for k in rdef.by)}, "
+            + ", ".join(f"COALESCE(s.{quote_ident(m)}, 0) + d.{quote_ident(m)} AS {quote_ident(m)}" for m in summable)
             + f", s.period_start IS NULL AS fresh, ({moved}) AS moved, d.gone AND NOT d.live AS doubtful, "
             f"FALSE AS vanished FROM delta AS d LEFT JOIN ({stored}) AS s ON s.grain = d.grain AND "
             f"s.period_start = d.period{match} WHERE s.period_start IS NULL OR ({moved}) OR (d.gone AND NOT d.live)"
@@ -374,20 +356,16 @@ def delta_in_place(warehouse, rdef: RollupDef, days: list[dt.date], day_rows: pa
 def _mark_vanished(con, rdef: RollupDef, grain: Grain, starts: list[dt.date], days: str) -> None:
     """Rows of `grain` in `merged` that lost a day row and have none left: neither the period's
     stored days outside the changed ones nor the changed days' live rows have their dimensions."""
-    label = lit(grain.value)
-    by = "".join(f", {q(k)}" for k in rdef.by)
-    first, last = _dates([starts[0]]), _dates([rdef.period_end(starts[-1], grain)])
-    match = "".join(f" AND o.{q(k)} IS NOT DISTINCT FROM m.{q(k)}" for k in rdef.by)
+    label = sql_literal(grain.value)
+    by = "".join(f", {quote_ident(k)}" for k in rdef.by)
+    first, last = date_list([starts[0]]), date_list([rdef.period_end(starts[-1], grain)])
+    match = "".join(f" AND {null_safe_match('o', 'm', [k])}" for k in rdef.by)
     con.execute(
         f"UPDATE merged AS m SET vanished = TRUE WHERE m.grain = {label} AND m.doubtful AND NOT EXISTS "
         f"(SELECT 1 FROM (SELECT {coarser_sql(rdef, grain)} AS period{by} FROM (SELECT period_start AS period{by} "
-        f"FROM {q(rdef.table)} WHERE grain = 'day' AND period_start >= {first} AND period_start < {last} "
+        f"FROM {quote_ident(rdef.table)} WHERE grain = 'day' AND period_start >= {first} AND period_start < {last} "
         f"AND period_start NOT IN ({days}) UNION ALL SELECT period{by} FROM new_days)) AS o "
         f"WHERE o.period = m.period{match})")
-
-
-def _dates(days: list[dt.date]) -> str:
-    return ", ".join(f"{lit(d.isoformat())}::DATE" for d in days)
 
 
 def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table], warehouse=None):
@@ -395,19 +373,19 @@ def compare_rows(rdef: RollupDef, stored: pa.Table, rows: dict[Grain, pa.Table],
     (periods whose rows all equal the stored ones, the new rows that are new or differ, the
     (period, dimensions) of stored rows that differ or are gone). `stored`: grain, period,
     dimensions and every base measure of the periods in `rows`."""
-    con = scratch(warehouse)
+    con = scratch_connection(warehouse)
     found = {}
     try:
         con.register("stored", stored)
         keys = ["period", *rdef.by]
-        on = " AND ".join(f"n.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in keys)
-        differs = " OR ".join(f"n.{q(m)} IS DISTINCT FROM s.{q(m)}" for m in rdef.base_names)
+        on = null_safe_match("n", "s", keys)
+        differs = " OR ".join(f"n.{quote_ident(m)} IS DISTINCT FROM s.{quote_ident(m)}" for m in rdef.base_names)
         for grain, table in rows.items():
             con.register("new", table)
             con.execute("CREATE OR REPLACE TEMP TABLE old AS SELECT * FROM stored WHERE grain = ?", [grain.value])
             changed = con.execute(f"SELECT n.* FROM new AS n LEFT JOIN old AS s ON {on} "
                                   f"WHERE s.period IS NULL OR {differs}").to_arrow_table().cast(table.schema)
-            gone = con.execute(f"SELECT {', '.join(f's.{q(k)}' for k in keys)} FROM old AS s LEFT JOIN new AS n "
+            gone = con.execute(f"SELECT {', '.join(f's.{quote_ident(k)}' for k in keys)} FROM old AS s LEFT JOIN new AS n "
                                f"ON {on} WHERE n.period IS NULL OR {differs}").to_arrow_table()
             touched = set(pc.unique(table["period"].cast(pa.date32())).to_pylist()) | {
                 r[0] for r in con.execute("SELECT DISTINCT period FROM old").fetchall()}
@@ -441,7 +419,7 @@ def _existing(con, warehouse, rdef: RollupDef, grain: Grain, summed: pa.Table, d
         con.register("others", others)
         con.register("summed", summed)
         period = coarser_sql(rdef, grain)
-        match = " AND ".join(["o.period = s.period"] + [f"o.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in rdef.by])
+        match = " AND ".join(["o.period = s.period"] + [null_safe_match("o", "s", [k]) for k in rdef.by])
         keep = con.execute(
             f"SELECT s.* FROM summed AS s WHERE s.live OR NOT s.gone OR EXISTS "
             f"(SELECT 1 FROM (SELECT {period} AS period, * EXCLUDE (period) FROM others) AS o WHERE {match})"

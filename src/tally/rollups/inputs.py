@@ -43,7 +43,7 @@ def _hash(value) -> idt.uint64:
 
 
 def supported(warehouse) -> bool:
-    return warehouse.dialect.name == "duckdb"
+    return warehouse.dialect.row_hash
 
 
 def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: list[dt.date] | None = None

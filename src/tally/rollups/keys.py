@@ -27,12 +27,12 @@ import pyarrow as pa
 
 from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.spec import QuerySpec
-from tally.rollups.compute import of_grain, rollup_spec, scratch
+from tally.rollups.compute import of_grain, rollup_spec
 from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
-from tally.sources.validate import lit, q
 from tally.warehouse.internal import read_state, write_state
-from tally.warehouse.txn import ident
+from tally.warehouse.sqltext import (bind_value, date_list, null_safe_match, quote_ident, scratch_connection,
+                                     sql_date, sql_literal, warehouse_ident)
 
 MAX_NAME = 60   # PostgreSQL truncates identifiers at 63 bytes, MySQL refuses more than 64
 
@@ -102,12 +102,11 @@ def recreate(warehouse, engine, rdef: RollupDef, measure: str) -> None:
 def insert_all(tx, engine, rdef: RollupDef, measure: str, start: dt.date, end: dt.date) -> None:
     """Every key row over [start, end) into the (empty) key table, inside the database, in day order."""
     part, values = engine.distinct_keys(_spec(rdef, start, end), measure)
-    dialect = tx.dialect.name
-    columns = ", ".join(ident(c).sql(dialect) for c in part.schema.names)
-    sql = (f"INSERT INTO {ident(table_name(rdef, measure)).sql(dialect)} ({columns}) "
-           f"SELECT * FROM ({part.query.sql}) AS k ORDER BY {ident('period').sql(dialect)}")
-    warehouse = engine.warehouse
-    tx.execute(sql, {name: warehouse._param_value(values[name]) for name in part.query.params})
+    dialect = tx.dialect
+    columns = ", ".join(warehouse_ident(c, dialect) for c in part.schema.names)
+    sql = (f"INSERT INTO {warehouse_ident(table_name(rdef, measure), dialect)} ({columns}) "
+           f"SELECT * FROM ({part.query.sql}) AS k ORDER BY {warehouse_ident('period', dialect)}")
+    tx.execute(sql, {name: bind_value(engine.warehouse, values[name]) for name in part.query.params})
 
 
 def stored_days(warehouse, rdef: RollupDef, measure: str, days: list[dt.date]) -> pa.Table:
@@ -155,14 +154,14 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
     elsewhere the days' stored keys and the other days' rows of the keys that matter come over.
     """
     warehouse = engine.warehouse
-    in_place = warehouse.dialect.name == "duckdb"
-    con = scratch(warehouse)
+    in_place = warehouse.dialect.local_duckdb
+    con = scratch_connection(warehouse)
     picked = [*rdef.by, KEY]
-    cols = ", ".join(q(c) for c in picked)
+    cols = ", ".join(quote_ident(c) for c in picked)
     try:
         if in_place:
-            stored = q(table_name(rdef, measure))
-            listed = ", ".join(f"{lit(d.isoformat())}::DATE" for d in days)
+            stored = quote_ident(table_name(rdef, measure))
+            listed = date_list(days)
             con.execute(f"CREATE TEMP TABLE old_keys AS SELECT * FROM {stored} WHERE period IN ({listed})")
             con.execute(f"CREATE TEMP TABLE new_keys AS SELECT * FROM {stored} LIMIT 0")
             con.register("new_rows", new)
@@ -178,16 +177,13 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
         swap = [row[0] for row in con.execute("SELECT DISTINCT period FROM diff ORDER BY 1").fetchall()]
         if not swap or not coarse:
             return {}, swap
-        match = lambda a, b, keys: " AND ".join(  # noqa: E731
-            f"{a}.{q(c)} = {b}.{q(c)}" if c in (KEY, "period") else f"{a}.{q(c)} IS NOT DISTINCT FROM {b}.{q(c)}"
-            for c in keys)
+        match = lambda a, b, keys: null_safe_match(a, b, keys, exact=(KEY, "period"))  # noqa: E731
         first = min(starts[0] for starts, _ in coarse.values())
         last = max(rdef.period_end(starts[-1], g) for g, (starts, _) in coarse.items())
         if in_place:   # keys never NULL: the equality lets DuckDB skip the blocks outside the wanted keys
             con.execute(f"CREATE TEMP TABLE other_keys AS SELECT k.* FROM {stored} AS k SEMI JOIN "
                         f"(SELECT DISTINCT {cols} FROM diff) AS w ON {match('k', 'w', picked)} "
-                        f"WHERE k.period >= {lit(first.isoformat())}::DATE AND k.period < "
-                        f"{lit(last.isoformat())}::DATE AND k.period NOT IN ({listed})")
+                        f"WHERE k.period >= {sql_date(first)} AND k.period < {sql_date(last)} AND k.period NOT IN ({listed})")
         else:
             con.register("other_keys", elsewhere(engine, rdef, measure, first, last, days).cast(old.schema))
         for name in ("old", "new"):   # just the rows of the keys that matter
@@ -196,9 +192,9 @@ def changes(engine, rdef: RollupDef, measure: str, days: list[dt.date], new: pa.
         branches = []
         for grain, (starts, coarser) in coarse.items():
             at = lambda table: f"SELECT DISTINCT {coarser} AS period, {cols} FROM {table}"  # noqa: E731
-            listed_starts = ", ".join(f"{lit(s.isoformat())}::DATE" for s in starts)
+            listed_starts = date_list(starts)
             branches.append(
-                f"SELECT {lit(grain.value)} AS grain, c.period{''.join(f', c.{q(k)}' for k in rdef.by)}, "
+                f"SELECT {sql_literal(grain.value)} AS grain, c.period{''.join(f', c.{quote_ident(k)}' for k in rdef.by)}, "
                 f"CAST(SUM((n.period IS NOT NULL)::INT - (o.period IS NOT NULL)::INT) AS BIGINT) AS change "
                 f"FROM (SELECT * FROM ({at('diff')}) AS c ANTI JOIN ({at('other_keys')}) AS u "
                 f"ON {match('c', 'u', ['period', *picked])}) AS c "

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -14,7 +13,7 @@ from tally.engine.timegrid import Grain
 from tally.rollups import compute
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
-from tally.sources.validate import lit, q
+from tally.warehouse.sqltext import null_safe_match, scratch_connection, quote_ident, sql_literal
 
 
 @dataclass
@@ -90,16 +89,16 @@ def _data_span(engine, rdef: RollupDef) -> tuple[dt.date, dt.date] | None:
 
 def _compare(rdef: RollupDef, grain: Grain, stored: pa.Table, live: pa.Table) -> list[Mismatch]:
     """Rows and cells that differ (counts exactly, money to the cent, ratios to 1e-9), found by DuckDB."""
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
         con.register("s", stored)
         con.register("l", live.cast(stored.schema) if live.schema != stored.schema else live)
         keys = ["period_start", *rdef.by]
-        on = " AND ".join(f"s.{q(k)} IS NOT DISTINCT FROM l.{q(k)}" for k in keys)
+        on = null_safe_match("s", "l", keys)
         tests = []
         for metric in stored_columns(rdef):
             kind = stored.schema.field(metric).type
-            a, b = f"s.{q(metric)}", f"l.{q(metric)}"
+            a, b = f"s.{quote_ident(metric)}", f"l.{quote_ident(metric)}"
             if pa.types.is_floating(kind):
                 differs = (f"(({a} IS NULL) <> ({b} IS NULL) OR abs({a} - {b}) > "
                            f"1e-9 * greatest(abs({a}), abs({b})) + 1e-9)")
@@ -107,10 +106,10 @@ def _compare(rdef: RollupDef, grain: Grain, stored: pa.Table, live: pa.Table) ->
                 differs = f"round({a}, 2) IS DISTINCT FROM round({b}, 2)"
             else:
                 differs = f"{a} IS DISTINCT FROM {b}"
-            tests.append(f"CASE WHEN {differs} THEN {lit(metric)} END")
+            tests.append(f"CASE WHEN {differs} THEN {sql_literal(metric)} END")
         found = con.execute(
             "SELECT COALESCE(s.period_start, l.period_start) AS period_start, "
-            + "".join(f"COALESCE(s.{q(k)}, l.{q(k)}) AS {q(k)}, " for k in rdef.by)
+            + "".join(f"COALESCE(s.{quote_ident(k)}, l.{quote_ident(k)}) AS {quote_ident(k)}, " for k in rdef.by)
             + "s.period_start IS NULL AS missing, l.period_start IS NULL AS extra, "
             f"list_filter([{', '.join(tests) or 'NULL'}], x -> x IS NOT NULL) AS metrics, "
             f"to_json(s) AS stored, to_json(l) AS live FROM s FULL OUTER JOIN l ON {on} "
