@@ -27,9 +27,9 @@ import pyarrow as pa
 
 from tally.engine.plan import DISTINCT_KEY as KEY
 from tally.engine.spec import QuerySpec
-from tally.rollups.rows import of_grain, rollup_spec
 from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
+from tally.rollups.rows import of_grain, rollup_spec
 from tally.warehouse.internal import read_state, write_state
 from tally.warehouse.sqltext import (bind_value, date_list, null_safe_match, quote_ident, scratch_connection,
                                      sql_date, sql_literal, warehouse_ident)

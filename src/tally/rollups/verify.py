@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tally.engine.timegrid import Grain
-from tally.rollups.rows import finish, live_rows
 from tally.rollups.definition import RollupDef, definitions
 from tally.rollups.growth import add_growth
-from tally.warehouse.sqltext import null_safe_match, scratch_connection, quote_ident, sql_literal
+from tally.rollups.rows import finish, live_rows
+from tally.warehouse.sqltext import null_safe_match, quote_ident, scratch_connection, sql_literal
 
 
 @dataclass
@@ -59,7 +59,7 @@ def verify_one(project, rollup_def: RollupDef) -> list[Mismatch]:
         if starts:  # every period the data or the table has: rows missing at either end show too
             first, last = rollup_def.period(min(starts), grain), max(ends)
             live = finish(live_rows(engine, rollup_def, grain, first, last, rollup_def.base_names), rollup_def, grain,
-                                  engine.catalog, dt.datetime.now(dt.timezone.utc))
+                          engine.catalog, dt.datetime.now(dt.timezone.utc))
             if rollup_def.rollup.growth:   # every period since the data's first: each previous one is there too
                 live = add_growth(live, rollup_def, grain)
             live = live.select(columns)
