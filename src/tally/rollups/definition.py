@@ -43,7 +43,7 @@ class RollupDef:
         return [ref.name for ref in self.bases if ref.measure.aggregation in ADDITIVE]
 
     @property
-    def other(self) -> list[str]:
+    def non_additive(self) -> list[str]:
         """Measures that can't be summed from days (distinct counts, averages, extremes)."""
         return [ref.name for ref in self.bases if ref.measure.aggregation not in ADDITIVE]
 
