@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from tally.engine import rows as rowops
 from tally.engine.catalog import Catalog
+from tally.engine.checks import check_query
 from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bounds_expr, distinct_keys_expr,
                               distinct_keys_part, split_keys_expr)
 from tally.engine.spec import QuerySpec
@@ -51,6 +52,7 @@ class Engine:
         self._bounds: dict[str, object] = {}
         self._lock = threading.Lock()
         self.router = None   # set by the project when rollups exist: (spec, start, end, measures) -> rows | None
+        self.locate = None   # set by the project: (message, *config path) -> ConfigError at the line in tally.yml
 
     def spec(self, metrics, **kwargs) -> QuerySpec:
         kwargs.setdefault("timezone", self.config.timezone)
@@ -70,6 +72,7 @@ class Engine:
         for metric in spec.metrics:
             self.catalog.check(metric)
         self._check_order(spec)
+        check_query(self, spec)
         start, end = self._resolve_range(spec)
         if spec.compare:
             start, end = self._clip_for_comparison(spec, start, end)
@@ -240,9 +243,17 @@ class Engine:
     def _check_order(self, spec: QuerySpec) -> None:
         allowed = set(spec.metrics) | set(spec.by) | ({"period"} if spec.grain else set())
         for name, _ in spec.order_by:
-            if name not in allowed:
-                raise QueryError(f"cannot order by {name!r}: order by a metric, dimension or period "
-                                 f"of the query ({', '.join(sorted(allowed))})")
+            if name in allowed:
+                continue
+            if name in self.catalog.names:
+                raise QueryError(f"cannot order by {name!r}: it is not in the query; add it to the metrics "
+                                 f"(`tally query {' '.join(spec.metrics)} {name} --order ...`)")
+            if any(name in self.catalog.dimensions_of(metric) for metric in spec.metrics):
+                raise QueryError(f"cannot order by {name!r}: the query is not broken down by it; add `--by {name}`")
+            if name == "period":
+                raise QueryError("cannot order by 'period': the query has no periods; add `--grain day` (or week, ...)")
+            raise QueryError(f"cannot order by {name!r}: order by a metric, dimension or period "
+                             f"of the query ({', '.join(sorted(allowed))})")
 
     def _resolve_range(self, spec: QuerySpec) -> tuple[dt.datetime, dt.datetime]:
         """The query's [start, end); open ends come from the data, widened to whole local days."""

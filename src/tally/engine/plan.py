@@ -14,7 +14,7 @@ from tally.engine.catalog import Catalog, MeasureRef
 from tally.engine.scope import ModelScope
 from tally.engine.timecol import time_column
 from tally.engine.timegrid import Grain
-from tally.engine.translate import to_ibis
+from tally.engine.translate import to_condition, to_ibis
 from tally.errors import QueryError
 from tally.project.expr import parse_row_expr
 from tally.warehouse import CompiledQuery, Warehouse
@@ -127,8 +127,8 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     aggregates = {ref.name: _aggregate(scope, ref, skip_where=shared is not None) for ref in refs}
     conditions = [scope.condition(shared)] if shared else []
     if shape.where:
-        conditions.append(to_ibis(parse_row_expr(shape.where).tree,
-                                  lambda name: scope.value(model.dimensions[name].expr)))
+        conditions.append(to_condition(parse_row_expr(shape.where).tree,
+                                       lambda name: scope.value(model.dimensions[name].expr)))
     relation = scope.joined()
     if conditions:
         relation = relation.filter(*conditions)
@@ -187,8 +187,8 @@ def _counted(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: MeasureR
     if ref.measure.where:
         conditions.append(scope.condition(ref.measure.where))
     if shape.where:
-        conditions.append(to_ibis(parse_row_expr(shape.where).tree,
-                                  lambda name: scope.value(model.dimensions[name].expr)))
+        conditions.append(to_condition(parse_row_expr(shape.where).tree,
+                                       lambda name: scope.value(model.dimensions[name].expr)))
     return scope, key, conditions
 
 

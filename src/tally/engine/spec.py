@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tally.engine.timegrid import Grain, parse_grain, parse_local
-from tally.errors import QueryError
+from tally.errors import ExpressionError, QueryError
 from tally.project.expr import parse_row_expr
 
 COMPARISONS = ("previous_period", "previous_year")
@@ -56,7 +56,10 @@ class QuerySpec:
         if where is not None and "\x00" in where:
             raise QueryError("where holds a NUL character (\\x00), which no warehouse stores in text")
         if where is not None:
-            parse_row_expr(where)
+            try:
+                parse_row_expr(where)
+            except ExpressionError as exc:
+                raise ExpressionError(f"--where: {exc.message}") from None
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_LIMIT):
             raise QueryError(f"limit must be a positive integer up to {MAX_LIMIT}, not {limit!r}")
         if not isinstance(fill, bool):

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import sqlglot.expressions as exp
 
 from tally.errors import ExpressionError
-from tally.project.expr import column_name, literal_int
+from tally.project.expr import chain, column_name, literal_int
 
 Resolve = Callable[[str], object]
 
@@ -185,6 +185,16 @@ def _trim(node: exp.Trim, value):
     return value
 
 
+def truth(value):
+    """A true/false value; a 0/1 integer (MySQL's BOOL is a TINYINT) is true when it is not 0."""
+    return value != 0 if value.type().is_integer() else value
+
+
+def to_condition(node: exp.Expression, resolve: Resolve):
+    """An Ibis true/false value for a filter's tree (`--where`, a measure's `where`)."""
+    return truth(to_ibis(node, resolve))
+
+
 def to_ibis(node: exp.Expression, resolve: Resolve):
     """An Ibis value for an allowlisted tree; `resolve` maps a name to an Ibis value."""
     rec = lambda child: to_ibis(child, resolve)  # noqa: E731
@@ -201,11 +211,16 @@ def to_ibis(node: exp.Expression, resolve: Resolve):
     if isinstance(node, exp.Neg):
         return -rec(node.this)
     if isinstance(node, exp.Not):
-        return ~rec(node.this)
+        return ~truth(rec(node.this))
     if type(node) in _ARITH or isinstance(node, exp.Div):
         return _arith(type(node), rec(node.this), rec(node.expression))
+    if isinstance(node, (exp.And, exp.Or)):
+        return _balanced(_COMPARE[type(node)], [truth(rec(operand)) for operand in chain(node)])
     if type(node) in _COMPARE:
-        return _COMPARE[type(node)](rec(node.this), rec(node.expression))
+        left, right = rec(node.this), rec(node.expression)
+        if left.type().is_boolean() or right.type().is_boolean():   # a 0/1 flag compared with true/false
+            left, right = truth(left), truth(right)
+        return _COMPARE[type(node)](left, right)
     if isinstance(node, exp.In):
         return rec(node.this).isin([rec(item) for item in node.expressions])
     if isinstance(node, exp.Between):
@@ -215,7 +230,7 @@ def to_ibis(node: exp.Expression, resolve: Resolve):
         return value.between(low, high)
     if isinstance(node, exp.Is):
         if isinstance(node.expression, exp.Boolean):  # `x IS TRUE`: true only when x is, never null
-            return rec(node.this).fill_null(not node.expression.this) == node.expression.this
+            return truth(rec(node.this)).fill_null(not node.expression.this) == node.expression.this
         if isinstance(node.expression, exp.Null):
             return rec(node.this).isnull()
         raise ExpressionError(f"{node.sql()!r}: `IS` takes NULL, TRUE or FALSE")
@@ -252,14 +267,22 @@ def to_ibis(node: exp.Expression, resolve: Resolve):
     raise ExpressionError(f"{node.sql()!r} is not supported here")
 
 
+def _balanced(combine, values: list):
+    """`a op b op c ...` as a balanced tree: log2(n) levels deep for Ibis and SQL generation, not n."""
+    while len(values) > 1:
+        pairs = [combine(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+        values = pairs + ([values[-1]] if len(values) % 2 else [])
+    return values[0]
+
+
 def _case(node, rec):
     if isinstance(node, exp.If):
-        conditions = [rec(node.this)]
+        conditions = [truth(rec(node.this))]
         results = [rec(node.args["true"])]
         default = node.args.get("false")
     else:
         subject = node.this
-        conditions = [(rec(subject) == rec(w.this)) if subject else rec(w.this) for w in node.args["ifs"]]
+        conditions = [(rec(subject) == rec(w.this)) if subject else truth(rec(w.this)) for w in node.args["ifs"]]
         results = [rec(w.args["true"]) for w in node.args["ifs"]]
         default = node.args.get("default")
     values = _unified(results + ([rec(default)] if default is not None else []))

@@ -50,6 +50,7 @@ class Project:
         from tally.engine.engine import Engine
 
         engine = Engine(self.config, self.warehouse)
+        engine.locate = self.loaded.error
         if self.config.rollups and self.use_rollups:
             from tally.rollups.routing import Router
 

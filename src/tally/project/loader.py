@@ -167,6 +167,9 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
 
     check_references(loaded)
     check_names(loaded)
+    from tally.project.exprtypes import check_config
+
+    check_config(loaded)
     if config.sources:   # a bad source (schedule, kind, options) is refused here, not when it first runs
         from tally.sources.pipeline import source_configs
 

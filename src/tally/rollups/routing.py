@@ -13,7 +13,7 @@ import ibis
 from tally.engine import changes
 from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import Grain, truncate
-from tally.engine.translate import to_ibis
+from tally.engine.translate import to_condition
 from tally.project.expr import parse_row_expr
 from tally.rollups import loads
 from tally.rollups.definition import ADDITIVE, RollupDef, definitions
@@ -122,7 +122,7 @@ class Router:
         start, end = ibis.param("date"), ibis.param("date")
         rows = table.filter(table.grain == grain.value, table.period_start >= start, table.period_start < end)
         if spec.where:
-            rows = rows.filter(to_ibis(parse_row_expr(spec.where).tree, lambda name: rows[name]))
+            rows = rows.filter(to_condition(parse_row_expr(spec.where).tree, lambda name: rows[name]))
         keys = {"period": rows.period_start} if spec.grain else {}
         keys |= {dim: rows[dim] for dim in spec.by}
         additive = {ref.name for ref in rdef.bases if ref.measure.aggregation in ADDITIVE}
