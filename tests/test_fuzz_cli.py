@@ -1,7 +1,7 @@
 """Random queries through `tally query` and `Project.query`: an answer, or one error line (exit 2 or 1).
 
-Issue 14: whatever a user types (`--where` text, `--by`, `--order`, dates, grains, timezones,
-`--limit`, metric names), the CLI answers or prints exactly one `error:` line and no traceback,
+Issue 14: whatever a user types (`--where` text, `--by`, `--order`, dates, `--last`/`--period`,
+grains, timezones, `--limit`, metric names), the CLI answers or prints exactly one `error:` line and no traceback,
 and the Python API returns a table or raises a TallyError that is not an InternalError (a bug).
 Derandomized, so CI sees the same inputs every run.
 """
@@ -58,6 +58,10 @@ zones = mostly(st.sampled_from([None, "UTC", "Europe/Istanbul", "America/New_Yor
                st.sampled_from(["Mars/Base", "", "../etc/passwd", "utc", "Europe/Istanbul "]))
 limits = mostly(st.one_of(st.none(), st.none(), st.integers(1, 12)),
                 st.sampled_from([0, -3, 2**63 - 1, 2**63, 10**30]))
+relative = st.one_of(st.none(), st.none(), st.none(), st.tuples(st.just("--last"), st.sampled_from(
+    ["30d", "12w", "6m", "1y", "0d", "999999y", "3x", ""])), st.tuples(st.just("--period"), st.sampled_from(
+    ["2026", "2026-Q3", "2026-10", "2026-W05", "2026-10-05", "0500", "9999", "2026-13", "last week"])))
+extras = st.lists(st.sampled_from(["--live", "--meta"]), max_size=2, unique=True)
 compares = mostly(st.sampled_from([None, None, "previous_period", "previous_year"]), st.just("last_week"))
 
 # --where: well-formed filters over the dimensions (types mixed on purpose), and random text
@@ -104,8 +108,8 @@ def project(shop_dir):
     loaded.close()
 
 
-def cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where, fmt) -> list[str]:
-    args = ["query", "--format", fmt]
+def cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where, fmt, rel=None, flags=()) -> list[str]:
+    args = ["query", "--format", fmt, *flags, *(rel or ())]
     for flag, value in (("--from", start), ("--to", end), ("--grain", grain), ("--timezone", zone),
                         ("--compare", compare), ("--where", where)):
         if value is not None:
@@ -120,11 +124,12 @@ def cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where,
 
 
 @given(metrics=metric_lists, by=by_lists, order=orders, start=dates, end=dates, grain=grains, zone=zones,
-       limit=limits, compare=compares, where=wheres, fmt=st.sampled_from(["json", "table", "csv"]))
+       limit=limits, compare=compares, where=wheres, fmt=st.sampled_from(["json", "table", "csv"]), rel=relative,
+       flags=extras)
 @FUZZ
 def test_cli_answers_or_says_one_line(shop_dir, metrics, by, order, start, end, grain, zone, limit, compare,
-                                      where, fmt):
-    args = cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where, fmt)
+                                      where, fmt, rel, flags):
+    args = cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where, fmt, rel, flags)
     result = CliRunner().invoke(app, ["-p", str(shop_dir), *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
     assert "Traceback" not in result.stderr + result.stdout, args
