@@ -155,7 +155,9 @@ def ingest(
     project = load_project()
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
+    # no bar off a terminal: a transient bar still leaves a blank line on stderr, before any error line
+    with Progress(*columns, console=err, transient=True,
+                  disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(source: str, fraction, note: str) -> None:
@@ -216,7 +218,9 @@ def rollup_build(
     project = load_project()
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table) as bar:
+    # no bar off a terminal: a transient bar still leaves a blank line on stderr, before any error line
+    with Progress(*columns, console=err, transient=True,
+                  disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(name: str, fraction, note: str) -> None:

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tally.engine import changes
+from tally.engine.checks import check_query
+from tally.engine.spec import QuerySpec
 from tally.engine.timegrid import Grain
 from tally.rollups import compute, inputs, keys, loads
 from tally.rollups.definition import RollupDef, definitions
@@ -54,6 +56,9 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
     progress = progress or (lambda *args: None)
     ensure_internal_tables(project.warehouse)
     chosen = definitions(project, names, category)
+    for rdef in chosen:   # type clashes in what each rollup reads: one line at tally.yml's, before any work
+        check_query(project.engine, QuerySpec(metrics=tuple(rdef.rollup.metrics), by=tuple(rdef.by),
+                                              where=rdef.rollup.where))
     seen: dict = {"rollups": chosen}   # model facts read once per run, shared by its rollups
     return [build_one(project, rdef, full=full, start=start, end=end, progress=progress, seen=seen)
             for rdef in chosen]
