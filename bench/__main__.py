@@ -1,7 +1,8 @@
 """`python -m bench [COMMAND] [options]`: run Tally's benchmarks.
 
 Commands: `dashboard` (the dashboard query set: Tally vs hand-written DuckDB SQL vs pandas),
-`data` (build the cached data only), `profile` (where Tally's time goes on the dashboard set).
+`data` (build the cached data only), `profile` (where Tally's time goes on the dashboard set),
+`cli` (the `tally` command's start-up and a query as whole processes).
 With no command, every benchmark runs (today: `dashboard`) with the options given.
 """
 
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = {"dashboard": "bench.dashboard", "ingest": "bench.ingest", "rollups": "bench.rollups"}
-TOOLS = {"data": "bench.data", "profile": "bench.tally_profile"}
+TOOLS = {"data": "bench.data", "profile": "bench.tally_profile", "cli": "bench.cli"}
 COMMANDS = {**BENCHMARKS, **TOOLS}
 
 

@@ -272,7 +272,7 @@ def test_init_creates_a_loadable_project(tmp_path):
     loaded = Project.load(target)
     assert loaded.config.name == "new-shop"
     metrics = json.loads(ok("-p", target, "metrics", "--format", "json").stdout)
-    assert [m["metric"] for m in metrics] == ["revenue", "orders", "aov"]
+    assert [m["metric"] for m in metrics] == ["revenue", "orders", "refunds", "customers", "aov", "net_revenue"]
 
 
 def test_init_refuses_to_overwrite(tmp_path):

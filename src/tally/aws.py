@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tally.engine.timegrid import FIRST_DATE, LAST_DATE
 from tally.errors import ConfigError, TallyError
 from tally.redaction import redact_text
 
@@ -39,7 +40,7 @@ EVENT_KEYS = ("environment", "statisticsType", "dateRange")
 RANGE_KEYS = ("start", "end")
 # HTTP status per error code: the caller's mistake, a request Tally can't serve, a warehouse to retry.
 STATUS = {"bad_event": 400, "bad_config": 422, "bad_query": 422, "bad_expression": 422,
-          "warehouse_error": 503, "source_error": 502, "internal_error": 500}
+          "warehouse_error": 503, "source_error": 502, "file_error": 500, "internal_error": 500}
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 LOGGER = logging.getLogger("tally.aws")
 
@@ -70,6 +71,14 @@ class Request:
 
 def lambda_handler(event: Any, context: Any = None) -> dict:
     """Rebuild the event's statistics; answer {"statusCode", "body"}, never raise."""
+    try:
+        return _handle(event, context)
+    except Exception as exc:  # noqa: BLE001 -- last resort: even a failing log line must not raise
+        message = _redact(f"{type(exc).__name__}: {_first_line(exc)}")
+        return _answer(500, _error("internal_error", message), _is_proxy(event))
+
+
+def _handle(event: Any, context: Any) -> dict:
     clock = time.perf_counter()
     log = EventLog(getattr(context, "aws_request_id", None))
     proxy = _is_proxy(event)
@@ -78,6 +87,10 @@ def lambda_handler(event: Any, context: Any = None) -> dict:
     except BadEvent as exc:
         log.warning("bad_event", message=exc.message)
         return _answer(400, _error(exc.code, exc.message), proxy)
+    except Exception as exc:  # an event no check foresaw is still the caller's mistake: 400, one line
+        message = _redact(f"event: cannot be read ({type(exc).__name__}: {_first_line(exc)})")
+        log.warning("bad_event", message=message)
+        return _answer(400, _error("bad_event", message), proxy)
     try:
         body = run(request, project_folder(), log, context)
     except TallyError as exc:
@@ -195,6 +208,8 @@ def _unwrap(event: Any) -> Any:
             return json.loads(event)
         except json.JSONDecodeError as exc:
             raise BadEvent(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        except RecursionError:
+            raise BadEvent(f"{where}: JSON nested too deeply to read") from None
     return event
 
 
@@ -216,9 +231,16 @@ def _date(dates: dict, key: str, problems: list[str]) -> dt.date | None:
     value = dates[key]
     if isinstance(value, str) and DATE.fullmatch(value):
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            # the rebuild runs to the day after `end`: that day must be a supported date too
+            if FIRST_DATE.date() <= day < LAST_DATE.date():
+                return day
+            problems.append(f"dateRange.{key}: {value} is out of range (an event's days run from "
+                            f"{FIRST_DATE.date()} to {LAST_DATE.date() - dt.timedelta(days=1)})")
+            return None
     problems.append(f"dateRange.{key}: {_show(value)} is not a date (YYYY-MM-DD)")
     return None
 

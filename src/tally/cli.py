@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tally.errors import TallyError
+from tally.errors import TallyError, internal_error
 
 app = typer.Typer(help="Tally: define sources and metrics once, get the same numbers everywhere.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
@@ -28,10 +30,17 @@ class Format(str, Enum):
 
 
 class SummaryFormat(str, Enum):
-    """Job summaries (ingest, rollup build, verify): a table for people, JSON for scripts."""
+    """Job summaries (ingest, rollup build, verify): a table for people, JSON or CSV for scripts."""
 
     table = "table"
     json = "json"
+    csv = "csv"
+
+
+def print_records(records: list[dict], names: list[str] | None = None) -> None:
+    from tally.delivery.tabular import records_to_csv
+
+    sys.stdout.write(records_to_csv(records, names))
 
 
 class State:
@@ -50,9 +59,12 @@ def reports_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except TallyError as exc:
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # TallyError: its line; anything else is a bug, still one line
             if state.debug:
                 raise
+            exc = exc if isinstance(exc, TallyError) else internal_error(exc, f"tally {fn.__name__}")
             err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         finally:
@@ -61,14 +73,14 @@ def reports_errors(fn):
     return wrapper
 
 
-def load_project():
-    """The project, with every part of tally.yml checked (sources too) before any command runs."""
+def load_project(read_only: bool = False):
+    """The project, with every part of tally.yml checked (sources too) before any command runs;
+    `read_only` for commands that only read (an embedded DuckDB then serves several at once)."""
     from tally import Project
-    from tally.sources.pipeline import source_configs
 
     project = Project.load(state.project_path, profile=state.profile)
+    project.read_only = read_only
     state.opened.append(project)
-    source_configs(project.loaded)
     return project
 
 
@@ -77,24 +89,49 @@ def main_options(
     project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (holding tally.yml)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Profile from tally.yml to apply."),
     debug: bool = typer.Option(False, "--debug", help="Show stack traces on errors."),
+    version: bool = typer.Option(False, "--version", help="Print Tally's version and exit.", is_eager=True,
+                                 callback=lambda given: _print_version() if given else None),
 ) -> None:
     state.project_path, state.profile, state.debug = project, profile, debug
 
 
+def _complete_metrics(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of metric names from the project's tally.yml (nothing when it can't be read)."""
+    try:
+        from tally.engine.catalog import Catalog
+        from tally.project.loader import load_config
+
+        root = (ctx.parent.params if ctx.parent else {}).get("project") or Path(".")
+        names = Catalog(load_config(root, (ctx.parent.params if ctx.parent else {}).get("profile")).config).names
+    except Exception:   # completion must never print an error into the user's shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _print_version() -> None:
+    from tally import __version__
+
+    out.print(f"tally {__version__}", highlight=False)
+    raise typer.Exit(0)
+
+
 @app.command()
 @reports_errors
-def init(directory: Path = typer.Argument(Path("."), help="Folder to create the project in.")) -> None:
-    """Create a new project folder with a commented tally.yml."""
-    from tally.project.init import write_starter
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
+    from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Draft sources and models from this CSV."),
+) -> None:
+    """Create a project folder: a commented tally.yml with sample data, or a draft from your CSV."""
+    from tally.project.init import init_project
 
-    path = write_starter(directory)
-    out.print(f"Created {path}. Next: edit it, then `tally query revenue --grain day`.")
+    out.print(init_project(directory, from_csv), highlight=False)
 
 
 @app.command()
 @reports_errors
 def query(
-    metrics: List[str] = typer.Argument(..., help="Metrics to compute (see `tally metrics`)."),
+    metrics: List[str] = typer.Argument(..., help="Metrics to compute (see `tally metrics`).",
+                                        autocompletion=lambda ctx, incomplete: _complete_metrics(ctx, incomplete)),
     by: List[str] = typer.Option([], "--by", "-b", help="Dimension to break down by (repeatable)."),
     grain: Optional[str] = typer.Option(None, "--grain", "-g", help="hour, day, week, month, quarter or year."),
     start: Optional[str] = typer.Option(None, "--from", help="Start, inclusive: YYYY-MM-DD or timestamp."),
@@ -105,12 +142,20 @@ def query(
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Keep the first N rows (top-N)."),
     timezone: Optional[str] = typer.Option(None, "--timezone", help="Override the project timezone."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    last: Optional[str] = typer.Option(None, "--last", help="Range: this day/week/month/year and the ones "
+                                       "before, up to today: 30d, 12w, 6m, 1y."),
+    period: Optional[str] = typer.Option(None, "--period", help="Range: one period: 2026, 2026-Q3, 2026-10, "
+                                         "2026-W05, 2026-10-05."),
+    live: bool = typer.Option(False, "--live", help="Answer from the source tables, never from a rollup."),
+    with_meta: bool = typer.Option(False, "--meta", help="With --format json: {\"rows\": [...], \"meta\": {...}}."),
 ) -> None:
-    """Compute metrics live for a date range."""
-    project = load_project()
-    result = project.query_result(metrics, by=by, grain=grain, start=start, end=end, where=where,
-                                  compare=compare, order_by=order, limit=limit, timezone=timezone)
-    print_rows(result.table, fmt, project, title=_title(result.meta))
+    """Compute metrics for a date range (from a fresh rollup when one holds the answer)."""
+    from tally.delivery.answer import run_query
+
+    project = load_project(read_only=True)
+    run_query(out, project, metrics, fmt=fmt.value, with_meta=with_meta, live=live, last=last, period=period,
+              start=start, end=end, timezone=timezone, by=by, grain=grain, where=where, compare=compare,
+              order_by=order, limit=limit)
 
 
 @app.command()
@@ -133,6 +178,7 @@ def metrics(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
 def seed(names: List[str] = typer.Argument(None, help="Seeds to load (default: all).")) -> None:
     """Load the project's lookup files (seeds) into the warehouse."""
     project = load_project()
+    _refuse_empty(project, "seeds", "seed")
     for name, count in project.load_seeds(names or None).items():
         out.print(f"seed {name}: {count:,} rows loaded")
 
@@ -153,11 +199,10 @@ def ingest(
     from tally.sources import ingest as run_ingest
 
     project = load_project()
+    _refuse_empty(project, "sources", "ingest")
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    # no bar off a terminal: a transient bar still leaves a blank line on stderr, before any error line
-    with Progress(*columns, console=err, transient=True,
-                  disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(source: str, fraction, note: str) -> None:
@@ -169,6 +214,8 @@ def ingest(
                              progress=progress)
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
+    elif fmt is SummaryFormat.csv:
+        print_records([r.as_dict() for r in results])
     else:
         view = Table(title="Dry run: nothing written" if dry_run else "Ingest", title_justify="left")
         for header in ("source", "status", "read", "loaded", "rejected", "skipped", "watermark", "seconds"):
@@ -207,20 +254,22 @@ def rollup_build(
     end: Optional[str] = typer.Option(None, "--to", help="... up to this local date (exclusive)."),
     category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
+    last: Optional[str] = typer.Option(None, "--last", help="Rebuild the last 30d, 12w, 6m, 1y (up to today)."),
+    period: Optional[str] = typer.Option(None, "--period", help="Rebuild one period: 2026, 2026-Q3, 2026-10, 2026-W05."),
 ) -> None:
     """Build rollups, or refresh only the periods touched since the last build."""
     import json
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tally.project.ranges import resolve
     from tally.rollups import build
 
     project = load_project()
+    start, end = resolve(last, period, start, end, project.config.timezone, project.config.week_start_index)
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
-    # no bar off a terminal: a transient bar still leaves a blank line on stderr, before any error line
-    with Progress(*columns, console=err, transient=True,
-                  disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
+    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
         tasks: dict = {}
 
         def progress(name: str, fraction, note: str) -> None:
@@ -232,6 +281,9 @@ def rollup_build(
                         progress=progress)
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
+        return
+    if fmt is SummaryFormat.csv:
+        print_records([r.as_dict() for r in results])
         return
     view = Table(title="Rollups", title_justify="left")
     for header in ("rollup", "table", "mode", "periods", "rows", "seconds"):
@@ -254,12 +306,18 @@ def verify(
 
     from tally.rollups import verify as run_verify
 
-    project = load_project()
+    project = load_project(read_only=not repair)
     report = run_verify(project, names or None, repair=repair, category=category)
     found = [m for ms in report.values() for m in ms]
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps({k: [m.as_dict() for m in ms] for k, ms in report.items()}, indent=2,
                                     default=str) + "\n")
+    elif fmt is SummaryFormat.csv:   # one line per mismatch: only the header when every rollup matches
+        from dataclasses import fields
+
+        from tally.rollups.verify import Mismatch
+
+        print_records([m.as_dict() for ms in report.values() for m in ms], [f.name for f in fields(Mismatch)])
     else:
         for name, ms in report.items():
             status = "[green]ok[/]" if not ms else f"[red]{len(ms)} mismatch(es)[/]"
@@ -286,12 +344,13 @@ def demo(
     directory: Path = typer.Option(Path("demo"), "--dir", help="Folder to write the example project into."),
     seed_value: int = typer.Option(42, "--seed", help="Random seed for the generated data."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Prepare the project, then exit."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder holding a project the demo did not create."),
 ) -> None:
     """Generate an example's data, load it, and show what it answers."""
     from tally.demo import prepare
 
     with err.status(f"Generating {rows:,} rows for the {example} example in {directory} ..."):
-        project, counts = prepare(example, directory, rows, seed_value)
+        project, counts = prepare(example, directory, rows, seed_value, force=force)
     for table_name, count in counts.items():
         out.print(f"  {table_name:<28} {count:>14,}" if isinstance(count, int) else f"  {table_name:<28} {count:>14}")
     if project.config.rollups:
@@ -301,13 +360,24 @@ def demo(
             built = build(project)
         for r in built:
             out.print(f"  rollup {r.rollup:<13} {r.rows:>12,} rows in {r.seconds:.1f}s ({r.mode})")
+    from tally.delivery import terminal
+
     showcase = DEMO_QUERIES[example]
     result = project.query_result(showcase["metrics"], compare="previous_period",
                                   **_last_30_days(project, showcase["metrics"][0]))
-    print_rows(result.table, Format.table, project, title=_title(result.meta))
+    print_rows(result.table, Format.table, project, title=terminal.title_text(result.meta))
     out.print(f"\nReady: try `tally -p {directory} {showcase['try']}`")
     if not no_serve:
-        out.print("(The dashboard and HTTP API are not part of this build yet; nothing to serve.)")
+        out.print("(`tally serve`, the dashboard and HTTP API, is coming (issue 16); nothing to serve yet.)")
+
+
+def _refuse_empty(project, section: str, command: str) -> None:
+    """A command over a section tally.yml does not have is a usage error, not a silent success."""
+    if not getattr(project.config, section):
+        from tally.errors import ConfigError
+
+        raise ConfigError(f"no {section} configured: `tally {command}` has nothing to do "
+                          f"(add a `{section}:` section to tally.yml)", file=project.loaded.file)
 
 
 def _catalog(project):
@@ -336,60 +406,22 @@ def _last_30_days(project, metric: str) -> dict:
     return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
 
 
-def _title(meta: dict) -> str:
-    title = f"{meta.get('from')} → {meta.get('to')} ({meta.get('timezone')})"
-    if meta.get("compare"):
-        title += f" vs {meta['compare']['from']} → {meta['compare']['to']}"
-    for metric, stamp in (meta.get("as_of") or {}).items():   # a snapshot ignores the range: say when it is from
-        title += f"\n{metric}: snapshot as of " + (f"its load at {stamp}" if stamp else "now (no load recorded)")
-    return title
-
-
-def print_rows(table, fmt: Format, project, title: str = "") -> None:
-    from tally.delivery import tabular
+def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=frozenset()) -> None:
+    from tally.delivery import tabular, terminal
 
     if fmt is Format.json:
         sys.stdout.write(tabular.to_json(table) + "\n")
-        return
-    if fmt is Format.csv:
+    elif fmt is Format.csv:
         sys.stdout.write(tabular.to_csv(table))
-        return
-    catalog = _catalog(project)
-    formats = {name: catalog.info(name).format for name in table.column_names if name in catalog.names}
-    symbol = project.config.currency.symbol
-    if table.num_rows == 1 and all(name in formats or name.rsplit("_", 1)[0] in formats
-                                   or name.endswith("_change_pct") for name in table.column_names):
-        out.print(_totals_view(table, formats, symbol, title))
-        return
-    view = Table(title=title or None, title_justify="left")
-    for name in table.column_names:
-        is_number = name not in ("period",) and (name in formats or any(name.startswith(f"{m}_") for m in formats))
-        view.add_column(name, justify="right" if is_number else "left")
-    for row in table.to_pylist():
-        view.add_row(*[tabular.cell_text(k, v, formats, symbol) for k, v in row.items()])
-    out.print(view)
+    else:
+        terminal.print_rows(out, table, project, title=title, notes=notes, partial=partial)
 
 
-def _totals_view(table, formats: dict, symbol: str, title: str) -> Table:
-    """One total row reads better turned on its side: a line per metric."""
-    from tally.delivery import tabular
+from tally.commands import inspect_cli  # noqa: E402  (tables, describe, rejects, preview)
 
-    row = table.to_pylist()[0]
-    compared = any(name.endswith("_previous") for name in row)
-    view = Table(title=title or None, title_justify="left")
-    view.add_column("metric")
-    for header in ["value"] + (["previous", "change", "change %"] if compared else []):
-        view.add_column(header, justify="right")
-    for metric in formats:
-        cells = [tabular.cell_text(metric, row[metric], formats, symbol)]
-        if compared:
-            cells += [tabular.cell_text(f"{metric}{suffix}", row[f"{metric}{suffix}"], formats, symbol)
-                      for suffix in ("_previous", "_change", "_change_pct")]
-        view.add_row(metric, *cells)
-    return view
+inspect_cli.register(app)
 
-
-GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0}
+GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0, "--version": 0}
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
@@ -409,6 +441,11 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    # Start-up (see `python -m bench cli`): pydantic looks for plugins in every installed package's
+    # metadata (~20 ms), and numpy (loaded by pyarrow) starts a BLAS thread per core (~50 ms). The
+    # config needs no plugin, no command does linear algebra.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app(args=hoist_global_options(sys.argv[1:]), prog_name="tally")
 
 

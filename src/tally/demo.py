@@ -11,6 +11,7 @@ from types import ModuleType
 from tally.errors import ConfigError
 
 EXAMPLES = ("ecommerce", "retail", "stats")
+MARKER = ".tally-demo"   # in a folder `tally demo` wrote: running it there again may replace the project
 
 
 def examples_dir() -> Path:
@@ -26,7 +27,7 @@ def _generator(name: str) -> ModuleType:
     return module
 
 
-def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str | None = None):
+def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str | None = None, force: bool = False):
     """Write example `name` into `target` with generated data; return the loaded Project.
 
     An example's generate.py either returns tables (`generate`, written straight into the
@@ -40,7 +41,12 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
     if rows < 1:
         raise ConfigError(f"--rows must be positive, not {rows}")
     source = examples_dir() / name
+    target = Path(target)
+    refuse_foreign(target, force)
     target.mkdir(parents=True, exist_ok=True)
+    (target / MARKER).write_text(f"written by `tally demo --example {name}`; "
+                                 "delete this file to keep `tally demo` from replacing the project\n",
+                                 encoding="utf-8")
     shutil.copy(source / "tally.yml", target / "tally.yml")
     generator = _generator(name)
     if hasattr(generator, "prepare"):
@@ -53,6 +59,13 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
         project.warehouse.write_table(table_name, table)
     project.load_seeds()
     return project, {table_name: table.num_rows for table_name, table in tables.items()}
+
+
+def refuse_foreign(target: Path, force: bool) -> None:
+    """A folder holding a project the demo did not write is someone's work: not replaced without --force."""
+    if not force and (target / "tally.yml").exists() and not (target / MARKER).exists():
+        raise ConfigError(f"{target} holds a project `tally demo` did not create; the demo would replace its "
+                          "tally.yml and tables: pick another --dir, or pass --force")
 
 
 def _prepare_from_sources(generator, target: Path, rows: int, seed: int, warehouse: str | None):

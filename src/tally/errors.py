@@ -51,3 +51,47 @@ class SourceError(TallyError):
 
     exit_code = 1
     code = "source_error"
+
+
+class FileError(TallyError):
+    """A file or folder can't be read or written (missing folder, permissions, disk full)."""
+
+    exit_code = 1
+    code = "file_error"
+
+
+class InternalError(TallyError):
+    """Something failed that no check foresaw: a bug to report (the cause is chained for --debug)."""
+
+    exit_code = 1
+    code = "internal_error"
+
+
+def api_boundary(fn):
+    """Let only TallyError out of a public API function: anything else becomes an InternalError
+    naming its type and first line (secrets redacted), chained to the original."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TallyError:
+            raise
+        except Exception as exc:
+            raise internal_error(exc, f"{fn.__name__}()") from exc
+    return wrapper
+
+
+def internal_error(exc: Exception, where: str) -> TallyError:
+    """A FileError for an OSError (the machine's state, not a bug), else an InternalError: the
+    exception's type and first line, secrets redacted."""
+    from tally.redaction import redact_text
+
+    if isinstance(exc, OSError) and exc.strerror:
+        path = f": {exc.filename}" if exc.filename else ""
+        return FileError(redact_text(f"{where}: {exc.strerror}{path}"))
+    lines = str(exc).strip().splitlines()
+    first = redact_text(lines[0] if lines else "(no message)")
+    return InternalError(f"internal error in {where}: {type(exc).__name__}: {first} "
+                         "(a bug in Tally: please report it; --debug shows where)")

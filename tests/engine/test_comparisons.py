@@ -187,7 +187,7 @@ def test_previous_year_by_week_is_the_week_52_weeks_before(ecommerce, rows):
 
 def test_snapshot_metric_is_labelled_with_its_load_time(ecommerce):
     """Once unlabelled: `stock` for January 2025 is the stock loaded now, not January's."""
-    from tally.cli import _title
+    from tally.delivery.terminal import title_text as _title
     from tally.warehouse.internal import ensure_internal_tables, write_state
 
     project, _ = ecommerce

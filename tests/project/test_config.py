@@ -105,7 +105,7 @@ def test_init_output_loads(tmp_path, monkeypatch):
     path = write_starter(tmp_path / "my shop")
     loaded = load_config(path.parent)
     assert loaded.config.name == "my-shop"
-    assert set(loaded.config.metrics) == {"aov"}
+    assert set(loaded.config.metrics) == {"aov", "net_revenue"}
     assert "production" in loaded.config.profiles
 
 
@@ -429,3 +429,12 @@ def test_unknown_key_in_active_profile_names_the_profile_line(tmp_path):
     error = refused(path, "typo")
     assert "unknown key 'warehuose' (did you mean 'warehouse'?)" in error.message
     assert error.line == line_with(path, "warehuose:")
+
+
+def test_an_unknown_key_is_matched_against_the_keys_of_its_own_place(tmp_path):
+    # the rollup key is `by`: 'dimensions' is a key of models, which once made the hint name itself
+    rollup = "rollups:\n  daily:\n    metrics: [revenue]\n    dimensions: [country]\n"
+    error = refused(write(tmp_path, VALID + rollup))
+    assert "rollups.daily: unknown key 'dimensions' (did you mean 'by'?)" in error.message
+    error = refused(write(tmp_path, replace(VALID, "        format: money", "        grian: money")))
+    assert "unknown key 'grian'" in error.message and "did you mean" not in error.message

@@ -100,17 +100,56 @@ def format_change_pct(value) -> str:
     return f"{value:+,.1f}%"
 
 
+def format_points(value) -> str:
+    """The change of a percentage in percentage points: 0.305 -> 0.300 is `-0.5 pp`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value) * 100:+,.1f} pp"
+
+
+def period_label(value) -> str:
+    """A period as text: the label `--format json` prints and `--meta` lists as partial."""
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
 def cell_text(column: str, value, formats: dict[str, str], symbol: str) -> str:
-    """How one cell reads in a table: metrics by their format, keys as plain text."""
+    """How one cell reads in a table: metrics by their format, keys as plain text. A percentage's
+    change reads in points, and its change % (a percent of a percent) is left out."""
     base = column
     for suffix in ("_previous", "_change_pct", "_change"):
         if column.endswith(suffix) and column[: -len(suffix)] in formats:
             base = column[: -len(suffix)]
             if suffix == "_change_pct":
-                return format_change_pct(value)
+                return "" if formats[base] == "percent" else format_change_pct(value)
+            if suffix == "_change" and formats[base] == "percent":
+                return format_points(value)
             break
     if base in formats:
         return format_number(value, formats[base], symbol)
     if value is None:
         return "—"
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+def records_to_csv(records: list[dict], names: list[str] | None = None) -> str:
+    """Job summaries (ingest, rollup build, verify) as CSV: one line per record, the keys as the
+    header; lists and mappings as JSON text; text cells made safe for spreadsheets."""
+    names = names or list(dict.fromkeys(key for record in records for key in record))
+
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, decimal.Decimal):
+            return decimal_text(value)
+        if isinstance(value, (dict, list, tuple)):
+            return csv_text(json.dumps(value, default=str, ensure_ascii=False, sort_keys=True))
+        if isinstance(value, str):
+            return csv_text(value)
+        return json_value(value)
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([csv_text(name) for name in names])
+    for record in records:
+        writer.writerow([cell(record.get(name)) for name in names])
+    return out.getvalue()

@@ -9,7 +9,7 @@ import ibis
 
 from tally.engine.plan import Shape, _bucket
 from tally.engine.scope import ModelScope
-from tally.engine.timecol import time_column
+from tally.engine.timecol import model_column, time_column
 from tally.engine.timegrid import Grain, as_utc, offset_segments
 from tally.warehouse.base import UTC_TS, CompiledQuery
 
@@ -148,12 +148,13 @@ def totals(engine, model_name: str) -> dict[str, int]:
     def build():
         table = engine.warehouse.table(model.table)
         time = time_column(table, model_name, model.time)
+        stamp = model_column(table, model_name, model.updated, "updated") if model.updated else None
         if engine.warehouse.dialect.name != "duckdb":
-            stamped = table[model.updated].count() if model.updated else ibis.literal(0, "int64")
+            stamped = stamp.count() if stamp is not None else ibis.literal(0, "int64")
             return table.aggregate(rows=table.count(), dated=time.count(), stamped=stamped), None
         undated = table.filter(time.isnull())
         nulls = undated.aggregate(undated=undated.count())
-        unstamped = table.filter(table[model.updated].isnull()) if model.updated else table
+        unstamped = table.filter(stamp.isnull()) if stamp is not None else table
         unstamped = unstamped.aggregate(unstamped=unstamped.count())
         counts = table.aggregate(rows=table.count()).cross_join(nulls).cross_join(unstamped)
         return counts.select(rows=counts.rows, dated=counts.rows - counts.undated,
@@ -208,12 +209,12 @@ def max_updated(engine, model_name: str, since: str | None = None) -> str | None
 
     def build():
         table = engine.warehouse.table(model.table)
-        return table.aggregate(top=table[model.updated].max()), None
+        return table.aggregate(top=model_column(table, model_name, model.updated, "updated").max()), None
 
     def build_since():
         table = engine.warehouse.table(model.table)
-        after = ibis.param(UTC_TS)
-        return table.filter(table[model.updated] > after).aggregate(top=table[model.updated].max()), {"after": after}
+        after, stamp = ibis.param(UTC_TS), model_column(table, model_name, model.updated, "updated")
+        return table.filter(stamp > after).aggregate(top=stamp.max()), {"after": after}
 
     if since:
         query = compiled(engine, ("max_updated_since", model_name), build_since)

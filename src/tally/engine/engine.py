@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import ibis
@@ -16,26 +16,17 @@ from tally.engine.catalog import Catalog
 from tally.engine.checks import check_query
 from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bounds_expr, distinct_keys_expr,
                               distinct_keys_part, split_keys_expr)
+from tally.engine.result import Result
 from tally.engine.spec import QuerySpec
 from tally.engine.timecol import DATE_HOUR, is_date
-from tally.engine.timegrid import as_utc, offset_segments, period_labels, period_pairs, previous_range, shift_local
+from tally.engine.timegrid import (SUPPORTED, as_utc, in_supported_range, offset_segments, period_labels, period_pairs,
+                                  previous_range, shift_local)
 from tally.errors import QueryError
 from tally.project.schema import ProjectConfig
 from tally.warehouse import CompiledQuery, Warehouse
 
 UTC = dt.timezone.utc
 CACHE_SIZE = 256
-
-
-@dataclass
-class Result:
-    """Rows as an Arrow table plus what produced them."""
-
-    table: pa.Table
-    meta: dict = field(default_factory=dict)
-
-    def to_pylist(self) -> list[dict]:
-        return self.table.to_pylist()
 
 
 class Engine:
@@ -232,7 +223,7 @@ class Engine:
         """A DATE time column is placed at 12:00 UTC: refuse a zone where that is another date."""
         for ref in self.catalog.base_measures(spec.metrics):
             model = self.catalog.model(ref.model)
-            if model.time and is_date(self.warehouse.table(model.table), model.time):
+            if model.time and is_date(self.warehouse.table(model.table), model.time, ref.model):
                 first, changes = offset_segments(spec.timezone, start, end)
                 if any(abs(offset) >= DATE_HOUR * 3600 for offset in (first, *[off for _, off in changes])):
                     raise QueryError(f"model {ref.model!r}: its time column {model.time!r} is a DATE, counted at "
@@ -279,6 +270,9 @@ class Engine:
         if not lows:
             today = dt.datetime.now(UTC)
             return today, today
+        if not in_supported_range(min(lows), max(highs)):
+            raise QueryError(f"the data runs from {min(lows):%Y-%m-%d} to {max(highs):%Y-%m-%d}, out of range "
+                             f"({SUPPORTED}): give --from and --to")
         return min(lows), max(highs)
 
 

@@ -302,7 +302,8 @@ def _order_and_limit(expr, shape: Shape, catalog: Catalog, zeros: list[str]):
         keys.append(value.desc(nulls_first=False) if desc else value.asc(nulls_first=False))
     ordered = {name for name, _ in shape.order_by}
     keys += [expr[k].asc() for k in expr.columns if k in (("period",) + shape.by) and k not in ordered]
-    expr = expr.order_by(keys)
+    if keys:   # a total is one row: --limit alone keeps it, with nothing to sort by
+        expr = expr.order_by(keys)
     return expr.limit(shape.limit) if shape.limit is not None else expr
 
 

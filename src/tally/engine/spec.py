@@ -11,6 +11,7 @@ from tally.errors import ExpressionError, QueryError
 from tally.project.expr import parse_row_expr
 
 COMPARISONS = ("previous_period", "previous_year")
+MAX_LIMIT = 2**63 - 1   # a LIMIT every warehouse takes (a 64-bit integer)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class QuerySpec:
         if not metrics:
             raise QueryError("name at least one metric")
         try:
+            if not isinstance(timezone, str):
+                raise ValueError(timezone)
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise QueryError(f"unknown timezone {timezone!r} (use an IANA name like Europe/Istanbul)") from None
@@ -46,15 +49,21 @@ class QuerySpec:
             raise QueryError(f"--from {start} must be before --to {end} (the range is [from, to))")
         if compare is not None and compare not in COMPARISONS:
             raise QueryError(f"unknown comparison {compare!r} (use {' or '.join(COMPARISONS)})")
-        if where is not None and not str(where).strip():
+        if where is not None and not isinstance(where, str):
+            raise QueryError(f"where must be text (a row expression like \"status = 'paid'\"), not {where!r}")
+        if where is not None and not where.strip():
             where = None
+        if where is not None and "\x00" in where:
+            raise QueryError("where holds a NUL character (\\x00), which no warehouse stores in text")
         if where is not None:
             try:
-                parse_row_expr(str(where))
+                parse_row_expr(where)
             except ExpressionError as exc:
                 raise ExpressionError(f"--where: {exc.message}") from None
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise QueryError(f"limit must be a positive integer, not {limit!r}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_LIMIT):
+            raise QueryError(f"limit must be a positive integer up to {MAX_LIMIT}, not {limit!r}")
+        if not isinstance(fill, bool):
+            raise QueryError(f"fill must be True or False, not {fill!r}")
         by = _names(by, "dimension")
         if len(set(by)) != len(by):
             raise QueryError(f"a dimension is repeated in --by {list(by)}")
@@ -72,6 +81,8 @@ def _names(values, what: str) -> tuple[str, ...]:
         return ()
     if isinstance(values, str):
         values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise QueryError(f"{what}s must be a name or a list of names, not {values!r}")
     names = []
     for value in values:
         for part in str(value).split(","):
@@ -87,11 +98,17 @@ def _order(values) -> tuple[tuple[str, bool], ...]:
     """`-revenue` or `revenue desc` sorts descending; `revenue` / `revenue asc` ascending."""
     if isinstance(values, str):
         values = [values]
+    if values is not None and not isinstance(values, (list, tuple)):
+        raise QueryError(f"order must be a text like '-revenue' or a list of them, not {values!r}")
     order = []
     for value in values or ():
         if isinstance(value, tuple):
-            order.append((str(value[0]), bool(value[1])))
+            if len(value) != 2 or not isinstance(value[0], str) or not isinstance(value[1], bool):
+                raise QueryError(f"cannot read order {value!r} (a (name, descending) pair like ('revenue', True))")
+            order.append(value)
             continue
+        if not isinstance(value, str):
+            raise QueryError(f"cannot read order {value!r} (write '-revenue' or 'revenue desc')")
         for part in str(value).split(","):
             words = part.strip().split()
             if not words:
@@ -104,4 +121,7 @@ def _order(values) -> tuple[tuple[str, bool], ...]:
             elif len(words) > 1:
                 raise QueryError(f"cannot read order {part.strip()!r} (write `-revenue` or `revenue desc`)")
             order.append((name, desc))
+    repeated = sorted({name for name, _ in order if [n for n, _ in order].count(name) > 1})
+    if repeated:
+        raise QueryError(f"{', '.join(map(repr, repeated))} is repeated in --order (sort by each name once)")
     return tuple(order)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import ibis
 import ibis.expr.datatypes as idt
 
@@ -15,7 +17,7 @@ DATE_HOUR = 12
 def time_column(table, model_name: str, column: str):
     """The time column of `model_name` in `table` as a timestamp: TIMESTAMP / TIMESTAMPTZ as stored,
     a DATE at 12:00 UTC of its day; any other type is refused."""
-    value = table[column]
+    value = model_column(table, model_name, column)
     dtype = value.type()
     if dtype.is_timestamp():
         return value
@@ -25,8 +27,19 @@ def time_column(table, model_name: str, column: str):
                       "must be DATE, TIMESTAMP or TIMESTAMPTZ (convert it in the source's `columns:`)")
 
 
-def is_date(table, column: str) -> bool:
-    return table[column].type().is_date()
+def is_date(table, column: str, model_name: str) -> bool:
+    return model_column(table, model_name, column).type().is_date()
+
+
+def model_column(table, model_name: str, column: str, role: str = "time"):
+    """A model's `time:` (or `updated:`) column, or a ConfigError naming the model, the column and
+    those the table has (checked before any SQL is compiled: Ibis fails deep inside the query)."""
+    if column in table.columns:
+        return table[column]
+    hint = difflib.get_close_matches(column, table.columns, n=1)
+    raise ConfigError(f"model {model_name!r}: {role} column {column!r} is not a column of its table "
+                      + (f"(did you mean {hint[0]!r}?) " if hint else "")
+                      + f"(columns: {', '.join(table.columns)})")
 
 
 def _type_name(dtype) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import Enum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -12,6 +13,10 @@ from dateutil.relativedelta import relativedelta
 from tally.errors import QueryError
 
 UTC = dt.timezone.utc
+# Dates a range may name: wide enough for any data, narrow enough that a year's shift, a zone's
+# offset or a period's end stays inside Python's years 1..9999 (and MariaDB's DATETIME from 1000).
+FIRST_DATE, LAST_DATE = dt.datetime(1000, 1, 1), dt.datetime(9000, 1, 1)
+SUPPORTED = f"supported dates are {FIRST_DATE.date()} to {LAST_DATE.date()}"
 
 
 class Grain(str, Enum):
@@ -57,9 +62,26 @@ def parse_local(value: str | dt.date | dt.datetime, tz: ZoneInfo, what: str) -> 
             parsed = dt.datetime.fromisoformat(text.replace(" ", "T") if len(text) > 10 else text)
         except ValueError:
             raise QueryError(f"{what} {value!r} is not a date (YYYY-MM-DD) or timestamp (YYYY-MM-DDTHH:MM)") from None
+    if not FIRST_DATE <= parsed.replace(tzinfo=None) <= LAST_DATE:
+        shown = value.isoformat() if isinstance(value, dt.date) else str(value)
+        raise QueryError(f"{what} {shown!r} is out of range ({SUPPORTED})")
     aware = parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
     # as a UTC instant: aware datetimes sharing a tzinfo compare by wall clock, which is wrong across DST
     return aware.astimezone(UTC)
+
+
+def parse_date(value: str | dt.date, what: str) -> dt.date:
+    """A local date (a rollup rebuild's --from/--to), read and checked as a query's range is."""
+    if isinstance(value, dt.datetime) or (not isinstance(value, dt.date)
+                                          and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value).strip())):
+        raise QueryError(f"{what} {value!r} is not a date (YYYY-MM-DD)")
+    return parse_local(value, UTC, what).date()
+
+
+def in_supported_range(*instants: dt.datetime) -> bool:
+    """Whether every instant lies within the supported dates (a day's margin for the zone's offset)."""
+    low, high = FIRST_DATE - dt.timedelta(days=1), LAST_DATE + dt.timedelta(days=1)
+    return all(low <= instant.astimezone(UTC).replace(tzinfo=None) <= high for instant in instants)
 
 
 @lru_cache(maxsize=512)
@@ -187,8 +209,15 @@ def previous_range(kind: str, start: dt.datetime, end: dt.datetime, tz: ZoneInfo
                    grain: Grain | None = None) -> tuple[dt.datetime, dt.datetime, relativedelta]:
     """The comparison range of [start, end) and its shift; a previous period ends where the range begins."""
     delta = comparison_shift(kind, start, end, tz, grain)
-    before_end = start if kind == "previous_period" else shift_local(end, delta, tz)
-    return shift_local(start, delta, tz), before_end, delta
+    try:
+        before_end = start if kind == "previous_period" else shift_local(end, delta, tz)
+        before_start = shift_local(start, delta, tz)
+    except (OverflowError, ValueError):   # before year 1
+        before_start = None
+    if before_start is None or not in_supported_range(before_start):
+        raise QueryError(f"--compare {kind}: the range compared with would start before {FIRST_DATE.date()} "
+                         f"({SUPPORTED}); choose a later --from")
+    return before_start, before_end, delta
 
 
 def period_pairs(kind: str, delta: relativedelta, now: list, before: list):

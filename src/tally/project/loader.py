@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tally.errors import ConfigError
 from tally.project.schema import SCHEMA_CLASSES, ProjectConfig
@@ -15,6 +17,10 @@ from tally.project.yamlfile import Lines, expand_env, line_of, read_yaml
 
 CONFIG_FILE = "tally.yml"
 KNOWN_KEYS = sorted({f.alias or name for cls in SCHEMA_CLASSES for name, f in cls.model_fields.items()})
+
+# words users bring from other tools, and the key Tally names it with
+SYNONYMS = {"dimensions": "by", "group_by": "by", "groupby": "by", "grain": "grains", "metric": "metrics",
+            "filter": "where", "tz": "timezone", "type": "kind"}
 
 
 @dataclass(frozen=True)
@@ -80,13 +86,48 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys allowed where an unknown key was found (every known key when the place is not a model)."""
+    current, parts = ProjectConfig, list(loc)
+    while parts:
+        current = _unwrap(current)
+        origin = typing.get_origin(current)
+        if origin in (dict, list):   # a user's name or a list index: the part names the value's place
+            current = typing.get_args(current)[-1] if typing.get_args(current) else Any
+            parts.pop(0)
+        elif _is_model(current) and str(parts[0]) in current.model_fields:
+            current = current.model_fields[str(parts.pop(0))].annotation
+        else:
+            return KNOWN_KEYS
+    current = _unwrap(current)
+    return sorted(f.alias or n for n, f in current.model_fields.items()) if _is_model(current) else KNOWN_KEYS
+
+
+def _unwrap(kind: Any) -> Any:
+    """X from Optional[X], Annotated[X, ...] or a union holding one model."""
+    while typing.get_origin(kind) in (typing.Union, types.UnionType, typing.Annotated):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is typing.Annotated:
+            kind = args[0]
+            continue
+        models = [a for a in args if _is_model(a)]
+        kind = models[0] if len(models) == 1 else args[0]
+    return kind
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
 def _validation_error(exc: ValidationError, file: str, lines: Lines) -> ConfigError:
     first = exc.errors(include_url=False)[0]
     loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and "[" in part))
     where = ".".join(str(part) for part in loc)
     if first["type"] == "extra_forbidden":
         key = str(loc[-1])
-        hint = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+        allowed = _keys_at(loc[:-1])
+        hint = [SYNONYMS[key]] if SYNONYMS.get(key) in allowed else \
+            [h for h in difflib.get_close_matches(key, allowed, n=2) if h != key][:1]
         message = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
         where = ".".join(str(part) for part in loc[:-1])
     else:
@@ -121,14 +162,16 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     except ValidationError as exc:
         raise _validation_error(exc, file, lines) from None
     loaded = LoadedConfig(config=config, root=file_path.parent.resolve(), file=file, profile=profile, lines=lines)
+    from tally.project.names import check_names
     from tally.project.references import check_references
 
     check_references(loaded)
+    check_names(loaded)
     from tally.project.exprtypes import check_config
 
     check_config(loaded)
     if config.sources:   # a bad source (schedule, kind, options) is refused here, not when it first runs
-        from tally.sources.pipeline import source_configs
+        from tally.sources.config import source_configs
 
         source_configs(loaded)
     return loaded

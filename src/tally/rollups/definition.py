@@ -43,7 +43,7 @@ class RollupDef:
         return [ref.name for ref in self.bases if ref.measure.aggregation in ADDITIVE]
 
     @property
-    def other(self) -> list[str]:
+    def non_additive(self) -> list[str]:
         """Measures that can't be summed from days (distinct counts, averages, extremes)."""
         return [ref.name for ref in self.bases if ref.measure.aggregation not in ADDITIVE]
 
@@ -78,7 +78,9 @@ class RollupDef:
 def definitions(project, names=None, category: str | None = None) -> list[RollupDef]:
     """The rollups to work on: by name, by category, or all."""
     config = project.config
-    chosen = list(names or config.rollups)
+    if names is not None and not isinstance(names, (str, list, tuple)):
+        raise ConfigError(f"rollup names must be a name or a list of names, not {names!r}")
+    chosen = [names] if isinstance(names, str) else list(names or config.rollups)
     unknown = [n for n in chosen if n not in config.rollups]
     if unknown:
         raise ConfigError(f"unknown rollup(s) {', '.join(unknown)} (rollups: {', '.join(config.rollups) or 'none'})")

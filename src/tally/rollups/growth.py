@@ -9,7 +9,7 @@ from tally.engine.timegrid import Grain
 from tally.rollups.definition import RollupDef
 
 
-def add_growth(table: pa.Table, rdef: RollupDef, grain: Grain, warehouse=None, rebuilt=frozenset()) -> pa.Table:
+def add_growth(table: pa.Table, rollup_def: RollupDef, grain: Grain, warehouse=None, rebuilt=frozenset()) -> pa.Table:
     """m_previous and m_change_pct per metric: the previous period of the same dimensions.
 
     Previous periods not in `table` are read from the stored rollup (`warehouse`), so an
@@ -17,16 +17,16 @@ def add_growth(table: pa.Table, rdef: RollupDef, grain: Grain, warehouse=None, r
     replaces (`rebuilt`): one with no rows in `table` has none any more.
     """
     rows = table.to_pylist()
-    keys = rdef.by
+    keys = rollup_def.by
     index = {(r["period_start"], *[r[k] for k in keys]): r for r in rows}
-    missing = {_previous(rdef, r["period_start"], grain) for r in rows} - {r["period_start"] for r in rows}
+    missing = {_previous(rollup_def, r["period_start"], grain) for r in rows} - {r["period_start"] for r in rows}
     missing -= set(rebuilt)
     if warehouse is not None and missing:
-        for r in _stored(warehouse, rdef, grain, sorted(missing)):
+        for r in _stored(warehouse, rollup_def, grain, sorted(missing)):
             index.setdefault((r["period_start"], *[r[k] for k in keys]), r)
     columns = {name: table[name] for name in table.column_names if name != "built_at"}
-    for metric in rdef.rollup.metrics:
-        previous = [index.get((_previous(rdef, r["period_start"], grain), *[r[k] for k in keys]), {}).get(metric)
+    for metric in rollup_def.rollup.metrics:
+        previous = [index.get((_previous(rollup_def, r["period_start"], grain), *[r[k] for k in keys]), {}).get(metric)
                     for r in rows]
         before = pa.array(previous, type=table[metric].type)
         now = table[metric]
@@ -40,13 +40,13 @@ def add_growth(table: pa.Table, rdef: RollupDef, grain: Grain, warehouse=None, r
     return pa.table(columns)
 
 
-def _previous(rdef: RollupDef, start, grain: Grain):
+def _previous(rollup_def: RollupDef, start, grain: Grain):
     import datetime as dt
 
-    return rdef.period(start - dt.timedelta(days=1), grain)
+    return rollup_def.period(start - dt.timedelta(days=1), grain)
 
 
-def _stored(warehouse, rdef: RollupDef, grain: Grain, starts) -> list[dict]:
-    table = warehouse.table(rdef.table)
+def _stored(warehouse, rollup_def: RollupDef, grain: Grain, starts) -> list[dict]:
+    table = warehouse.table(rollup_def.table)
     expr = table.filter(table.grain == grain.value, table.period_start.isin(starts))
     return warehouse.run(warehouse.compile(expr)).to_pylist()

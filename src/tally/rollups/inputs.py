@@ -43,20 +43,20 @@ def _hash(value) -> idt.uint64:
 
 
 def supported(warehouse) -> bool:
-    return warehouse.dialect.name == "duckdb"
+    return warehouse.dialect.row_hash
 
 
-def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: list[dt.date] | None = None
+def fingerprints(engine, rollup_defs: list[RollupDef], model_name: str, span, days: list[dt.date] | None = None
                  ) -> dict[str, dict[str, str]]:
     """Per rollup (by name) reading the model, per local day (ISO) of the model's rows (all, or
     just `days`): "rows:hash sum". The rollups share their zone; one pass over the rows serves them all."""
-    rdefs = [r for r in rdefs if model_name in r.models]
-    if span is None or not rdefs or (days is not None and not days):
-        return {r.name: {} for r in rdefs}
-    zones = {r.zone for r in rdefs}
+    rollup_defs = [r for r in rollup_defs if model_name in r.models]
+    if span is None or not rollup_defs or (days is not None and not days):
+        return {r.name: {} for r in rollup_defs}
+    zones = {r.zone for r in rollup_defs}
     if len(zones) > 1:
         raise ValueError(f"fingerprints of rollups in several zones at once: {sorted(zones)}")
-    zone = rdefs[0].zone
+    zone = rollup_defs[0].zone
     catalog = engine.catalog
     model = catalog.model(model_name)
     offsets = segments(zone, span)
@@ -68,7 +68,7 @@ def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: li
         ts = time_column(base, model_name, model.time)
         base = base.filter(ts >= params["start"], ts < params["end"])
         scope = ModelScope(catalog.config, engine.warehouse, model_name, base=base)
-        values = [_values(scope, catalog, rdef, model_name) for rdef in rdefs]   # (joins are added as read)
+        values = [_values(scope, catalog, rollup_def, model_name) for rollup_def in rollup_defs]   # (joins are added as read)
         day = day_bucket_in(engine, time_column(scope.base, model_name, model.time), offsets)
         relation = scope.joined()
         metrics = {"rows": relation.count()}
@@ -82,7 +82,7 @@ def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: li
         return expr, params
 
     if days is None:   # a full build's, compiled once
-        query = compiled(engine, ("fingerprints", model_name, offsets, tuple((r.name, r.fingerprint) for r in rdefs)),
+        query = compiled(engine, ("fingerprints", model_name, offsets, tuple((r.name, r.fingerprint) for r in rollup_defs)),
                          build)
         values = {"start": span[0], "end": span[1] + dt.timedelta(microseconds=1)}
     else:
@@ -92,23 +92,23 @@ def fingerprints(engine, rdefs: list[RollupDef], model_name: str, span, days: li
         values = {"start": dt.datetime.combine(min(days), dt.time(), tzinfo=tz).astimezone(UTC),
                   "end": dt.datetime.combine(max(days) + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(UTC)}
     rows = run_compiled(engine, query, values)
-    return {rdef.name: {r["day"].isoformat(): f"{r['rows']}:{r.get(f'h{index}', 0)}" for r in rows}
-            for index, rdef in enumerate(rdefs)}
+    return {rollup_def.name: {r["day"].isoformat(): f"{r['rows']}:{r.get(f'h{index}', 0)}" for r in rows}
+            for index, rollup_def in enumerate(rollup_defs)}
 
 
-def _values(scope: ModelScope, catalog, rdef: RollupDef, model_name: str) -> list:
+def _values(scope: ModelScope, catalog, rollup_def: RollupDef, model_name: str) -> list:
     model = catalog.model(model_name)
     values = []
-    for dim in rdef.by:
+    for dim in rollup_def.by:
         values += _inputs(scope, catalog, model.dimensions[dim].expr)
-    if rdef.rollup.where:
-        tree = parse_row_expr(rdef.rollup.where)
+    if rollup_def.rollup.where:
+        tree = parse_row_expr(rollup_def.rollup.where)
         used = [model.dimensions[name].expr for name in tree.references]
         if all(not _reads_lookup(scope, catalog, ref) for text in used for ref in parse_row_expr(text).references):
             values.append(to_ibis(tree.tree, lambda name: scope.value(model.dimensions[name].expr)))
         else:
             values += [v for text in used for v in _inputs(scope, catalog, text)]
-    for ref in rdef.bases:
+    for ref in rollup_def.bases:
         if ref.model != model_name:
             continue
         measure = ref.measure

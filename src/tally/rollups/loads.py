@@ -24,22 +24,22 @@ from tally.warehouse.internal import read_state
 UNKNOWN = None   # the stamp of a table no source or seed writes
 
 
-def related_models(engine, rdef: RollupDef) -> set[str]:
+def related_models(engine, rollup_def: RollupDef) -> set[str]:
     """The rollup's models and the models they join to."""
-    return set(rdef.models) | {j.model for m in rdef.models for j in engine.catalog.model(m).joins.values()}
+    return set(rollup_def.models) | {j.model for m in rollup_def.models for j in engine.catalog.model(m).joins.values()}
 
 
-def watched(engine, rdef: RollupDef) -> list[str]:
+def watched(engine, rollup_def: RollupDef) -> list[str]:
     """The rollup's models and those they join to, without a change time."""
-    return sorted(m for m in related_models(engine, rdef) if not engine.catalog.model(m).updated)
+    return sorted(m for m in related_models(engine, rollup_def) if not engine.catalog.model(m).updated)
 
 
-def stamps(engine, rdef: RollupDef) -> dict[str, str | None]:
+def stamps(engine, rollup_def: RollupDef) -> dict[str, str | None]:
     """Per watched model, its table's last load stamp ("" before any; UNKNOWN when nothing stamps it)."""
     found = {}
     loaded = loaded_tables(engine.config)
     warehouse = engine.warehouse
-    for model in watched(engine, rdef):
+    for model in watched(engine, rollup_def):
         table = engine.catalog.model(model).table
         found[model] = (read_state(warehouse, f"table:{table}") or "") if table in loaded else UNKNOWN
     return found

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tally.errors import ExpressionError
+from tally.errors import ConfigError, ExpressionError
 from tally.project.expr import parse_row_expr
+from tally.sources.regex import regex_problem
 from tally.warehouse.types import arrow_type
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)$")
@@ -40,12 +43,13 @@ class Check(BaseModel):
                 parse_row_expr(self.expression)
             except ExpressionError as exc:
                 raise ValueError(exc.message) from None
-        if self.regex:
-            for column, pattern in self.regex.items():
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"regex for {column!r} is invalid: {exc}") from None
+        for column, pattern in (self.regex or {}).items():
+            problem = regex_problem(pattern)
+            if problem:
+                raise ValueError(f"regex for {column!r} {problem}")
+        for column, bound in {**(self.min or {}), **(self.max or {})}.items():
+            if not math.isfinite(bound):   # NaN compares false with everything: the check would pass every row
+                raise ValueError(f"{self.rule} for {column!r} must be a finite number, not {bound}")
         if self.exists_in:
             for column, target in self.exists_in.items():
                 if target.count(".") != 1:
@@ -87,6 +91,25 @@ class SourceConfig(BaseModel):
                 arrow_type(kind)
             except Exception as exc:
                 raise ValueError(f"column {column!r}: {getattr(exc, 'reason', exc)}") from None
+        return value
+
+    @field_validator("data_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Istanbul)") from None
+        return value
+
+    @field_validator("rename")
+    @classmethod
+    def _one_name_each(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for source, target in value.items():
+            if target in seen:   # one of the two columns would be silently dropped
+                raise ValueError(f"{seen[target]!r} and {source!r} are both renamed to {target!r}")
+            seen[target] = source
         return value
 
     @field_validator("schedule")
@@ -146,3 +169,31 @@ def parse_schedule(text: str) -> dict:
     if len(fields) != 5 or not all(re.fullmatch(r"[\d*/,\-A-Za-z]+", f) for f in fields):
         raise ValueError(f"schedule {text!r} is neither `every N(s|m|h|d)` nor a 5-field cron expression")
     return {"kind": "cron", "expression": text}
+
+
+def source_configs(loaded) -> dict[str, SourceConfig]:
+    """Every source of the project validated, or a ConfigError naming the line."""
+    from tally.sources.checktypes import Problem, check_source
+    from tally.sources.connectors import connector   # the registry: a connector module loads its client lazily
+
+    configs = {}
+    for name, raw in loaded.config.sources.items():
+        try:
+            config = SourceConfig.model_validate(raw)
+            connector(config.kind).Options.model_validate(config.options)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            loc = ("sources", name, *first["loc"])
+            key = first["loc"][-1] if first["loc"] else ""
+            message = (f"unknown key {key!r}" if first["type"] == "extra_forbidden"
+                       else first["msg"].removeprefix("Value error, "))
+            raise loaded.error(f"source {name!r}: {'.'.join(map(str, first['loc']))}: {message}".replace(": : ", ": "),
+                               *loc) from None
+        except ConfigError as exc:
+            raise loaded.error(f"source {name!r}: {exc.reason}", "sources", name, "kind") from None
+        try:
+            check_source(config)
+        except Problem as exc:
+            raise loaded.error(f"source {name!r}: {exc.message}", "sources", name, *exc.path) from None
+        configs[name] = config
+    return configs

@@ -51,6 +51,25 @@ def _counts(config: SourceConfig, target: str, source: str) -> list[str]:
             f"count(*) FILTER (WHERE {ranged('TIMESTAMPTZ')})"]
 
 
+ROUGH_SHARE = 0.02   # a draft's guess: a type that all but this share of a column's values fit
+ROUGH_ROWS = 50      # ... among at least this many values (fewer are too few to call the rest strays)
+
+
+def _rough_pick(filled, ints, decimals, places, digits, doubles, booleans, dates, stamps) -> tuple[str, int]:
+    """(a type nearly every value fits, how many do not): for a draft, where a stray 'n/a' or a broken
+    date should not turn a column of amounts or times into text; ingest then rejects the strays."""
+    kind = _pick(filled, ints, decimals, places, digits, doubles, booleans, dates, stamps)
+    if kind != "VARCHAR" or filled < ROUGH_ROWS:
+        return kind, 0
+    enough = filled * (1 - ROUGH_SHARE)
+    if decimals >= enough and places and (digits or 0) + places <= 38 and decimals > ints:
+        return f"DECIMAL({18 if (digits or 0) + places <= 18 else 38},{places})", filled - decimals
+    for count, kind in ((ints, "BIGINT"), (doubles, "DOUBLE"), (dates, "DATE"), (stamps, "TIMESTAMPTZ")):
+        if count >= enough:
+            return kind, filled - count
+    return "VARCHAR", 0
+
+
 def _pick(filled, ints, decimals, places, digits, doubles, booleans, dates, stamps) -> str:
     if not filled:
         return "VARCHAR"   # nothing to go by: text takes any value a later load brings
@@ -65,10 +84,12 @@ def _pick(filled, ints, decimals, places, digits, doubles, booleans, dates, stam
     return "VARCHAR"
 
 
-def infer(con, config: SourceConfig, view: str, raw_types: dict[str, str], stored: dict[str, str]) -> dict[str, str]:
+def infer(con, config: SourceConfig, view: str, raw_types: dict[str, str], stored: dict[str, str],
+          strays: dict[str, int] | None = None) -> dict[str, str]:
     """Target column -> DuckDB type for a source without `columns:`: the stored table's type where it has
     the column (so loads stay alike; values that do not fit it are rejected), else inferred over every
-    row for text columns, else the reader's type."""
+    row for text columns, else the reader's type. Given `strays` (a draft), a type that all but a few
+    values fit is taken, and how many do not is put there."""
     kinds, text = {}, []
     for source, raw_type in raw_types.items():
         if source in validate.INTERNAL:
@@ -85,7 +106,10 @@ def infer(con, config: SourceConfig, view: str, raw_types: dict[str, str], store
         row = con.execute(f"SELECT {', '.join(parts)} FROM {validate.q(view)}").fetchone()
         width = len(parts) // len(text)
         for i, (target, _) in enumerate(text):
-            kind = _pick(*row[i * width:(i + 1) * width])
+            counts = row[i * width:(i + 1) * width]
+            kind = _pick(*counts)
+            if strays is not None:
+                kind, strays[target] = _rough_pick(*counts)
             kinds[target] = kind if target not in stored or kind == "BOOLEAN" else stored[target]
     return kinds
 

@@ -9,22 +9,24 @@ import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import duckdb
 import pyarrow as pa
-from pydantic import ValidationError
 
-from tally.errors import ConfigError, SourceError, TallyError
+from tally.errors import SourceError, TallyError
+from tally.lazy import LazyModule
 from tally.sources import infer, validate
-from tally.sources.config import SourceConfig
+from tally.sources.config import SourceConfig, source_configs  # noqa: F401  (its old home)
 from tally.sources.connectors import connector
 from tally.sources.connectors.base import ReadContext
 from tally.warehouse.internal import ensure_internal_tables, insert_rows, now, read_state, write_state
 from tally.warehouse.txn import create_table_sql, ident, merge_sql
+
+duckdb = LazyModule("duckdb")   # loaded when a load or a query needs it, not with the CLI
 
 log = logging.getLogger("tally.ingest")
 Progress = Callable[[str, float | None, str], None]     # (source, fraction done or None, message)
@@ -54,34 +56,15 @@ class LoadResult:
         return asdict(self)
 
 
-def source_configs(loaded) -> dict[str, SourceConfig]:
-    """Every source of the project validated, or a ConfigError naming the line."""
-    configs = {}
-    for name, raw in loaded.config.sources.items():
-        try:
-            config = SourceConfig.model_validate(raw)
-            connector(config.kind).Options.model_validate(config.options)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            loc = ("sources", name, *first["loc"])
-            key = first["loc"][-1] if first["loc"] else ""
-            message = (f"unknown key {key!r}" if first["type"] == "extra_forbidden"
-                       else first["msg"].removeprefix("Value error, "))
-            raise loaded.error(f"source {name!r}: {'.'.join(map(str, first['loc']))}: {message}".replace(": : ", ": "),
-                               *loc) from None
-        except ConfigError as exc:
-            raise loaded.error(f"source {name!r}: {exc.reason}", "sources", name, "kind") from None
-        configs[name] = config
-    return configs
-
-
 def state_key(name: str) -> str:
     return f"source:{name}"
 
 
 def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool = False, dry_run: bool = False,
-               progress: Progress | None = None) -> LoadResult:
-    """Load one source; on failure record it in _tally_loads and return status 'failed'."""
+               progress: Progress | None = None, peek: Callable | None = None) -> LoadResult:
+    """Load one source; on failure record it in _tally_loads and return status 'failed'.
+
+    `peek(con, checked, plan, malformed)` sees the checked rows before they are merged (`tally preview`)."""
     warehouse = project.warehouse
     progress = progress or (lambda *args: None)
     result = LoadResult(source=name, load_id=uuid.uuid4().hex, dry_run=dry_run)
@@ -93,7 +76,7 @@ def run_source(project, name: str, config: SourceConfig, *, full_refresh: bool =
     watermark = None if full_refresh else result.watermark_before
     try:
         _warn_future_watermark(config, watermark, started, result)
-        _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started)
+        _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started, peek)
     except TallyError as exc:
         result.status, result.error = "failed", exc.message
     except Exception as exc:  # a connector or driver failure: record it, keep other sources running
@@ -162,7 +145,7 @@ def _session_timezone(con, zone: str):
         con.execute("SET TimeZone = 'UTC'")
 
 
-def _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started) -> None:
+def _load(project, name, config, watermark, result, full_refresh, dry_run, progress, started, peek=None) -> None:
     warehouse = project.warehouse
     module = connector(config.kind)
     options = module.Options.model_validate(config.options)
@@ -202,6 +185,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         result.new_columns = list(plan.new_columns)
         if infers:
             result.inferred_types = {column: infer.type_name(kind) for column, kind in plan.kinds}
+        files = source_files(project.root, config)
         malformed = raw.malformed(con) if raw.malformed else []
         parsed = None   # rows of the reader's own pass: the rest were re-read as text, with their lines
         if raw.failures:
@@ -216,7 +200,10 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
             con.execute(statement)
         if raw.skipped is not None:
             _fill_lines(con, checked, raw, parsed, "_tally_rule IS NOT NULL")
+        malformed = with_files(malformed, files)
         _count(con, checked, result, malformed, config, watermark)
+        if peek is not None:
+            peek(con, checked, plan, malformed)
         if result.rows_skipped and plan.cursor_kind in ("DATE", "TIMESTAMPTZ"):
             _warn_skipped_newer(con, checked, config, plan, _previous_load(warehouse, name), result)
         if _replaces_table(config, full_refresh) and result.rows_rejected and not result.rows_loaded:
@@ -228,10 +215,10 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
         progress(name, None, "merging")
         if in_warehouse:
             _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                             bool(rebuild))
+                             bool(rebuild), files)
         else:
             _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                             bool(rebuild))
+                             bool(rebuild), files)
     except Exception:
         if guard.error is not None:  # the connector failed while DuckDB pulled rows: report its own error
             raise guard.error from None
@@ -415,6 +402,35 @@ def top_greater(text: str, watermark: str, top) -> bool:
     return text > watermark  # ISO timestamps and dates sort as text
 
 
+def source_files(root, config: SourceConfig) -> tuple[str, ...]:
+    """The files a file source reads (relative to the project when inside it), in its readers' file order."""
+    pattern = config.options.get("path")
+    if not isinstance(pattern, str):
+        return ()
+    from tally.sources.connectors.csv_files import files
+
+    root = Path(root).resolve()
+    found = (p.resolve() for p in files(root, pattern))
+    return tuple(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in found)
+
+
+def with_files(rows: list[dict], files: tuple[str, ...]) -> list[dict]:
+    """Reject rows with their `file`: from a reader's file index, a path, or the source's only file."""
+    only = files[0] if len(files) == 1 else None
+    out = []
+    for row in rows:
+        row = dict(row)
+        index, path = row.pop("file_index", None), row.get("file")
+        if index is not None and 0 <= index < len(files):
+            row["file"] = files[index]
+        elif path is not None:
+            row["file"] = next((f for f in files if Path(path).resolve().as_posix().endswith("/" + f)), path)
+        else:
+            row["file"] = only
+        out.append(row)
+    return out
+
+
 def _replaces_table(config: SourceConfig, full_refresh: bool) -> bool:
     """A full refresh, or a source with neither key nor cursor, replaces its table; others merge or append."""
     return full_refresh or (not config.primary_key and not config.cursor)
@@ -447,7 +463,7 @@ def _stage_select(plan, checked: str) -> str:
 
 
 def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                     rebuild: bool = False) -> None:
+                     rebuild: bool = False, files: tuple = ()) -> None:
     q = validate.q
     target = config.table
     stage = f"__tally_stage_{result.load_id[:10]}"
@@ -467,29 +483,33 @@ def _merge_in_duckdb(warehouse, con, name, config, plan, checked, malformed, res
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    "duckdb"):
             tx.execute(statement)
-        tx.execute(f"INSERT INTO {q('_tally_rejects')} SELECT ?, ?, COALESCE(_tally_row, rowid + 1), _tally_raw, "
-                   f"_tally_rule, ? "
+        # a row's file: its reader's file index into the source's files (the only one when it reads one)
+        tx.execute(f"INSERT INTO {q('_tally_rejects')} (load_id, source, row_number, raw, rule, rejected_at, file) "
+                   f"SELECT ?, ?, COALESCE(_tally_row, rowid + 1), _tally_raw, _tally_rule, ?, "
+                   f"COALESCE(list_extract(?::VARCHAR[], CAST(_tally_file AS BIGINT) + 1), ?) "
                    f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
                    f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
-                   f"AND x.rule = c._tally_rule)", [result.load_id, name, now(), name])
+                   f"AND x.rule = c._tally_rule)",
+                   [result.load_id, name, now(), list(files), files[0] if len(files) == 1 else None, name])
         _finish(tx, name, malformed, result, started, target, stamp)
         tx.execute(f"DROP VIEW IF EXISTS {q(stage)}")
     warehouse.forget(target)
 
 
 def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, result, full_refresh, started,
-                     rebuild: bool = False) -> None:
+                     rebuild: bool = False, files: tuple = ()) -> None:
     q = validate.q
     good = con.execute(_stage_select(plan, checked)).to_arrow_table()
     stamp = _stamp(con, plan, checked, config, full_refresh)
-    rejects = con.execute(f"SELECT COALESCE(_tally_row, rowid + 1) AS row_number, _tally_raw AS raw, "
-                          f"_tally_rule AS rule "
-                          f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip").to_arrow_table()
+    rejects = with_files(con.execute(
+        f"SELECT COALESCE(_tally_row, rowid + 1) AS row_number, _tally_raw AS raw, _tally_rule AS rule, "
+        f"_tally_file AS file_index FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip"
+    ).to_arrow_table().to_pylist(), files)
     target, dialect = config.table, warehouse.dialect
     stage = f"tally_stage_{result.load_id[:10]}"
     storable = warehouse._storable(good.schema.empty_table()).schema
     if rebuild and not dialect.transactional_ddl:
-        _rebuild_by_rename(warehouse, name, config, plan, good, malformed + rejects.to_pylist(), result, started,
+        _rebuild_by_rename(warehouse, name, config, plan, good, malformed + rejects, result, started,
                            stamp)
         return
     if not dialect.transactional_ddl:
@@ -508,7 +528,7 @@ def _merge_via_arrow(warehouse, con, name, config, plan, checked, malformed, res
         for statement in merge_sql(target, stage, [] if full_refresh else config.primary_key, plan.columns,
                                    dialect.name):
             tx.execute(statement)
-        _finish(tx, name, malformed + rejects.to_pylist(), result, started, target, stamp)
+        _finish(tx, name, malformed + rejects, result, started, target, stamp)
         tx.execute(f"DROP TABLE {ident(stage).sql(dialect.name)}")
     warehouse.forget(target)
 

@@ -35,6 +35,9 @@ def load_seeds(root: Path, seeds: dict[str, Seed], warehouse: Warehouse, names=N
     """Replace each seed's table with the file's rows; returns rows loaded per seed."""
     from tally.warehouse.internal import ensure_internal_tables, write_state
 
+    unknown = [n for n in names or () if n not in seeds]
+    if unknown:   # a misspelt name would load nothing and say nothing
+        raise ConfigError(f"unknown seed(s) {', '.join(unknown)} (seeds: {', '.join(seeds) or 'none'})")
     ensure_internal_tables(warehouse)
     loaded = {}
     for name, seed in seeds.items():

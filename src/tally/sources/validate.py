@@ -99,6 +99,12 @@ def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, s
     if not config.columns:
         kinds = kinds or {}
         targets = {c: config.rename.get(c, c) for c in raw_columns if c not in INTERNAL}
+        loaded_as: dict[str, str] = {}
+        for column, target in targets.items():
+            if target in loaded_as:   # the dict below would keep only one of them
+                raise SourceError(f"columns {loaded_as[target]!r} and {column!r} would both load as {target!r}; "
+                                  "rename one of them (rename:)")
+            loaded_as[target] = column
         return {t: (c, kinds.get(t, raw_types[c])) for c, t in targets.items()}
     missing = [f"{source_of.get(c, c)}" for c in config.columns if source_of.get(c, c) not in raw_columns]
     if missing:

@@ -6,7 +6,6 @@ import datetime as dt
 import re
 from contextlib import contextmanager
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,11 @@ import sqlglot.expressions as sge
 
 from tally.errors import ConfigError, WarehouseError
 from tally.warehouse.connect import duckdb_settings, open_backend, redact
+from tally.warehouse.rawsql import (HAS_TABLE_SQL, TOKEN as _TOKEN, CompiledQuery, fetch_rows, inline_values,
+                                   rows_digest, rows_table, table_digest)
 
 UTC_TS = idt.Timestamp(timezone="UTC")
 _SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
-_TOKEN = re.compile(r"__tally_param_([a-z_0-9]+)__")
 
 
 def _sentinel(param, index: int):
@@ -46,45 +46,19 @@ def _naive_timestamp(node: sge.Expression) -> sge.Expression:
     return node
 
 
-def _literal(value: Any) -> str | None:
-    """A time or date as DuckDB SQL (ISO text: nothing of a user's), or None for other values."""
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-        return f"CAST('{aware.isoformat()}' AS TIMESTAMPTZ)"
-    if isinstance(value, dt.date):
-        return f"CAST('{value.isoformat()}' AS DATE)"
-    return None
-
-
-@dataclass(frozen=True)
-class CompiledQuery:
-    """SQL text for one warehouse with named placeholders for its parameters (times, dates, text)."""
-
-    sql: str
-    params: tuple[str, ...]
-    template: str | None = None   # DuckDB: the SQL with the parameters' tokens, to take their values inline
-
-    def inline(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """DuckDB: the SQL with time and date values written in as literals, the other values left
-        as parameters. DuckDB plans a statement before it sees its parameters, so a range given as
-        parameters can't skip the table's blocks outside it (zonemaps): a cold scan of a day read
-        every block of the columns (0.29 s against 0.015 s for 10M rows)."""
-        if self.template is None:
-            return self.sql, values
-        literal = {name: _literal(value) for name, value in values.items()}
-        sql = _TOKEN.sub(lambda m: literal[m.group(1)] or f"${m.group(1)}", self.template)
-        return sql, {name: value for name, value in values.items() if literal[name] is None}
-
-
 class Warehouse:
     """One connection to DuckDB, PostgreSQL or MySQL/MariaDB through Ibis."""
 
-    def __init__(self, url: str, root: Path | str = "."):
+    def __init__(self, url: str, root: Path | str = ".", read_only: bool = False):
+        """`read_only`: an embedded DuckDB file is opened read-only, so several readers run at once
+        (and a write fails); a server warehouse is opened as usual."""
         self.url = url
-        self.backend, self.dialect = open_backend(url, Path(root))
+        self.read_only = read_only
+        self.backend, self.dialect = open_backend(url, Path(root), read_only=read_only)
         self._local = threading.local()
         self._lock = threading.RLock()
         self._tables: dict[str, Any] = {}
+        self.recorders: list = []   # each is told every read and its answer (see tally.engine.replay)
 
     def __repr__(self) -> str:
         return f"Warehouse({redact(self.url)!r})"
@@ -111,10 +85,12 @@ class Warehouse:
         with self._lock:
             if self.dialect.name == "duckdb":   # what Ibis's list_tables reads, in one query (it runs three)
                 # fetchall: a result left unread keeps its transaction open (and CHECKPOINT waiting)
-                return self.backend.con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_catalog IN "
-                    "(current_database(), 'temp') AND table_schema = current_schema()", [name]).fetchall()[0][0] > 0
-            return name in self.backend.list_tables()
+                found = self.backend.con.execute(HAS_TABLE_SQL["duckdb"], [name]).fetchall()[0][0] > 0
+            else:
+                found = name in self.backend.list_tables()
+        for recorder in self.recorders:
+            recorder.saw_table(name, found)
+        return found
 
     def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
         """Create (or replace) a table from Arrow data."""
@@ -214,13 +190,33 @@ class Warehouse:
         values = {name: self._param_value(values[name]) for name in query.params} if query.params else {}
         try:
             if self.dialect.name == "duckdb":
-                sql, values = query.inline(values)
-                return self._cursor().execute(sql, values or None).to_arrow_table()
-            return self._run_dbapi(query.sql, values)
+                sql, bound = query.inline(values)
+                table = self._cursor().execute(sql, bound or None).to_arrow_table()
+                if self.recorders:
+                    self._recorded(query.template or sql, values if query.template else {},
+                                   lambda: table_digest(table), inline=True)
+                return table
+            names, rows = self._fetch_rows(query.sql, values)
+            if self.recorders:
+                self._recorded(query.sql, values, lambda: rows_digest(names, rows))
+            return rows_table(names, rows)
         except WarehouseError:
             raise
         except Exception as exc:
             raise WarehouseError(f"the warehouse refused a query: {str(exc).strip().splitlines()[0]}") from exc
+
+    def _recorded(self, sql: str, values: dict[str, Any], digest, inline: bool = False) -> None:
+        """Tell the recorders a read and the digest of its rows (`digest()`, None when it can't be
+        taken); DuckDB's with every value written in (binding any parameter makes DuckDB's Python
+        client load pandas, ~0.3 s a replay would spend)."""
+        try:
+            digest = digest()
+        except Exception:   # never fail a query over its record
+            digest = None
+        if inline:
+            sql, values = inline_values(sql, values)
+        for recorder in self.recorders:
+            recorder.ran(sql, values, digest)
 
     def _param_value(self, value: Any) -> Any:
         if isinstance(value, dt.datetime) and self.dialect.naive_params:
@@ -271,19 +267,21 @@ class Warehouse:
         with self._lock:
             return self.backend.con.cursor()
 
-    def _run_dbapi(self, sql: str, values: dict[str, Any]) -> pa.Table:
+    def _fetch_rows(self, sql: str, values: dict[str, Any]) -> tuple[list[str], list[tuple]]:
         with self._lock:
-            cursor = self.backend.con.cursor()
-            try:
-                cursor.execute(sql, values)  # always a dict: the driver then turns %% back into %
-                names = [col[0] for col in cursor.description]
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-            if hasattr(self.backend.con, "commit") and self.dialect.name == "mysql":
-                self.backend.con.commit()  # end the read transaction so later reads see new rows
-        columns = list(zip(*rows)) if rows else [[] for _ in names]
-        return pa.table({name: pa.array(list(col)) for name, col in zip(names, columns)})
+            return fetch_rows(self.backend.con, self.dialect.name, sql, values)
+
+    def raw_fetch(self, sql: str) -> pa.Table:
+        """Rows of a statement Tally wrote itself (never user text), on the connection queries use."""
+        if self.dialect.name == "duckdb":
+            return self._cursor().execute(sql).to_arrow_table()
+        return rows_table(*self._fetch_rows(sql, {}))
+
+    def raw_digest(self, sql: str) -> str | None:
+        """The digest of a statement's rows, as `rawsql.RawConnection.digest` takes it."""
+        if self.dialect.name == "duckdb":
+            return table_digest(self._cursor().execute(sql).to_arrow_table())
+        return rows_digest(*self._fetch_rows(sql, {}))
 
     def execute_sql(self, sql: str) -> None:
         """Run a statement Tally wrote itself (DDL, session settings); never user text."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import ibis
-
 from tally.errors import ConfigError, WarehouseError
 from tally.redaction import redact_text, split_url
 from tally.redaction import redact_url as redact
@@ -83,16 +81,41 @@ def duckdb_path(url: str, root: Path) -> str:
     return str(path if path.is_absolute() else (root / path))
 
 
-def open_backend(url: str, root: Path):
-    """Connect to the warehouse and put the session in UTC."""
+def _duckdb_read_only(path: str, settings: dict):
+    """A read-only DuckDB connection; where this process already has the file open read-write
+    (the Python API, tests), DuckDB allows only that configuration, and the process holds the
+    lock anyway: then a read-write one."""
+    import ibis
+
+    try:
+        return ibis.duckdb.connect(path, read_only=True, **settings)
+    except Exception as exc:
+        if "different configuration" not in str(exc):
+            raise
+    return ibis.duckdb.connect(path, **settings)
+
+
+def open_backend(url: str, root: Path, read_only: bool = False):
+    """Connect to the warehouse and put the session in UTC. `read_only` opens a DuckDB file
+    read-only (many processes may read it at once; none may then write); a file that does not
+    exist yet is then an error rather than a new empty warehouse."""
+    import ibis
+
     dialect = dialect_of(url)
     try:
         if dialect.name == "duckdb":
             settings, _ = duckdb_settings(url)
-            backend = ibis.duckdb.connect(duckdb_path(url, root), **settings)
+            path = duckdb_path(url, root)
+            if read_only and path != ":memory:":
+                if not Path(path).exists():
+                    raise WarehouseError(f"the warehouse {redact(url)} has no database file yet "
+                                         "(run `tally ingest` or `tally seed` first)")
+                backend = _duckdb_read_only(path, settings)
+            else:
+                backend = ibis.duckdb.connect(path, **settings)
         else:
             backend = getattr(ibis, dialect.name).connect(**server_credentials(url))
-    except ConfigError:
+    except (ConfigError, WarehouseError):
         raise
     except Exception as exc:  # drivers raise many types; the user needs the reason, not the type
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

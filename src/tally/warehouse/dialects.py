@@ -18,13 +18,32 @@ class Dialect:
     transactional_ddl: bool   # CREATE TABLE can sit inside a transaction (MySQL commits implicitly)
     table_collation: str | None = None   # MySQL compares text case-insensitively unless told otherwise
     epoch_micros: bool = False           # epoch_us() / make_timestamp(): fast wall-clock arithmetic
+    # DuckDB itself: a scratch DuckDB connection beside the warehouse's reads its tables in place, and
+    # registered Arrow rows join them (rollups work out deltas, key changes and deletes next to the stored rows)
+    local_duckdb: bool = False
+    row_hash: bool = False               # hash() is one portable 64-bit function (day fingerprints, see rollups.inputs)
+    # the statement changing a column's type, and the name of the exact-decimal type
+    column_type_change: str = "ALTER TABLE {table} ALTER COLUMN {column} TYPE {type}"
+    decimal_type: str = "DECIMAL"
+
+    @property
+    def placeholder(self) -> str:
+        """The positional parameter marker of raw statements (DuckDB `?`; the DB-API drivers `%s`)."""
+        return "?" if self.paramstyle == "dollar" else "%s"
+
+    def change_column_type(self, table: str, column: str, type_sql: str) -> str:
+        """ALTER statement giving a column (names quoted already) a new type."""
+        return self.column_type_change.format(table=table, column=column, type=type_sql)
+
+    def decimal(self, precision: int, scale: int) -> str:
+        return f"{self.decimal_type}({precision}, {scale})"
 
 
 DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_bar = false", False, True, True, True,
-                epoch_micros=True)
-POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True)
+                epoch_micros=True, local_duckdb=True, row_hash=True)
+POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC")
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
-                "utf8mb4_bin")
+                "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}")
 
 SCHEMES = {
     "duckdb": DUCKDB,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import ibis
 import pyarrow as pa
 
+from tally.lazy import LazyModule
 from tally.warehouse.txn import Transaction, ident
+
+ibis = LazyModule("ibis")   # loaded when a load or a query needs it, not with the CLI
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -21,7 +23,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "_tally_rejects": pa.schema([
         ("load_id", pa.string()), ("source", pa.string()), ("row_number", pa.int64()), ("raw", pa.string()),
-        ("rule", pa.string()), ("rejected_at", TS),
+        ("rule", pa.string()), ("rejected_at", TS), ("file", pa.string()),
     ]),
     "_tally_state": pa.schema([("key", pa.string()), ("value", pa.string()), ("updated_at", TS)]),
     "_tally_job_runs": pa.schema([
@@ -29,6 +31,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("ended_at", TS), ("status", pa.string()), ("detail", pa.string()),
     ]),
 }
+
+
+GREW = frozenset({"_tally_rejects"})   # internal tables that gained columns (rejects: `file`)
 
 
 def now() -> dt.datetime:
@@ -39,8 +44,12 @@ def ensure_internal_tables(warehouse, names=None) -> None:
     """Create the internal tables that don't exist yet."""
     existing = set(warehouse.backend.list_tables())
     for name, schema in SCHEMAS.items():
-        if (names is None or name in names) and name not in existing:
+        if names is not None and name not in names:
+            continue
+        if name not in existing:
             warehouse.ensure_table(name, schema)
+        elif name in GREW:   # a warehouse made by an earlier Tally: add the columns added since
+            warehouse.add_missing_columns(name, schema)
 
 
 def insert_rows(tx: Transaction, table: str, rows: list[dict[str, Any]]) -> None:
@@ -66,3 +75,11 @@ def write_state(tx: Transaction, key: str, value: str | None) -> None:
                f"= {marker}", [key])
     if value is not None:
         insert_rows(tx, "_tally_state", [{"key": key, "value": value, "updated_at": now()}])
+
+
+def read_all_state(warehouse) -> dict[str, tuple[str | None, Any]]:
+    """Every state key as {key: (value, updated_at)}: a few rows (one per source, table, rollup)."""
+    from tally.warehouse.rawsql import CompiledQuery
+
+    rows = warehouse.run(CompiledQuery(sql="SELECT * FROM _tally_state", params=())).to_pylist()
+    return {row["key"]: (row["value"], row["updated_at"]) for row in rows}

@@ -6,10 +6,13 @@ import io
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-import ibis
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlglot.expressions as sge
+
+from tally.lazy import LazyModule
+
+ibis = LazyModule("ibis")   # loaded when a load or a query needs it, not with the CLI
 
 INSERT_BATCH = 2000
 

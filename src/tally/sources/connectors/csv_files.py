@@ -120,9 +120,9 @@ def read(options: Options, ctx: ReadContext) -> RawData:
         rows = con.execute(f'SELECT file_id, line, any_value(csv_line), min(error_message), '
                            f'bool_and(error_type = \'CAST\') FROM "{rejects}" '
                            "GROUP BY file_id, line ORDER BY file_id, line").fetchall()
-        malformed = [{"row_number": line, "raw": (text or "").rstrip("\r\n"),
+        malformed = [{"row_number": line, "raw": (text or "").rstrip("\r\n"), "file_index": file_id,
                       "rule": f"malformed CSV line: {message.splitlines()[0]}"}
-                     for _, line, text, message, cast in rows if not cast]
+                     for file_id, line, text, message, cast in rows if not cast]
         untyped = [(file_id, line, (text or "").rstrip("\r\n")) for file_id, line, text, _, cast in rows if cast]
         return malformed, untyped
 

@@ -12,14 +12,16 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Iterator, Literal
 from urllib.parse import urlencode
 
-import httpx
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from tally.errors import SourceError
+from tally.lazy import LazyModule
 from tally.redaction import is_secret_name
 from tally.sources.config import SourceConfig
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
+
+httpx = LazyModule("httpx")   # validating a source's options must not load the HTTP client
 
 CAPABILITIES = Capabilities(pushes_cursor=True, text_values=False)
 

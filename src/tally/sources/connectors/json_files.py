@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,6 +18,12 @@ from tally.sources.connectors.csv_files import _open_text, files
 CAPABILITIES = Capabilities(pushes_cursor=False, text_values=True)
 PROGRESS_EVERY = 50_000
 _MISSING = object()
+MAX_DEPTH = 100           # a record nested deeper is rejected (`too_deep`): Python's parser would overflow its stack
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_DEEP = "_tally_too_deep"  # the key of the stand-in for a record cut out of a document (its line as value)
 
 
 class Options(BaseOptions):
@@ -85,25 +92,84 @@ def empty_table(ctx: ReadContext, what: str) -> pa.Table:
 
 # -- JSON documents -------------------------------------------------------------------------------
 
-def _documents(path: Path, kind: str, bad: list[dict]) -> Iterator[tuple[int, Any]]:
+def deeper_than(text: str, limit: int) -> bool:
+    """Whether brackets in `text` nest more than `limit` deep (strings ignored); C-speed regex passes only."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):   # each pass removes the innermost level
+        brackets, found = _INNERMOST.subn("", brackets)
+        if not found:   # unclosed brackets left: the parser would descend into each before failing
+            return brackets.count("[") + brackets.count("{") > limit
+    return bool(brackets)
+
+
+def too_deep(where: str) -> str:
+    return f"too_deep: JSON nested deeper than {MAX_DEPTH} levels ({where})"
+
+
+def _cut_deep_records(text: str, level: int) -> str:
+    """`text` with each record (a container opened at depth `level`) nested too deep replaced by a stand-in
+    naming its line, so the rest of the document still parses."""
+    parts, depth, start, deepest, kept = [], 0, None, 0, 0
+    for token in _TOKEN.finditer(text):
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+            if depth == level:
+                start, deepest = token.start(), depth
+            deepest = max(deepest, depth)
+        elif mark in "]}":
+            if depth == level and start is not None:
+                if deepest - level + 1 > MAX_DEPTH:
+                    line = text.count("\n", 0, start) + 1
+                    parts += [text[kept:start], json.dumps({_DEEP: line})]
+                    kept = token.end()
+                start = None
+            depth -= 1
+    return "".join(parts) + text[kept:]
+
+
+def _document(path: Path, text: str, options: Options) -> Any:
+    """The parsed json document; records nested too deep become stand-ins, rejected by `_rows`."""
+    level = 2 + (len(options.records.split(".")) if options.records else 0)
+    if deeper_than(text, MAX_DEPTH + level - 1):
+        text = _cut_deep_records(text, level)
+        if deeper_than(text, MAX_DEPTH + level - 1):
+            raise SourceError(f"{path}: JSON nested deeper than {MAX_DEPTH} levels outside the records")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise SourceError(f"{path}: JSON nested too deep to read") from None
+
+
+def _documents(path: Path, options: Options, kind: str, bad: list[dict]) -> Iterator[tuple[int, Any]]:
     """(line, document): the whole file for json; each non-blank line for ndjson, bad lines into `bad`."""
     try:
         with _open_text(path, "utf-8-sig") as handle:
             if kind == "json":
-                try:
-                    yield 1, json.load(handle)
-                except json.JSONDecodeError as exc:
-                    raise SourceError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg} "
-                                      f"(column {exc.colno})") from None
+                yield 1, _document(path, handle.read(), options)
                 return
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                if deeper_than(line, MAX_DEPTH):
+                    bad.append({"file": str(path), "row_number": number, "raw": line[:1000].rstrip("\r\n"),
+                                "rule": too_deep(f"{path.name}:{number}")})
+                    continue
                 try:
-                    yield number, json.loads(line)
+                    document = json.loads(line)
+                except RecursionError:
+                    bad.append({"file": str(path), "row_number": number, "raw": line[:1000].rstrip("\r\n"),
+                                "rule": too_deep(f"{path.name}:{number}")})
+                    continue
                 except json.JSONDecodeError as exc:
-                    bad.append({"row_number": number, "raw": line.rstrip("\r\n"),
+                    bad.append({"file": str(path), "row_number": number, "raw": line.rstrip("\r\n"),
                                 "rule": f"malformed JSON line ({path.name}:{number}): {exc.msg}"})
+                    continue
+                yield number, document
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise SourceError(f"cannot read {path}: {exc}") from None
 
@@ -135,15 +201,21 @@ def _flatten(record: dict, fields: dict[str, str]) -> dict:
 
 def _rows(path: Path, options: Options, kind: str, bad: list[dict]) -> Iterator[dict]:
     """The flattened records of one file; for ndjson a line that is not a record is one more reject."""
-    for line, document in _documents(path, kind, bad):
+    for line, document in _documents(path, options, kind, bad):
         try:
             records = _records(document, options, kind, f"{path.name}:{line}" if kind == "ndjson" else str(path))
         except SourceError as exc:
             if kind != "ndjson":
                 raise
-            bad.append({"row_number": line, "raw": json.dumps(document, ensure_ascii=False), "rule": exc.message})
+            bad.append({"file": str(path), "row_number": line, "raw": json.dumps(document, ensure_ascii=False), "rule": exc.message})
             continue
-        yield from (_flatten(record, options.fields) for record in records)
+        for record in records:
+            if kind == "json" and len(record) == 1 and _DEEP in record:
+                at = record[_DEEP]
+                bad.append({"file": str(path), "row_number": at, "raw": f"(a record nested deeper than {MAX_DEPTH} levels)",
+                            "rule": too_deep(f"{path.name}:{at}")})
+                continue
+            yield _flatten(record, options.fields)
 
 
 def read(options: Options, ctx: ReadContext) -> RawData:

@@ -18,19 +18,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import ibis
 import pyarrow as pa
 import sqlglot
 import sqlglot.expressions as sge
 from pydantic import Field, field_validator, model_validator
 
 from tally.errors import SourceError, WarehouseError
+from tally.lazy import LazyModule
 from tally.sources.config import SourceConfig
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext
 from tally.redaction import redact_text
 from tally.warehouse.connect import duckdb_path, open_backend, redact, url_scheme
 from tally.warehouse.types import arrow_type
 
+ibis = LazyModule("ibis")   # validating a source's options must not load Ibis
 CAPABILITIES = Capabilities(pushes_cursor=True, text_values=False)
 
 # URL scheme -> Ibis backend and sqlglot dialect

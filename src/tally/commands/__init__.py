@@ -1,0 +1,1 @@
+"""Bodies of CLI commands that live outside cli.py."""
