@@ -203,6 +203,15 @@ def test_warehouse_typed_measure_is_refused_at_its_line(typed, tmp_path, measure
         assert project.query(["rows"]).to_pylist() == [{"rows": len(ROWS)}]   # other metrics still answer
 
 
+def test_warehouse_typed_rollup_filter_is_refused_at_its_line(typed, tmp_path):
+    _, url = typed
+    rollup = "rollups:\n  r: {metrics: [rows], by: [status], where: \"shop = 'a'\", table: j1_rollup}"
+    directory = _write(tmp_path / "p", url, extra=rollup)
+    message = "tally.yml:12: rollup 'r' (where: \"shop = 'a'\"): shop = 'a' compares a whole number (shop) with text ('a')"
+    assert message in _one_line(_cli("-p", directory, "rollup", "build", "r"))
+    assert message in _one_line(_cli("-p", directory, "query", "rows"))
+
+
 # -- declared column types: refused when the config loads ----------------------------------------
 
 DECLARED = """\

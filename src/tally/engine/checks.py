@@ -7,7 +7,8 @@ import sqlglot.expressions as exp
 
 from tally.errors import ConfigError, ExpressionError, QueryError
 from tally.project.expr import column_name, parse_row_expr
-from tally.project.exprtypes import ANY, TypeClash, check_measures, check_where, dimension_kinds, warehouse_kind
+from tally.project.exprtypes import (ANY, TypeClash, check_measures, check_where, dimension_kinds, models_behind,
+                                    warehouse_kind)
 
 
 def check_query(engine, spec) -> None:
@@ -26,6 +27,11 @@ def check_query(engine, spec) -> None:
             names = tuple(ref.name for ref in refs if ref.model == model)
             _cached(engine, ("measures", model, names),
                     lambda m=model, n=names: check_measures(engine.config, m, _tables(engine), n))
+        for name, rollup in engine.config.rollups.items():   # a rollup's filter is tally.yml's, not --where
+            behind = models_behind(engine.config, rollup.metrics, owner(engine)) if rollup.where else set()
+            for model in sorted(behind & set(models)):
+                _cached(engine, ("rollup", name, model),
+                        lambda r=rollup, n=name, m=model: _rollup_where(engine, n, r, m))
     except TypeClash as clash:
         locate = getattr(engine, "locate", None)
         raise (locate(clash.message, *clash.path) if locate else ConfigError(clash.message)) from None
@@ -63,6 +69,21 @@ def _check_where(engine, text: str, models: list[str], kinds: dict) -> None:
             check_where(text, lambda dim, k=kinds.get(model_name, {}): k.get(dim, ANY))
         except ExpressionError as exc:
             raise ExpressionError(f"--where: {exc.message}") from None
+
+
+def owner(engine) -> dict[str, str]:
+    return {m: name for name, model in engine.config.models.items() for m in model.measures}
+
+
+def _rollup_where(engine, name: str, rollup, model: str) -> bool:
+    refs = parse_row_expr(rollup.where).references
+    kinds = dimension_kinds(engine.config, model, _tables(engine), refs)
+    try:
+        check_where(rollup.where, lambda dim: kinds.get(dim, ANY))
+    except ExpressionError as exc:
+        raise TypeClash(("rollups", name, "where"),
+                        f"rollup {name!r} (where: {rollup.where!r}): {exc.message}") from None
+    return True
 
 
 def _tables(engine):

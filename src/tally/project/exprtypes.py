@@ -367,7 +367,7 @@ def check_config(loaded) -> None:
         for name, rollup in config.rollups.items():
             if rollup.where is None:
                 continue
-            for model_name in _models_behind(config, rollup.metrics, owner):
+            for model_name in models_behind(config, rollup.metrics, owner):
                 kinds = dimensions[model_name]
                 _at(("rollups", name, "where"), f"rollup {name!r} (where: {rollup.where!r})",
                     lambda k=kinds: check_where(rollup.where, lambda d: k.get(d, ANY)))
@@ -375,7 +375,7 @@ def check_config(loaded) -> None:
         raise loaded.error(clash.message, *clash.path) from None
 
 
-def _models_behind(config, metrics, owner: dict[str, str]) -> set[str]:
+def models_behind(config, metrics, owner: dict[str, str]) -> set[str]:
     from tally.project.expr import parse_formula
 
     found, stack, seen = set(), list(metrics), set()
