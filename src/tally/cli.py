@@ -446,7 +446,30 @@ def main() -> None:
     # config needs no plugin, no command does linear algebra.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    app(args=hoist_global_options(sys.argv[1:]), prog_name="tally")
+    sys.exit(run(hoist_global_options(sys.argv[1:])))
+
+
+def run(args: list[str]) -> int:
+    """The CLI's exit code for `args`; a usage error (an unknown option, a value of the wrong type) is
+    one line on stderr, like every other error, rather than click's framed usage box."""
+    # typer runs its own copy of click: its exceptions are the ones raised here
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    from typer.exceptions import Abort
+
+    try:
+        code = app(args=args, prog_name="tally", standalone_mode=False)
+    except NoArgsIsHelpError as exc:   # `tally rollup`: the group's help, as click shows it
+        out.print(exc.ctx.get_help(), highlight=False, markup=False)
+        return 2
+    except UsageError as exc:
+        message = " ".join(exc.format_message().split())
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(message)}{escape(where)}", highlight=False, soft_wrap=True)
+        return 2
+    except Abort:
+        err.print("aborted", highlight=False)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
