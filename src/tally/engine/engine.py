@@ -19,7 +19,7 @@ from tally.engine.plan import (UTC_TS, Part, Plan, Shape, build_plan, data_bound
 from tally.engine.result import Result
 from tally.engine.spec import QuerySpec
 from tally.engine.timecol import DATE_HOUR, is_date
-from tally.engine.timegrid import (SUPPORTED, as_utc, in_supported_range, offset_segments, period_labels, period_pairs,
+from tally.engine.timegrid import (SUPPORTED, as_utc, check_period_count, in_supported_range, offset_segments, period_labels, period_pairs,
                                   previous_range, shift_local)
 from tally.errors import QueryError
 from tally.project.schema import ProjectConfig
@@ -177,6 +177,8 @@ class Engine:
 
     def _answer(self, spec: QuerySpec, start: dt.datetime, end: dt.datetime, meta: dict,
                 live: bool = False, ordered: bool = True) -> pa.Table:
+        if spec.grain and spec.fill and spec.limit is None:
+            check_period_count(spec.grain, start, end)   # before any work: a grid too big to list
         plan = self._plan(spec, start, end)
         values = {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
         timed = timeless = None

@@ -109,9 +109,14 @@ def _offset(tz: ZoneInfo, instant: dt.datetime) -> int:
     return int(instant.astimezone(UTC).astimezone(tz).utcoffset().total_seconds())
 
 
+FIXED_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "GMT", "Etc/GMT", "Zulu", "Etc/Zulu", "Universal"})
+
+
 def offset_segments(zone: str, start: dt.datetime, end: dt.datetime) -> tuple[int, tuple[tuple[dt.datetime, int], ...]]:
     """The offset in force at `start` and each (instant, new offset) change before `end`."""
     tz = ZoneInfo(zone)
+    if zone in FIXED_ZONES:   # no transitions to look for (a day-by-day scan of centuries takes seconds)
+        return _offset(tz, start), ()
     changes = tuple((when, off) for year in range(start.year - 1, end.year + 1)
                     for when, off in _year_transitions(zone, year) if start < when < end)
     return _offset(tz, start), changes
@@ -133,8 +138,21 @@ def truncate(local: dt.datetime, grain: Grain, week_start: int) -> dt.datetime:
     return day.replace(day=1, month=1)
 
 
+MAX_PERIODS = 200_000   # periods one answer lists: 22 years of hours, 547 of days
+_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 28, "quarter": 89, "year": 365}   # each at its shortest
+
+
+def check_period_count(grain: Grain, start: dt.datetime, end: dt.datetime) -> None:
+    """Refuse a range holding more periods than an answer lists (a dense grid of them is built)."""
+    count = (end - start).total_seconds() / 86400 / _DAYS[grain.value]
+    if count > MAX_PERIODS:
+        raise QueryError(f"{start.date()} to {end.date()} by {grain.value} is about {int(count):,} periods, more "
+                         f"than the {MAX_PERIODS:,} an answer lists: narrow the range or use a coarser grain")
+
+
 def period_labels(grain: Grain, start: dt.datetime, end: dt.datetime, zone: str, week_start: int) -> list:
     """Every period label (date, or naive local datetime for hours) touching [start, end)."""
+    check_period_count(grain, start, end)
     tz = ZoneInfo(zone)
     if grain is Grain.hour:
         labels, instant = {}, start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

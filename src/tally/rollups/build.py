@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from tally.engine.checks import check_query
 from tally.engine.spec import QuerySpec
-from tally.engine.timegrid import Grain, parse_date
+from tally.engine.timegrid import MAX_PERIODS, Grain, parse_date
 from tally.errors import QueryError
 from tally.rollups import compute, delta, detect
 from tally.rollups.definition import RollupDef, definitions
@@ -169,6 +169,9 @@ def _forced_periods(rollup_def: RollupDef, start, end, current: RollupState) -> 
     """Every period touching [start, end) (local dates), for `--from/--to` rebuilds."""
     first = start or dt.date.fromisoformat(current.first)
     last = end or dt.date.fromisoformat(current.last) + dt.timedelta(days=1)
+    if (last - first).days > MAX_PERIODS:   # each day is queried: centuries of them take minutes
+        raise QueryError(f"--from {first} --to {last} rebuilds {(last - first).days:,} days, more than "
+                         f"{MAX_PERIODS:,}: rebuild a narrower range, or everything with --full")
     days = [first + dt.timedelta(days=i) for i in range((last - first).days)]
     return {g: sorted({rollup_def.period(d, g) for d in days}) for g in rollup_def.grains}
 
