@@ -55,3 +55,15 @@ def test_a_rebuild_of_centuries_is_refused_at_once(shop):
     line = one_line_error(tally("-p", shop, "rollup", "build", "--from", "1000-01-01"))
     assert time.perf_counter() - clock < 5
     assert "--from 1000-01-01" in line and "days, more than 200,000" in line and "--full" in line
+
+
+def test_a_grid_of_every_period_for_every_value_too_big_to_read_is_refused(shop):
+    # six years of hours for every customer: 5 million rows, once 45 s and hundreds of MB of JSON
+    clock = time.perf_counter()
+    line = one_line_error(tally("-p", shop, "query", "revenue", "--grain", "hour", "--by", "customer",
+                                "--from", "2020-01-01", "--to", "2026-01-01"))
+    assert time.perf_counter() - clock < 10
+    assert "periods ×" in line and "values of customer" in line and "--limit" in line
+    top = tally("-p", shop, "query", "revenue", "--grain", "hour", "--by", "customer", "--from", "2020-01-01",
+                "--to", "2026-01-01", "--order", "-revenue", "--limit", "3", "--format", "json")
+    assert top.exit_code == 0 and len(json.loads(top.stdout)) == 3

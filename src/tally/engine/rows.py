@@ -9,6 +9,7 @@ from tally.engine.catalog import Catalog
 from tally.engine.plan import ZERO_OVER_NO_ROWS, Plan
 from tally.engine.spec import QuerySpec
 from tally.engine.translate import to_arrow
+from tally.errors import QueryError
 
 FILLED_WITH_ZERO = ZERO_OVER_NO_ROWS
 
@@ -21,6 +22,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _fills(plan: Plan) -> dict:
     return {ref.name: (0 if ref.measure.aggregation in FILLED_WITH_ZERO else None) for ref in plan.measures}
+
+
+MAX_FILLED_ROWS = 1_000_000   # every period for every value: a grid past this is no answer to read
 
 
 def assemble(timed: pa.Table | None, timeless: pa.Table | None, periods: list | None,
@@ -37,6 +41,11 @@ def assemble(timed: pa.Table | None, timeless: pa.Table | None, periods: list | 
     if not spec.by:
         combos = [()]
     if periods is not None:
+        if len(periods) * len(combos) > MAX_FILLED_ROWS:
+            raise QueryError(
+                f"the answer would hold {len(periods) * len(combos):,} rows ({len(periods):,} periods × "
+                f"{len(combos):,} values of {', '.join(spec.by)}), more than {MAX_FILLED_ROWS:,}: narrow the "
+                f"range, use a coarser grain, or keep the top rows with --limit")
         for period in periods:
             for combo in combos:
                 keyed.setdefault((period, *combo), {"period": period, **dict(zip(spec.by, combo))})
