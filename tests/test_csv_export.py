@@ -36,3 +36,18 @@ def test_numbers_dates_and_nulls_are_not_escaped():
 
 def test_a_header_that_looks_like_a_formula_is_escaped_too():
     assert _cells(pa.table({"=x": [1]}))[0] == ["'=x"]
+
+
+def test_a_field_with_a_carriage_return_is_quoted():
+    """Once: Python's writer, ending rows in \\n, left a bare \\r unquoted and a reader split the row."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    from tally.delivery.tabular import to_csv
+
+    text = to_csv(pa.table({"note": ["a\rb", "c\nd", "plain"], "n": [1, 2, 3]}))
+    assert text.endswith("plain,3\n") and "\r\n" not in text.replace('"a\rb"', "")
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [["note", "n"], ["a\rb", "1"], ["c\nd", "2"],
+                                                                ["plain", "3"]]

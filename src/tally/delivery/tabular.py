@@ -63,9 +63,24 @@ def csv_text(value: str) -> str:
     return value
 
 
+class CsvRows:
+    """A csv writer whose rows end in \n and whose fields holding \r or \n are quoted: Python 3.11's
+    writer quotes only the characters of its line terminator, so a bare \r once went out unquoted."""
+
+    def __init__(self, out):
+        self.out, self.row = out, io.StringIO()
+        self.writer = csv.writer(self.row, lineterminator="\r\n")
+
+    def writerow(self, cells: list) -> None:
+        self.row.seek(0)
+        self.row.truncate()
+        self.writer.writerow(cells)
+        self.out.write(self.row.getvalue()[:-2] + "\n")
+
+
 def to_csv(table: pa.Table) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvRows(out)
     writer.writerow([csv_text(name) for name in table.column_names])
     for row in table.to_pylist():
         writer.writerow(["" if v is None else decimal_text(v) if isinstance(v, decimal.Decimal)
@@ -148,7 +163,7 @@ def records_to_csv(records: list[dict], names: list[str] | None = None) -> str:
         return json_value(value)
 
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvRows(out)
     writer.writerow([csv_text(name) for name in names])
     for record in records:
         writer.writerow([cell(record.get(name)) for name in names])
