@@ -110,7 +110,7 @@ def _max_time(project, model: str) -> dt.datetime | None:
 
 
 def _quote(name: str, warehouse) -> str:
-    mark = "`" if warehouse.dialect.name == "mysql" else '"'
+    mark = warehouse.dialect.identifier_quote
     return mark + name.replace(mark, mark * 2) + mark
 
 

@@ -54,7 +54,7 @@ def bounds(engine, model_name: str, known: tuple[str, str] | None = None) -> tup
     them, which it answers from the few blocks there (a full min/max reads every row once rows were
     updated); every row is read only when an end moved inward (its row deleted or re-dated)."""
     model = engine.catalog.model(model_name)
-    if known and engine.warehouse.dialect.name == "duckdb":
+    if known and engine.warehouse.dialect.local_duckdb:   # DuckDB answers ends from its blocks' min/max
         def beyond():
             table = engine.warehouse.table(model.table)
             time, lo, hi = time_column(table, model_name, model.time), ibis.param(UTC_TS), ibis.param(UTC_TS)

@@ -149,7 +149,7 @@ def _load(project, name, config, watermark, result, full_refresh, dry_run, progr
     warehouse = project.warehouse
     module = connector(config.kind)
     options = module.Options.model_validate(config.options)
-    in_warehouse = warehouse.dialect.name == "duckdb"
+    in_warehouse = warehouse.dialect.local_duckdb
     con = warehouse._cursor() if in_warehouse else duckdb.connect()
     if not in_warehouse:
         con.execute("SET enable_progress_bar = false")
@@ -448,7 +448,7 @@ def _stamp(con, plan, checked: str, config: SourceConfig, full_refresh: bool) ->
 def _chained(tx, key: str, loaded: str) -> str:
     """"<this load>/<chain>": the same rows as the last load keep the stamp; any other load gives a
     new chain, never an earlier stamp again (A, B, A must not read as unchanged since A)."""
-    marker = "?" if tx.dialect.name == "duckdb" else "%s"
+    marker = tx.dialect.placeholder
     row = tx.execute(f"SELECT value FROM {ident('_tally_state').sql(tx.dialect.name)} WHERE "
                      f"{ident('key').sql(tx.dialect.name)} = {marker}", [key]).fetchone()
     previous = row[0] if row else ""
@@ -568,7 +568,7 @@ def _unrecorded(tx, name: str, rows: list[dict]) -> list[dict]:
 
     Counted as a multiset of (raw, rule): two identical bad lines of one file are two rejects (as
     `rows_rejected` counts them), and reading that file again records neither a second time."""
-    marker = "?" if tx.dialect.name == "duckdb" else "%s"
+    marker = tx.dialect.placeholder
     table = ident("_tally_rejects").sql(tx.dialect.name)
     stored: Counter = Counter()
     raws = list(dict.fromkeys(row["raw"] for row in rows))

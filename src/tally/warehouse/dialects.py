@@ -25,6 +25,7 @@ class Dialect:
     # the statement changing a column's type, and the name of the exact-decimal type
     column_type_change: str = "ALTER TABLE {table} ALTER COLUMN {column} TYPE {type}"
     decimal_type: str = "DECIMAL"
+    identifier_quote: str = '"'          # quotes a name in raw SQL where sqlglot is not loaded (MySQL: `)
 
     @property
     def placeholder(self) -> str:
@@ -43,7 +44,8 @@ DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_
                 epoch_micros=True, local_duckdb=True, row_hash=True)
 POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC")
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
-                "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}")
+                "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}",
+                identifier_quote="`")
 
 SCHEMES = {
     "duckdb": DUCKDB,

@@ -70,7 +70,7 @@ def read_state(warehouse, key: str) -> str | None:
 def write_state(tx: Transaction, key: str, value: str | None) -> None:
     """Set a state key inside the caller's transaction, so it moves only if the work commits."""
     dialect = tx.dialect
-    marker = "?" if dialect.name == "duckdb" else "%s"
+    marker = dialect.placeholder
     tx.execute(f"DELETE FROM {ident('_tally_state').sql(dialect.name)} WHERE {ident('key').sql(dialect.name)} "
                f"= {marker}", [key])
     if value is not None:

@@ -76,7 +76,7 @@ class Transaction:
         """DELETE the rows whose `column` is one of `values` (and each `equal` column has its
         value), in statements of at most 500 values."""
         dialect = self.dialect.name
-        marker = "?" if dialect == "duckdb" else "%s"
+        marker = self.dialect.placeholder
         fixed = "".join(f"{ident(name).sql(dialect)} = {marker} AND " for name in equal)
         for chunk in range(0, len(values), 500):
             part = list(values[chunk:chunk + 500])
