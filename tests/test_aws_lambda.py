@@ -339,3 +339,15 @@ def test_production_environment_on_mariadb(mariadb_db_url, tmp_path, monkeypatch
     assert {r["period_start"] for r in rows if r["grain"] == "month"} == {dt.date(2024, 1, 1), dt.date(2024, 2, 1)}
     assert not (tmp_path / "stats-development.duckdb").exists()
     assert os.environ["STATS_DB_PASSWORD"] not in json.dumps(answer)
+
+
+def test_each_error_class_carries_its_http_status():
+    """The status an HTTP answer gives for an error lives on its class (once a map in aws.py)."""
+    from tally import errors
+    from tally.aws import BadEvent
+
+    assert {cls.__name__: cls.http_status for cls in (errors.ConfigError, errors.QueryError, errors.ExpressionError,
+                                                       errors.WarehouseError, errors.SourceError, errors.FileError,
+                                                       errors.InternalError, BadEvent)} == {
+        "ConfigError": 422, "QueryError": 422, "ExpressionError": 422, "WarehouseError": 503, "SourceError": 502,
+        "FileError": 500, "InternalError": 500, "BadEvent": 400}

@@ -38,9 +38,6 @@ ENVIRONMENTS = ("production", "staging", "development")
 STATISTICS_TYPES = ("user", "business", "system", "financial")
 EVENT_KEYS = ("environment", "statisticsType", "dateRange")
 RANGE_KEYS = ("start", "end")
-# HTTP status per error code: the caller's mistake, a request Tally can't serve, a warehouse to retry.
-STATUS = {"bad_event": 400, "bad_config": 422, "bad_query": 422, "bad_expression": 422,
-          "warehouse_error": 503, "source_error": 502, "file_error": 500, "internal_error": 500}
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 LOGGER = logging.getLogger("tally.aws")
 
@@ -49,6 +46,7 @@ class BadEvent(TallyError):
     """The event is not a statistics request: says which key is wrong and why."""
 
     code = "bad_event"
+    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def lambda_handler(event: Any, context: Any = None) -> dict:
     try:
         return _handle(event, context)
     except Exception as exc:  # noqa: BLE001 -- last resort: even a failing log line must not raise
-        message = _redact(f"{type(exc).__name__}: {_first_line(exc)}")
+        message = redact_text(f"{type(exc).__name__}: {_first_line(exc)}")
         return _answer(500, _error("internal_error", message), _is_proxy(event))
 
 
@@ -88,18 +86,18 @@ def _handle(event: Any, context: Any) -> dict:
         log.warning("bad_event", message=exc.message)
         return _answer(400, _error(exc.code, exc.message), proxy)
     except Exception as exc:  # an event no check foresaw is still the caller's mistake: 400, one line
-        message = _redact(f"event: cannot be read ({type(exc).__name__}: {_first_line(exc)})")
+        message = redact_text(f"event: cannot be read ({type(exc).__name__}: {_first_line(exc)})")
         log.warning("bad_event", message=message)
         return _answer(400, _error("bad_event", message), proxy)
     try:
         body = run(request, project_folder(), log, context)
     except TallyError as exc:
-        log.error("failed", code=exc.code, message=_redact(exc.message), seconds=_since(clock))
-        return _answer(STATUS.get(exc.code, 422), _error(exc.code, _redact(exc.message)), proxy)
+        log.error("failed", code=exc.code, message=redact_text(exc.message), seconds=_since(clock))
+        return _answer(exc.http_status, _error(exc.code, redact_text(exc.message)), proxy)
     except Exception as exc:  # the caller gets one line; the log gets the type and where it happened
-        message = _redact(f"{type(exc).__name__}: {_first_line(exc)}")
+        message = redact_text(f"{type(exc).__name__}: {_first_line(exc)}")
         log.error("failed", code="internal_error", error_type=type(exc).__name__, message=message,
-                  traceback=_redact("".join(traceback.format_exception(exc))), seconds=_since(clock))
+                  traceback=redact_text("".join(traceback.format_exception(exc))), seconds=_since(clock))
         return _answer(500, _error("internal_error", message), proxy)
     body["seconds"] = _since(clock)
     log.info("complete", rollups=len(body["rollups"]), periods=sum(r["periods"] for r in body["rollups"]),
@@ -112,7 +110,7 @@ def run(request: Request, folder: Path, log: EventLog, context: Any = None) -> d
     from tally import Project
     from tally.project.loader import load_config
     from tally.rollups import build
-    from tally.warehouse.connect import redact
+    from tally.redaction import redact_url
 
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     log.info("start", environment=request.environment, statisticsType=request.statistics_type,
@@ -127,7 +125,7 @@ def run(request: Request, folder: Path, log: EventLog, context: Any = None) -> d
 
         results = build(project, category=request.statistics_type, start=request.rebuild["from"],
                         end=request.rebuild["to"], progress=progress)
-        warehouse = redact(project.warehouse_url)
+        warehouse = redact_url(project.warehouse_url)
     finally:
         project.close()
     rollups = [{"name": r.rollup, "table": r.table, "mode": r.mode, "periods": r.periods, "rows": r.rows,
@@ -274,11 +272,6 @@ def _since(clock: float) -> float:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else "(no message)"
-
-
-def _redact(text: str) -> str:
-    """Passwords in URLs (user:PASSWORD@host) replaced, so no secret reaches an answer or a log line."""
-    return redact_text(text)
 
 
 class JsonLines(logging.Handler):

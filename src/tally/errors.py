@@ -8,6 +8,7 @@ class TallyError(Exception):
 
     exit_code = 2
     code = "error"
+    http_status = 422   # an answer over HTTP: a request Tally understood but cannot serve
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -44,6 +45,7 @@ class WarehouseError(TallyError):
 
     exit_code = 1
     code = "warehouse_error"
+    http_status = 503
 
 
 class SourceError(TallyError):
@@ -51,6 +53,7 @@ class SourceError(TallyError):
 
     exit_code = 1
     code = "source_error"
+    http_status = 502
 
 
 class FileError(TallyError):
@@ -58,6 +61,7 @@ class FileError(TallyError):
 
     exit_code = 1
     code = "file_error"
+    http_status = 500
 
 
 class InternalError(TallyError):
@@ -65,6 +69,7 @@ class InternalError(TallyError):
 
     exit_code = 1
     code = "internal_error"
+    http_status = 500
 
 
 def api_boundary(fn):
