@@ -7,7 +7,6 @@ allowlisted trees of `tally.project.expr`, rendered by sqlglot.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -16,6 +15,7 @@ import sqlglot.expressions as sge
 from tally.errors import SourceError
 from tally.project.expr import parse_row_expr
 from tally.sources.config import SourceConfig
+from tally.warehouse.sqltext import quote_ident, sql_literal
 from tally.warehouse.types import arrow_type
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
@@ -33,20 +33,8 @@ FIRST_DAY, LAST_DAY = "0001-01-02", "9999-12-30"
 BAD_CLOCK = r"[T ]24:|\d:\d\d(:\d\d(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d\d)?|\d\d:?[6-9]\d)$"
 
 
-@functools.lru_cache(maxsize=4096)
-def q(name: str) -> str:
-    """A quoted DuckDB identifier (cached: SQL built per statement quotes the same few names often)."""
-    return sge.to_identifier(name, quoted=True).sql("duckdb")
-
-
-def lit(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return sge.Literal.number(value).sql("duckdb")
-    return sge.Literal.string(str(value)).sql("duckdb")
+# the warehouse's quoting and literals, under the short names this module's SQL reads with
+q, lit = quote_ident, sql_literal
 
 
 def refuse_reserved(names, where: str = "the source") -> None:
