@@ -16,7 +16,7 @@ import pytest
 from tally import Project
 from tally.aws import lambda_handler
 from tally.demo import prepare
-from tally.project.loader import load_config
+from tally.app import read_project
 
 ROWS, SEED = 3000, 5
 # The seed's event, as its README shows it (one statisticsType of the four).
@@ -101,7 +101,7 @@ def test_seed_event_rebuilds_the_category_for_january(deployed, statistics_type)
 def test_rebuilt_rows_hold_the_live_numbers(deployed):
     assert lambda_handler(SEED_EVENT, None)["statusCode"] == 200
     rows = {(r["grain"], r["period_start"]): r for r in stored(deployed, "statistics_financial")}
-    live = Project(load_config(deployed), use_rollups=False)  # computed from the payments, not the rollup
+    live = Project(read_project(deployed), use_rollups=False)  # computed from the payments, not the rollup
     try:
         days = live.query(["revenue", "fees", "transactions"], grain="day", start="2024-01-01", end="2024-02-01")
         month = live.query(["revenue", "avg_transaction_value"], grain="month", start="2024-01-01", end="2024-02-01")
@@ -311,7 +311,7 @@ def test_ranges_rebuilt_by_separate_invocations_on_a_new_warehouse(tmp_path, mon
     assert lambda_handler(SEED_EVENT, None)["body"]["rows"] == 40
     march = lambda_handler(event(start="2024-03-01", end="2024-03-31"), None)  # each call loads the project anew
     assert march["body"]["rows"] == 32 + 6 + 2  # 5 weeks touch March (the first from Feb 26) + the next
-    live = Project(load_config(tmp_path), use_rollups=False)
+    live = Project(read_project(tmp_path), use_rollups=False)
     try:
         [expected] = live.query(["revenue"], grain="month", start="2024-03-01", end="2024-04-01").to_pylist()
     finally:

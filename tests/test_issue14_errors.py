@@ -324,14 +324,14 @@ def test_repeated_order_key(shop_dir, order):
 
 
 def test_file_system_failures_are_a_file_error(monkeypatch, tmp_path):
-    import tally.project.api
+    import tally.app
     from tally import Project
     from tally.errors import FileError
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "/srv/shop/tally.yml")
 
-    monkeypatch.setattr(tally.project.api, "load_config", denied)
+    monkeypatch.setattr(tally.app, "load_config", denied)
     with pytest.raises(FileError, match=r"^load\(\): Permission denied: /srv/shop/tally.yml$"):
         Project.load(tmp_path)
     blocker = tmp_path / "file"

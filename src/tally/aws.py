@@ -107,8 +107,7 @@ def _handle(event: Any, context: Any) -> dict:
 
 def run(request: Request, folder: Path, log: EventLog, context: Any = None) -> dict:
     """Load the project with the environment's profile and rebuild the category's rollups over the range."""
-    from tally import Project
-    from tally.project.loader import load_config
+    from tally.app import Project, read_project
     from tally.rollups import build
     from tally.redaction import redact_url
 
@@ -118,7 +117,7 @@ def run(request: Request, folder: Path, log: EventLog, context: Any = None) -> d
              ignored=list(request.ignored), remaining_ms=remaining() if callable(remaining) else None)
     _check_folder(folder)
     # a rebuild computes from the source tables: never let the engine answer from the rollups being rebuilt
-    project = Project(load_config(folder, request.environment), use_rollups=False)
+    project = Project(read_project(folder, request.environment), use_rollups=False)
     try:
         def progress(name: str, fraction: float, note: str) -> None:
             log.info("progress", rollup=name, fraction=round(fraction, 3), note=note)

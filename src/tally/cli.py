@@ -122,7 +122,7 @@ def init(
     from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Draft sources and models from this CSV."),
 ) -> None:
     """Create a project folder: a commented tally.yml with sample data, or a draft from your CSV."""
-    from tally.project.init import init_project
+    from tally.commands.init import init_project
 
     out.print(init_project(directory, from_csv), highlight=False)
 
@@ -165,7 +165,7 @@ def metrics(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
     import pyarrow as pa
 
     project = load_project()
-    catalog = _catalog(project)
+    catalog = project.catalog
     rows = [catalog.info(name) for name in catalog.names]
     table = pa.Table.from_pylist([{"metric": i.name, "kind": i.kind, "model": i.model, "format": i.format,
                                    "dimensions": ", ".join(i.dimensions), "definition": i.definition}
@@ -262,7 +262,7 @@ def rollup_build(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tally.project.ranges import resolve
+    from tally.engine.ranges import resolve
     from tally.rollups import build
 
     project = load_project()
@@ -378,12 +378,6 @@ def _refuse_empty(project, section: str, command: str) -> None:
 
         raise ConfigError(f"no {section} configured: `tally {command}` has nothing to do "
                           f"(add a `{section}:` section to tally.yml)", file=project.loaded.file)
-
-
-def _catalog(project):
-    from tally.engine.catalog import Catalog
-
-    return Catalog(project.config)
 
 
 DEMO_QUERIES = {

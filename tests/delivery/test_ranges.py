@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tally.cli import app
 from tally.errors import QueryError
-from tally.project.ranges import resolve
+from tally.engine.ranges import resolve
 
 TUESDAY = dt.date(2026, 9, 15)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tally.engine import replay
-from tally.project.api import Project
+from tally.app import Project
 
 ROWS = 1500
 QUERIES = [
@@ -147,7 +147,7 @@ def test_damaged_cache_file_is_ignored_and_rewritten(example, damage):
 
 SCRIPT = """
 import json, sys
-from tally.project.api import Project
+from tally.app import Project
 project = Project.load(sys.argv[1], warehouse=sys.argv[2])
 result = project.query_result(["revenue", "orders"], by=["shop"], grain="month")
 print(json.dumps({"replayed": "engine" not in project.__dict__, "rows": result.table.num_rows,

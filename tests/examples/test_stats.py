@@ -16,7 +16,7 @@ from tally import Project
 from tally.cli import app
 from tally.demo import _generator, prepare
 from tally.errors import ConfigError
-from tally.project.loader import load_config
+from tally.app import read_project
 from tally.rollups import build, verify
 
 ROWS, SEED = 3000, 11
@@ -142,7 +142,7 @@ def test_each_category_has_its_rollup_table_and_grains(built, stored):
 def test_stored_statistics_equal_live_ones(built):
     """`tally verify` on an engine that can't answer from the rollups themselves, so live is really live."""
     directory, _, _, _ = built
-    live = Project(load_config(directory), use_rollups=False)
+    live = Project(read_project(directory), use_rollups=False)
     try:
         assert verify(live) == {name: [] for name in CATEGORIES}
     finally:

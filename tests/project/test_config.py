@@ -9,7 +9,7 @@ import pytest
 
 from tally import Project
 from tally.errors import ConfigError
-from tally.project.init import write_starter
+from tally.commands.init import write_starter
 from tally.project.loader import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tally.cli import app
 from tally.errors import ConfigError
-from tally.project.loader import load_config
+from tally.app import read_project
 from tally.sources.regex import regex_problem
 
 COLUMNS = {"order_id": "int64", "status": "text", "quantity": "int32", "amount": "decimal(12,2)",
@@ -33,7 +33,7 @@ def refused(root: Path, marker: str, after: str = "") -> str:
     """The ConfigError's reason; it must point at the line of tally.yml holding `marker` (the first one
     after the line holding `after`)."""
     with pytest.raises(ConfigError) as caught:
-        load_config(root)
+        read_project(root)
     lines = (root / "tally.yml").read_text(encoding="utf-8").splitlines()
     start = next(number for number, line in enumerate(lines, 1) if after in line)
     expected = next(number for number, line in enumerate(lines, 1) if marker in line and number >= start)
@@ -67,7 +67,7 @@ def test_regex_duckdb_cannot_run_is_refused_at_load(tmp_path, pattern):
 def test_regex_duckdb_runs_loads(tmp_path, pattern):
     duckdb.sql("SELECT regexp_full_match('ab', $p)", params={"p": pattern}).fetchall()
     assert regex_problem(pattern) is None
-    load_config(write(tmp_path, {**SOURCE, "checks": [{"regex": {"status": pattern}}]}))
+    read_project(write(tmp_path, {**SOURCE, "checks": [{"regex": {"status": pattern}}]}))
 
 
 def test_regex_with_a_different_meaning_in_re2_is_refused(tmp_path):
@@ -138,7 +138,7 @@ def test_type_wrong_check_expressions(tmp_path, expression, says):
     "case when paid then amount > 0 else true end", "round(amount, 1) between 0 and 10",
 ])
 def test_well_typed_check_expressions_load_and_run_in_duckdb(tmp_path, expression):
-    load_config(write(tmp_path, {**SOURCE, "checks": [{"expression": expression}]}))
+    read_project(write(tmp_path, {**SOURCE, "checks": [{"expression": expression}]}))
     duckdb.sql(f"""SELECT NOT COALESCE(({expression}), FALSE) FROM (SELECT 1::BIGINT order_id, 'paid' status,
                5::INTEGER quantity, 2.5::DECIMAL(12,2) amount, DATE '2024-01-01' ordered_on,
                TIMESTAMPTZ '2024-01-01 10:00:00+00' updated_at, true paid, 0.5::DOUBLE ratio)""").fetchall()
@@ -146,7 +146,7 @@ def test_well_typed_check_expressions_load_and_run_in_duckdb(tmp_path, expressio
 
 def test_expressions_are_not_typed_without_declared_columns(tmp_path):
     source = {key: value for key, value in SOURCE.items() if key != "columns"}
-    load_config(write(tmp_path, {**source, "checks": [{"expression": "status > 5"}]}))
+    read_project(write(tmp_path, {**source, "checks": [{"expression": "status > 5"}]}))
 
 
 # -- defaults that do not fit the column's type -----------------------------------------------------
@@ -170,7 +170,7 @@ def test_defaults_must_fit_the_declared_type(tmp_path, column, value, says):
 
 
 def test_defaults_that_fit_load(tmp_path):
-    load_config(write(tmp_path, {**SOURCE, "defaults": {
+    read_project(write(tmp_path, {**SOURCE, "defaults": {
         "status": "new", "quantity": 1, "amount": 0.5, "paid": False, "ordered_on": "2024-01-01",
         "updated_at": "2024-01-01 10:00:00+00:00", "ratio": 1, "order_id": -2 ** 63}}))
 

@@ -31,8 +31,7 @@ def no_warehouse_yet(project) -> bool:
 
 
 def _list_tables(warehouse) -> list[str]:
-    with warehouse._lock:
-        names = warehouse.backend.list_tables()
+    names = warehouse.list_tables()
     return sorted(n for n in names if not n.startswith("__tally_") and not n.startswith("tally_stage_"))
 
 
@@ -103,11 +102,9 @@ def describe(project, name: str, sources: dict) -> dict:
 
 
 def _describe_model(project, name: str, sources: dict) -> dict:
-    from tally.engine.catalog import Catalog
-
     config = project.config
     model = config.models[name]
-    catalog = Catalog(config)
+    catalog = project.catalog
     measures = [{"measure": m, "kind": measure.aggregation, "expression": measure.value, "where": measure.where,
                  "format": measure.format} for m, measure in model.measures.items()]
     dimensions = [{"dimension": d, "expression": dim.expr} for d, dim in model.dimensions.items()]
@@ -197,7 +194,7 @@ def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = 
         seen["rejects"] = sorted(found, key=lambda r: (r["file"] or "", r["line"] or 0))[:limit]
 
     if no_warehouse_yet(project):   # nothing stored to compare with: read beside an in-memory DuckDB
-        from tally.project.api import Project
+        from tally.app import Project
 
         scratch = Project(project.loaded, "duckdb://")
         try:

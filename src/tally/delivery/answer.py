@@ -12,7 +12,7 @@ def run_query(console, project, metrics, *, fmt: str, with_meta: bool = False, l
               last: str | None = None, period: str | None = None, start=None, end=None,
               timezone: str | None = None, **query) -> None:
     """Answer a query and print it as a table (with a footer), JSON (with `--meta`: rows and meta) or CSV."""
-    from tally.project.ranges import resolve
+    from tally.engine.ranges import resolve
 
     if with_meta and fmt != "json":
         raise QueryError("--meta adds the answer's meta to JSON: use it with --format json")

@@ -47,9 +47,7 @@ def past_data(meta: dict, through: dt.datetime | None) -> bool:
 
 def _models(project, metrics) -> dict[str, bool]:
     """Each model behind the metrics -> whether it has a time column."""
-    from tally.engine.catalog import Catalog
-
-    catalog = Catalog(project.config)
+    catalog = project.catalog
     return {ref.model: bool(catalog.model(ref.model).time) for ref in catalog.base_measures(list(metrics))}
 
 

@@ -23,9 +23,7 @@ def title_text(meta: dict) -> str:
 
 def metric_formats(project, names) -> dict[str, str]:
     """The display format of each column that is a metric of the project."""
-    from tally.engine.catalog import Catalog
-
-    catalog = Catalog(project.config)
+    catalog = project.catalog
     return {name: catalog.info(name).format for name in names if name in catalog.names}
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import ibis
 
-from tally.engine.plan import Shape, _bucket
+from tally.engine.plan import Shape, period_bucket
 from tally.engine.scope import ModelScope
 from tally.engine.timecol import model_column, time_column
 from tally.engine.timegrid import Grain, as_utc, offset_segments
@@ -28,7 +28,7 @@ def segments(zone: str, bounds: tuple[dt.datetime, dt.datetime]):
 
 def day_bucket_in(engine, ts, offsets):
     shape = Shape((), (), Grain.day, None, (), None, engine.config.week_start_index, offsets)
-    return _bucket(ts, shape, engine.warehouse.dialect)
+    return period_bucket(ts, shape, engine.warehouse.dialect)
 
 
 def compiled(engine, key: tuple, build) -> CompiledQuery:

@@ -32,9 +32,9 @@ CACHE_SIZE = 256
 class Engine:
     """Answers queries for one project on one warehouse; compiled SQL is cached per query shape."""
 
-    def __init__(self, config: ProjectConfig, warehouse: Warehouse):
+    def __init__(self, config: ProjectConfig, warehouse: Warehouse, catalog: Catalog | None = None):
         self.config = config
-        self.catalog = Catalog(config)
+        self.catalog = catalog or Catalog(config)
         self.warehouse = warehouse
         self._plans: OrderedDict[Shape, Plan] = OrderedDict()
         self._keys: OrderedDict[Shape, Part] = OrderedDict()

@@ -117,7 +117,7 @@ def _branch(shape: Shape, catalog: Catalog, warehouse: Warehouse, model_name: st
     scope = ModelScope(catalog.config, warehouse, model_name, base=base)
     keys = {}
     if timed and shape.grain:
-        keys["period"] = _bucket(time_column(scope.base, model_name, model.time), shape, warehouse.dialect)
+        keys["period"] = period_bucket(time_column(scope.base, model_name, model.time), shape, warehouse.dialect)
     for dim in shape.by:
         keys[dim] = scope.value(model.dimensions[dim].expr)
     # when every measure shares one row filter it becomes the WHERE: fewer rows reach the joins.
@@ -152,7 +152,7 @@ def distinct_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref
     """The Ibis expression of `distinct_keys_part`, over [params["start"], params["end"])."""
     model = catalog.model(ref.model)
     scope, key, conditions = _counted(shape, catalog, warehouse, ref, params)
-    columns = {"period": _bucket(time_column(scope.base, ref.model, model.time), shape, warehouse.dialect)}
+    columns = {"period": period_bucket(time_column(scope.base, ref.model, model.time), shape, warehouse.dialect)}
     for dim in shape.by:
         columns[dim] = scope.value(model.dimensions[dim].expr)
     columns[DISTINCT_KEY] = key
@@ -168,7 +168,7 @@ def split_keys_expr(shape: Shape, catalog: Catalog, warehouse: Warehouse, ref: M
     """
     model = catalog.model(ref.model)
     scope, key, conditions = _counted(shape, catalog, warehouse, ref, params)
-    rows = scope.joined().filter(*conditions).select(key=key, period=_bucket(time_column(scope.base, ref.model, model.time), shape,
+    rows = scope.joined().filter(*conditions).select(key=key, period=period_bucket(time_column(scope.base, ref.model, model.time), shape,
                                                                             warehouse.dialect))
     spans = rows.group_by("key").aggregate(first=rows.period.min(), last=rows.period.max())
     return spans.filter(spans["first"] != spans["last"]).aggregate(split=ibis._.count())
@@ -239,7 +239,7 @@ def _local_time(ts, segments, dialect):
     return (ts + _offset(ts, segments, 1).as_interval("s")).cast(idt.Timestamp())
 
 
-def _bucket(ts, shape: Shape, dialect):
+def period_bucket(ts, shape: Shape, dialect):
     """The period start of a UTC timestamp in the query timezone, via fixed offset segments."""
     local = _local_time(ts, shape.segments, dialect)
     truncates_weeks = dialect.truncates_weeks

@@ -42,7 +42,7 @@ def answer(project, metrics, kwargs: dict, compute: Callable[[], Result]) -> Res
 
 
 def cache_key(project, metrics, kwargs: dict) -> str:
-    import tally
+    from tally import __version__
 
     try:
         config = project.config.model_dump_json()
@@ -52,7 +52,7 @@ def cache_key(project, metrics, kwargs: dict) -> str:
     if " at 0x" in query:      # an object without a stable text form
         raise Uncacheable(query)
     # today's date: a model without rows answers for today
-    parts = [str(FORMAT), tally.__version__, code_stamp(), config, str(project.root), project.warehouse_url,
+    parts = [str(FORMAT), __version__, code_stamp(), config, str(project.root), project.warehouse_url,
              str(project.use_rollups), query, dt.datetime.now(dt.timezone.utc).date().isoformat()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
 

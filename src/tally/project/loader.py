@@ -7,6 +7,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -32,6 +33,9 @@ class LoadedConfig:
     file: str
     profile: str | None
     lines: Lines = field(repr=False)
+    # every source's typed SourceConfig, validated once with its connector's options by
+    # tally.app.read_project (connectors live above project/, so this layer cannot do it)
+    sources: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def error(self, message: str, *path: Any) -> ConfigError:
         """A ConfigError pointing at the line of `path` in tally.yml."""
@@ -141,7 +145,9 @@ def _validation_error(exc: ValidationError, file: str, lines: Lines) -> ConfigEr
 
 
 def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedConfig:
-    """Read and validate a project's tally.yml; raise ConfigError naming file and line."""
+    """Read and validate a project's tally.yml; raise ConfigError naming file and line.
+
+    Sources' connector options are validated one layer up (tally.app.read_project)."""
     file_path = find_config(Path(path))
     file = str(file_path)
     data, lines = read_yaml(file_path)
@@ -170,8 +176,4 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     from tally.project.exprtypes import check_config
 
     check_config(loaded)
-    if config.sources:   # a bad source (schedule, kind, options) is refused here, not when it first runs
-        from tally.sources.config import source_configs
-
-        source_configs(loaded)
     return loaded

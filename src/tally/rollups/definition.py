@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 
-from tally.engine.catalog import Catalog, MeasureRef
+from tally.engine.catalog import MeasureRef
 from tally.engine.timegrid import Grain, truncate
 from tally.errors import ConfigError
 from tally.project.schema import Rollup
@@ -89,7 +89,7 @@ def definitions(project, names=None, category: str | None = None) -> list[Rollup
         if not chosen:
             known = sorted({r.category for r in config.rollups.values() if r.category})
             raise ConfigError(f"no rollup in category {category!r} (categories: {', '.join(known) or 'none'})")
-    catalog = Catalog(config)
+    catalog = project.catalog
     # any change to models, joins, dimensions or formulas can change stored numbers: rebuild in full
     context = json.dumps({"models": {k: m.model_dump() for k, m in config.models.items()},
                           "metrics": {k: m.model_dump() for k, m in config.metrics.items()}},

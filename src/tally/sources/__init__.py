@@ -8,9 +8,9 @@ from tally.errors import ConfigError, api_boundary
 @api_boundary
 def ingest(project, names=None, *, full_refresh: bool = False, dry_run: bool = False, progress=None) -> list:
     """Run the named sources (all by default); each commits whole or not at all. Returns LoadResults."""
-    from tally.sources.pipeline import run_source, source_configs
+    from tally.sources.pipeline import run_source
 
-    configs = source_configs(project.loaded)
+    configs = project.sources
     if names is not None and not isinstance(names, (str, list, tuple)):
         raise ConfigError(f"source names must be a name or a list of names, not {names!r}")
     names = [names] if isinstance(names, str) else list(names or configs)

@@ -81,6 +81,11 @@ class Warehouse:
         """Drop the cached Ibis table after its schema may have changed."""
         self._tables.pop(name, None)
 
+    def list_tables(self) -> list[str]:
+        """Every table in the warehouse's schema (Tally's own and scratch tables included)."""
+        with self._lock:
+            return list(self.backend.list_tables())
+
     def has_table(self, name: str) -> bool:
         with self._lock:
             if self.dialect.name == "duckdb":   # what Ibis's list_tables reads, in one query (it runs three)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tally.errors import ConfigError, TallyError
-from tally.project.init import project_name, target_dir
+from tally.commands.init import project_name, target_dir
 from tally.project.loader import CONFIG_FILE
 
 MAX_DIMENSION_VALUES = 50          # a text column with at most this many distinct values is a dimension

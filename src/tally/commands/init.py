@@ -36,7 +36,7 @@ def project_name(directory: Path) -> str:
 def init_project(directory: Path, from_csv: Path | None = None) -> str:
     """Write the starter project (or a draft from `from_csv`); the message telling what to run next."""
     if from_csv is not None:
-        from tally.project.draft import write_draft
+        from tally.commands.draft import write_draft
 
         return write_draft(Path(directory), Path(from_csv))
     path = write_starter(directory)
@@ -50,7 +50,7 @@ def write_starter(directory: Path, today: dt.date | None = None) -> Path:
     directory = target_dir(directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_sample(directory / SAMPLE, today or dt.date.today())
-    template = resources.files("tally.project").joinpath("templates/tally.yml").read_text(encoding="utf-8")
+    template = resources.files("tally.commands").joinpath("templates/tally.yml").read_text(encoding="utf-8")
     target = directory / CONFIG_FILE
     target.write_text(template.format(name=project_name(directory)), encoding="utf-8")
     return target

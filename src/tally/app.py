@@ -1,4 +1,5 @@
-"""`tally.Project`: the Python entry point over a project folder."""
+"""`tally.Project`: the facade that wires the layers (config, warehouse, engine, rollups, sources)
+over one project folder. Everything user-facing (CLI, Lambda, later the HTTP API) starts here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ from tally.project.loader import LoadedConfig, load_config
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+def read_project(path: Path | str = ".", profile: str | None = None) -> LoadedConfig:
+    """tally.yml read and validated whole: shape, references, expression types, and each source
+    with its connector's options (a bad source is refused at load, not when it first runs)."""
+    loaded = load_config(path, profile)
+    if not loaded.config.sources:
+        return loaded
+    from dataclasses import replace
+
+    from tally.sources.config import source_configs
+
+    return replace(loaded, sources=source_configs(loaded))
+
 
 QUERY_ARGUMENTS = ("by", "grain", "start", "end", "where", "compare", "order_by", "limit", "timezone", "fill")
 
@@ -38,7 +52,19 @@ class Project:
                 raise ConfigError(f"Project.load: {name} must be text, not {type(value).__name__} {value!r}")
         if path is None:
             raise ConfigError("Project.load: path must be a project folder or its tally.yml, not None")
-        return cls(load_config(path, profile), warehouse)
+        return cls(read_project(path, profile), warehouse)
+
+    @property
+    def sources(self):
+        """Each source's validated SourceConfig, by name (validated once, at load)."""
+        return self.loaded.sources
+
+    @cached_property
+    def catalog(self):
+        """The metrics, measures and dimensions of the config, resolved once."""
+        from tally.engine.catalog import Catalog
+
+        return Catalog(self.config)
 
     @property
     def warehouse_url(self) -> str:
@@ -75,7 +101,7 @@ class Project:
     def engine(self):
         from tally.engine.engine import Engine
 
-        engine = Engine(self.config, self.warehouse)
+        engine = Engine(self.config, self.warehouse, catalog=self.catalog)
         engine.locate = self.loaded.error
         if self.config.rollups and self.use_rollups:
             from tally.rollups.routing import Router
