@@ -23,7 +23,7 @@ LAYERS = [
     {"jobs"},
     {"delivery"},
     {"app"},
-    {"api", "web", "commands", "cli", "aws", "demo", "__init__", "__main__"},
+    {"api", "web", "serve", "commands", "cli", "aws", "demo", "__init__", "__main__"},
 ]
 RANK = {part: rank for rank, layer in enumerate(LAYERS) for part in layer}
 

@@ -414,6 +414,7 @@ def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=f
 from tally.commands import inspect_cli  # noqa: E402  (tables, describe, rejects, preview)
 
 inspect_cli.register(app)
+from tally.commands import serve_cli; serve_cli.register(app)  # noqa: E402,E702  (serve)
 
 GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0, "--version": 0}
 
@@ -440,7 +441,11 @@ def main() -> None:
     # config needs no plugin, no command does linear algebra.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    sys.exit(run(hoist_global_options(sys.argv[1:])))
+    args = hoist_global_options(sys.argv[1:])
+    from tally.serve.client import handed_off   # standard library only: `tally serve` may own the project
+
+    code = handed_off(args)
+    sys.exit(run(args) if code is None else code)
 
 
 def run(args: list[str]) -> int:

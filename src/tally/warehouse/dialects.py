@@ -26,6 +26,8 @@ class Dialect:
     column_type_change: str = "ALTER TABLE {table} ALTER COLUMN {column} TYPE {type}"
     decimal_type: str = "DECIMAL"
     identifier_quote: str = '"'          # quotes a name in raw SQL where sqlglot is not loaded (MySQL: `)
+    # an embedded file one process writes at a time: `tally serve` owns it and the CLI hands it commands
+    single_writer: bool = False
 
     @property
     def placeholder(self) -> str:
@@ -41,7 +43,7 @@ class Dialect:
 
 
 DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_bar = false", False, True, True, True,
-                epoch_micros=True, local_duckdb=True, row_hash=True)
+                epoch_micros=True, local_duckdb=True, row_hash=True, single_writer=True)
 POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC")
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
                 "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}",
