@@ -1,0 +1,121 @@
+"""`tally serve` starts, stops and fails cleanly: SIGTERM mid-load, kill -9, a port in use, a second
+server, and the `_cli` route refusing strangers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import duckdb
+import httpx
+import pytest
+
+from tally.serve import serverfile
+from tally.serve.handoff import Handoff, is_write
+from tests.serve.conftest import ENV, TALLY, days_ago, free_port, serving, tally, write_orders
+
+
+def orders(root) -> int:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select count(*) from orders").fetchone()[0]
+
+
+def test_sigterm_during_a_handed_off_ingest_keeps_all_or_none(project):
+    write_orders(project / "data" / "orders2.csv", 10_000, 200_000, days_ago(4))
+    before = orders(project)
+    with serving(project) as server:
+        ingest = subprocess.Popen([*TALLY, "-p", str(project), "ingest", "--format", "json"], env=ENV, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while server.handed_off() == 0 and time.monotonic() < deadline:   # the server has the command
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert ingest.poll() is None, "the ingest ended before the signal"
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+        out, err = ingest.communicate(timeout=60)
+    assert not (project / ".tally" / "server.json").exists()
+    assert "Traceback" not in server.output() + err
+    after = orders(project)
+    assert after - before in (0, 200_000)
+    if ingest.returncode == 0:   # it finished in the server before it stopped: every row is there
+        assert after - before == 200_000 and json.loads(out)[0]["status"] == "ok"
+
+
+def test_kill_9_leaves_a_file_the_next_command_ignores(project):
+    expected = tally(project, "tables")
+    with serving(project) as server:
+        server.stop(signal.SIGKILL)
+        assert (project / ".tally" / "server.json").exists()
+        result = tally(project, "tables")
+    assert (result.returncode, result.stdout, result.stderr) == \
+           (expected.returncode, expected.stdout, expected.stderr)
+    assert not (project / ".tally" / "server.json").exists()
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = tally(project, "serve", "--port", str(port), "--no-scheduler")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: port ") and "in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+    assert not (project / ".tally" / "server.json").exists()
+
+
+def test_one_server_owns_a_project(project):
+    with serving(project) as server:
+        second = tally(project, "serve", "--port", str(free_port()), "--no-scheduler")
+        info = json.loads((project / ".tally" / "server.json").read_text())
+        mode = stat.S_IMODE((project / ".tally" / "server.json").stat().st_mode)
+        assert server.stop() == 0
+    assert second.returncode == 2 and "already runs" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert mode == 0o600
+    assert info["pid"] == server.proc.pid and info["port"] == server.port and len(info["token"]) >= 32
+
+
+def test_the_cli_route_wants_loopback_and_the_token(tmp_path):
+    from fastapi import FastAPI
+
+    handoff = Handoff(tmp_path, "s3cret-token")
+    app = FastAPI()
+    app.include_router(handoff.router())
+
+    async def post(client_host: str, token: str | None):
+        transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://tally") as client:
+            headers = {serverfile.TOKEN_HEADER: token} if token is not None else {}
+            return await client.post(serverfile.ROUTE, json={"args": ["--version"]}, headers=headers)
+
+    for host, token, status in [("10.1.2.3", "s3cret-token", 403), ("192.168.0.7", None, 403),
+                                ("127.0.0.1", "wrong", 401), ("127.0.0.1", None, 401), ("::1", "", 401)]:
+        response = asyncio.run(post(host, token))
+        assert response.status_code == status, (host, token)
+        assert set(response.json()["error"]) == {"code", "message"}
+    assert asyncio.run(post("127.0.0.1", "s3cret-token")).status_code == 200
+
+
+def test_a_stale_file_of_a_reused_pid_is_ignored(tmp_path):
+    import os
+
+    info = serverfile.ServerInfo(os.getpid(), "127.0.0.1", free_port(), "t", started="1")   # alive, other start
+    serverfile.write(tmp_path, info)
+    assert serverfile.read(tmp_path) == info and not info.alive()
+    assert serverfile.ServerInfo(os.getpid(), "127.0.0.1", 1, "t",
+                                 started=serverfile.process_start(os.getpid())).alive()
+
+
+@pytest.mark.parametrize("args, writes", [
+    (["query", "revenue"], False), (["--profile", "x", "tables"], False), (["verify"], False),
+    (["verify", "--repair"], True), (["ingest"], True), (["rollup", "build"], True), (["seed"], True),
+    (["some-new-command"], True),
+])
+def test_writes_are_told_from_reads(args, writes):
+    assert is_write(args) is writes
