@@ -56,8 +56,9 @@ class Server:
 
 
 @contextmanager
-def serving(root: Path, *args: str):
-    """`tally serve` on `root`, ready (its server.json written, its port answering); stopped after."""
+def serving(root: Path, *args: str, handoff: bool = True):
+    """`tally serve` on `root`, ready (its server.json written when `handoff`, its port answering);
+    stopped after."""
     port, log = free_port(), root.parent / f"serve-{root.name}.log"
     with open(log, "w") as handle:
         proc = subprocess.Popen([*TALLY, "-p", str(root), "serve", "--port", str(port), "--no-scheduler", *args],
@@ -65,7 +66,7 @@ def serving(root: Path, *args: str):
     server = Server(proc, port, root, log)
     try:
         deadline = time.monotonic() + 60
-        while not _ready(server):
+        while not _ready(server, handoff):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"tally serve did not start:\n{server.output()}")
             time.sleep(0.05)
@@ -76,8 +77,8 @@ def serving(root: Path, *args: str):
             proc.wait(30)
 
 
-def _ready(server: Server) -> bool:
-    if not (server.root / ".tally" / "server.json").exists():
+def _ready(server: Server, handoff: bool) -> bool:
+    if handoff and not (server.root / ".tally" / "server.json").exists():
         return False
     try:
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
