@@ -22,6 +22,5 @@ def register(app: typer.Typer) -> None:
         project = cli.load_project()
         code = run_server(project, host=host, port=port, scheduler=scheduler, profile=cli.state.profile,
                           say=lambda line: cli.err.print(line, highlight=False, markup=False, soft_wrap=True))
-        project.close()
         if code:
             raise typer.Exit(code)

@@ -84,6 +84,9 @@ def _connect(root):
     while True:
         info = serverfile.read(root)
         if info is None:
+            if os.path.exists(serverfile.server_file(root)) and not os.access(serverfile.server_file(root), os.R_OK):
+                raise SystemExit(_fail("tally serve owns this project as another user (its .tally/server.json "
+                                       "is theirs only): run the command as that user", 2))
             return None, None
         if not info.alive():
             serverfile.remove(root, info.token)

@@ -52,28 +52,17 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = True, profile: str | None = None,
           say: Callable[[str], None] = print) -> int:
-    """Serve until SIGTERM/SIGINT, then finish running requests, commands and jobs; the exit code."""
+    """Serve until SIGTERM/SIGINT, then finish running requests, commands and jobs, and close the
+    project; the exit code."""
     import uvicorn
 
     root = Path(project.root).resolve()
     other = running_server(root)
     if other is not None:
         raise TallyError(f"tally serve already runs on {root} (pid {other.pid}, port {other.port}); stop it first")
-    sockets = [listen(host, port)]
-    try:
-        # an embedded warehouse admits one writing process: open it now, so this one owns it
-        handoff = None
-        if project.warehouse.dialect.single_writer:
-            if host not in LOOPBACK and host not in WILDCARD:   # the CLI reaches the server on loopback
-                sockets.append(listen("127.0.0.1", 0))
-            handoff = Handoff(root, secrets.token_urlsafe(32))
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    config = uvicorn.Config(server_app(project, handoff), log_config=uvicorn.config.LOGGING_CONFIG,
-                            timeout_graceful_shutdown=None)
-    server = uvicorn.Server(config)
+    sockets, handoff = bind(project, root, host, port)
+    server = uvicorn.Server(uvicorn.Config(server_app(project, handoff), log_config=uvicorn.config.LOGGING_CONFIG,
+                                           timeout_graceful_shutdown=None))
     routing.install()   # after uvicorn's log handlers took the real stderr
     jobs = start_scheduler(project) if scheduler else None
     if handoff is not None:
@@ -88,18 +77,43 @@ def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = 
         with _signals_end_serving():
             server.run(sockets=sockets)
     finally:
-        forced = server.force_exit
-        with _signals_force_exit(root, handoff):
-            if handoff is not None and not forced:
-                handoff.wait()
-            if jobs is not None:
-                jobs.shutdown(wait=not forced)
-            if handoff is not None:
-                serverfile.remove(root, handoff.token)
-    if forced and handoff is not None and handoff.threads:
-        say(f"stopped at once: {len(handoff.threads)} command(s) cut short; their writes are rolled back")
-        os._exit(1)   # the threads hold open transactions: end without waiting for them
-    return 1 if forced else 0
+        cut_short = stop(project, root, handoff, jobs, forced=server.force_exit)
+    if cut_short:
+        say(f"stopped at once: {cut_short} command(s) cut short; their writes are rolled back")
+        os._exit(1)   # their threads hold open transactions: end without waiting for them
+    return 1 if server.force_exit else 0
+
+
+def bind(project, root: Path, host: str, port: int) -> tuple[list[socket.socket], Handoff | None]:
+    """The listening sockets, and the handoff when the warehouse is embedded (opened now: this
+    process owns it from here on)."""
+    sockets = [listen(host, port)]
+    try:
+        if not project.warehouse.dialect.single_writer:
+            return sockets, None
+        if host not in LOOPBACK and host not in WILDCARD:   # the CLI reaches the server on loopback
+            sockets.append(listen("127.0.0.1", 0))
+        return sockets, Handoff(root, secrets.token_urlsafe(32))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+
+
+def stop(project, root: Path, handoff: Handoff | None, jobs, forced: bool) -> int:
+    """After uvicorn: let commands and jobs finish (unless `forced`), close the project, remove the
+    server file; how many commands were cut short."""
+    with _signals_force_exit(root, handoff):
+        if handoff is not None and not forced:
+            handoff.wait()
+        if jobs is not None:
+            jobs.shutdown(wait=not forced)
+        cut_short = len(handoff.threads) if handoff is not None else 0
+        if not cut_short:
+            project.close()   # before the file goes: a CLI command that then runs alone finds the file free
+        if handoff is not None:
+            serverfile.remove(root, handoff.token)
+    return cut_short
 
 
 def start_scheduler(project):
