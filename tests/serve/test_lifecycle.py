@@ -36,14 +36,21 @@ def test_sigterm_during_a_handed_off_ingest_keeps_all_or_none(project):
             time.sleep(0.05)
         time.sleep(0.3)
         assert ingest.poll() is None, "the ingest ended before the signal"
-        assert server.stop(signal.SIGTERM) == 0, server.output()
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        # the server stops accepting but still owns the file: a new command waits, then runs by itself
+        tables = tally(project, "tables")
+        assert server.stop() == 0, server.output()
         out, err = ingest.communicate(timeout=60)
     assert not (project / ".tally" / "server.json").exists()
     assert "Traceback" not in server.output() + err
+    assert tables.returncode == 0 and "lock" not in (tables.stdout + tables.stderr).lower(), tables.stderr
+    assert server.handed_off() == 1 and "│ orders " in tables.stdout
     after = orders(project)
     assert after - before in (0, 200_000)
     if ingest.returncode == 0:   # it finished in the server before it stopped: every row is there
         assert after - before == 200_000 and json.loads(out)[0]["status"] == "ok"
+    assert f"│ {after:,} │" in tables.stdout   # `tables` ran once the server had finished and gone
 
 
 def test_kill_9_leaves_a_file_the_next_command_ignores(project):

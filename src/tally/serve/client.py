@@ -24,14 +24,19 @@ def handed_off(args: list[str]) -> int | None:
     root = serverfile.project_root(project)
     if not serverfile.server_file(root).exists():   # the usual case: one stat, nothing else
         return None
-    connection, info = _connect(root)
-    if connection is None:
-        return None
-    if command in OWNERS:
-        connection.close()
-        return _fail(f"tally serve (pid {info.pid}, {_url(info)}) already runs this project; "
-                     f"stop it before `tally {command}`", 2)
-    return _forward(connection, info, without_project(args))
+    started = time.monotonic()
+    while True:
+        connection, info = _connect(root, started)
+        if connection is None:
+            return None
+        if command in OWNERS:
+            connection.close()
+            return _fail(f"tally serve (pid {info.pid}, {_url(info)}) already runs this project; "
+                         f"stop it before `tally {command}`", 2)
+        code = _forward(connection, info, without_project(args))
+        if code is not None:
+            return code
+        time.sleep(0.1)   # the server closed the connection before taking the command: it is stopping
 
 
 def command_and_project(args: list[str]) -> tuple[str | None, str]:
@@ -75,12 +80,12 @@ def without_project(args: list[str]) -> list[str]:
     return kept + args[end:]
 
 
-def _connect(root):
+def _connect(root, started: float):
     """An open connection to the project's live server, or (None, None) when none runs: a file left by
     a dead server is removed; a live one that does not answer yet (starting or stopping) is waited for."""
     import http.client
 
-    deadline, noted = time.monotonic() + ANSWER_WAIT, False
+    noted = False
     while True:
         info = serverfile.read(root)
         if info is None:
@@ -98,21 +103,27 @@ def _connect(root):
             return connection, info
         except OSError:
             connection.close()
-        if time.monotonic() > deadline:
-            raise SystemExit(_fail(f"tally serve (pid {info.pid}) owns this project but does not answer on "
-                                   f"{_url(info)}; wait for it or stop it (kill {info.pid})", 1))
-        if not noted and time.monotonic() > deadline - ANSWER_WAIT + 1:
+        if time.monotonic() > started + ANSWER_WAIT:
+            raise SystemExit(_fail(f"tally serve (pid {info.pid}) owns this project but has not answered on "
+                                   f"{_url(info)} for {ANSWER_WAIT:.0f} s (starting, or stopping after a long "
+                                   "command?); try again once it answers or has exited", 1))
+        if not noted and time.monotonic() > started + 1:
             noted = True
             sys.stderr.write(f"note: waiting for tally serve (pid {info.pid}) on {_url(info)} ...\n")
         time.sleep(0.1)
 
 
-def _forward(connection, info: serverfile.ServerInfo, args: list[str]) -> int:
-    """Send the command; copy the streamed output to this process's stdout/stderr; its exit code."""
+def _forward(connection, info: serverfile.ServerInfo, args: list[str]) -> int | None:
+    """Send the command; copy the streamed output to this process's stdout/stderr; its exit code
+    (None when the server closed the connection without taking the command)."""
     body = json.dumps({"args": args, "terminal": terminal()}).encode()
     try:
         connection.request("POST", ROUTE, body, {"Content-Type": "application/json", TOKEN_HEADER: info.token})
         response = connection.getresponse()
+    except OSError:   # no answer at all: the command never started
+        connection.close()
+        return None
+    try:
         if response.status != 200:
             return _fail(f"tally serve (pid {info.pid}) refused the command: {_reason(response)}", 2)
         streams = {"out": sys.stdout, "err": sys.stderr}
