@@ -74,14 +74,16 @@ def test_writes_through_the_server_equal_direct_runs(project, tmp_path):
         assert con.execute("select count(*) from orders").fetchone()[0] == 700
 
 
-def test_output_follows_the_calling_terminal_width(project):
+def test_output_follows_the_calling_terminal(project):
+    """Its width shapes the table; FORCE_COLOR and TERM give colours, as they do without a server."""
     args = ["query", "revenue", "orders", "refunds", "aov", "--grain", "month", "--by", "country"]
-    narrow, wide = {**ENV, "COLUMNS": "50"}, {**ENV, "COLUMNS": "160"}
-    direct = [tally(project, *args, env=env).stdout for env in (narrow, wide)]
+    colours = {**{k: v for k, v in ENV.items() if k != "NO_COLOR"}, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    terminals = [{**ENV, "COLUMNS": "50"}, {**ENV, "COLUMNS": "160"}, colours]
+    direct = [tally(project, *args, env=env).stdout for env in terminals]
     with serving(project):
-        handed = [tally(project, *args, env=env).stdout for env in (narrow, wide)]
+        handed = [tally(project, *args, env=env).stdout for env in terminals]
     assert handed == direct
-    assert direct[0] != direct[1]   # the width shapes the table
+    assert direct[0] != direct[1] and "\x1b[" in direct[2] and "\x1b[" not in direct[0] + direct[1]
 
 
 def test_a_query_runs_beside_a_handed_off_ingest(project):

@@ -95,11 +95,11 @@ def test_the_cli_route_wants_loopback_and_the_token(tmp_path):
     app = FastAPI()
     app.include_router(handoff.router())
 
-    async def post(client_host: str, token: str | None):
+    async def post(client_host: str, token: str | None, body=None):
         transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://tally") as client:
             headers = {serverfile.TOKEN_HEADER: token} if token is not None else {}
-            return await client.post(serverfile.ROUTE, json={"args": ["--version"]}, headers=headers)
+            return await client.post(serverfile.ROUTE, json=body or {"args": ["--version"]}, headers=headers)
 
     for host, token, status in [("10.1.2.3", "s3cret-token", 403), ("192.168.0.7", None, 403),
                                 ("127.0.0.1", "wrong", 401), ("127.0.0.1", None, 401), ("::1", "", 401)]:
@@ -107,6 +107,8 @@ def test_the_cli_route_wants_loopback_and_the_token(tmp_path):
         assert response.status_code == status, (host, token)
         assert set(response.json()["error"]) == {"code", "message"}
     assert asyncio.run(post("127.0.0.1", "s3cret-token")).status_code == 200
+    assert asyncio.run(post("127.0.0.1", "s3cret-token", {"args": "tables"})).status_code == 400
+    assert asyncio.run(post("127.0.0.1", "s3cret-token", {"args": ["serve"]})).status_code == 409
 
 
 def test_a_stale_file_of_a_reused_pid_is_ignored(tmp_path):
