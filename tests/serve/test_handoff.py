@@ -102,3 +102,21 @@ def test_a_query_runs_beside_a_handed_off_ingest(project):
     assert outcome(during) == outcome(expected)   # the load commits at its end: the query saw the data before it
     assert ingest.returncode == 0, err
     assert json.loads(out)[0]["rows_loaded"] >= 150_000 and err == ""
+
+
+def test_two_handed_off_ingests_run_one_after_the_other(project):
+    """By themselves the second would meet the first's file lock; in the server it waits its turn."""
+    write_orders(project / "data" / "orders2.csv", 10_000, 150_000, days_ago(4))
+    command = [*TALLY, "-p", str(project), "ingest", "--format", "json"]
+    with serving(project):
+        first = subprocess.Popen(command, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        second = subprocess.Popen(command, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        outputs = [proc.communicate(timeout=180) for proc in (first, second)]
+        runs = [(proc.returncode, out, err) for proc, (out, err) in zip((first, second), outputs)]
+    loaded = [json.loads(out)[0]["rows_loaded"] for _, out, _ in runs]
+    assert [code for code, _, _ in runs] == [0, 0], runs
+    assert loaded[0] >= 150_000 and loaded[1] < 10   # the second found the rows loaded already
+    assert runs[1][2] == "note: waiting for another write on this project to finish ...\n"
+    with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from orders").fetchone()[0] == 150_400

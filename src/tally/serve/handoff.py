@@ -18,8 +18,8 @@ from tally.serve.serverfile import ROUTE, TOKEN_HEADER
 # verify --repair, commands added later) runs alone, one at a time
 READS = frozenset({"query", "metrics", "tables", "describe", "rejects", "preview", "jobs", "verify",
                    "ledger show", "ledger list", "rollup list"})
-# one writer at a time in this process: handed-off writes and (once jobs/ lands) scheduled jobs
-WRITES = threading.RLock()
+# one handed-off write at a time when no scheduler lends its lock (see Handoff)
+WRITES = threading.Lock()
 WAIT_NOTE = 1.0   # seconds a write waits before it says so
 
 
@@ -31,10 +31,12 @@ def is_write(args: list[str]) -> bool:
 
 
 class Handoff:
-    """Runs handed-off command lines on the project folder `root` for clients holding `token`."""
+    """Runs handed-off command lines on the project folder `root` for clients holding `token`; a
+    write holds `write_lock` (the scheduler's, so it never runs beside a scheduled job)."""
 
-    def __init__(self, root: Path, token: str):
+    def __init__(self, root: Path, token: str, write_lock=None):
         self.root, self.token = Path(root).resolve(), token
+        self.write_lock = write_lock if write_lock is not None else WRITES
         self.threads: set[threading.Thread] = set()
 
     def router(self):
@@ -127,13 +129,13 @@ class Handoff:
         if not is_write(args):
             yield
             return
-        if not WRITES.acquire(timeout=WAIT_NOTE):
+        if not self.write_lock.acquire(timeout=WAIT_NOTE):
             session.sinks["err"].write("note: waiting for another write on this project to finish ...\n")
-            WRITES.acquire()
+            self.write_lock.acquire()
         try:
             yield
         finally:
-            WRITES.release()
+            self.write_lock.release()
 
     def wait(self) -> None:
         """Let running commands finish (the server stops after its clients may have gone)."""
