@@ -163,6 +163,7 @@ class TransactionApi:
         self._lock = threading.Lock()
         self.requests = 0
         self.throttled = 0
+        self.log: deque[dict] = deque(maxlen=1_000)   # the latest requests' query parameters
 
     def transactions(self) -> list[dict]:
         """A snapshot of every transaction as the API serves it."""
@@ -226,6 +227,7 @@ class TransactionApi:
         """(status, JSON body, extra headers) for one GET."""
         if path.rstrip("/") != "/transactions":
             return 404, {"error": f"no route {path}; try /transactions"}, {}
+        self.log.append(params)
         if not self.admit():
             return 429, {"error": "too many requests"}, {"Retry-After": f"{self.retry_after:g}"}
         try:
