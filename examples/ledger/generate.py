@@ -343,7 +343,7 @@ def serve_upstream(port: int = 0, *, rows: int = 1_000, seed: int = 42, throttle
 
 def prepare(project_dir: Path, rows: int, seed: int = 42) -> dict[str, int]:
     """Write the upstream's settings into the project; its transactions are made again from them."""
-    settings = {"rows": rows, "seed": seed, "throttle_every": 25, "retry_after": 1,
+    settings = {"rows": rows, "seed": seed, "throttle_every": 30, "retry_after": 1,
                 "arrive_every": 4.0, "arrive_batch": 5}
     path = Path(project_dir) / SETTINGS
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -352,9 +352,12 @@ def prepare(project_dir: Path, rows: int, seed: int = 42) -> dict[str, int]:
 
 
 @contextmanager
-def serve_project(project_dir: Path, port: int = 0) -> Iterator[str]:
-    """Serve the project's upstream (as `prepare` set it up) while the block runs; yields its URL."""
+def serve_project(project_dir: Path, port: int = 0, live: bool = False) -> Iterator[str]:
+    """Serve the project's upstream (as `prepare` set it up) while the block runs; yields its URL.
+    New transactions arrive on their own only when `live` (a one-off load sees the history alone)."""
     settings = json.loads((Path(project_dir) / SETTINGS).read_text(encoding="utf-8"))
+    if not live:
+        settings["arrive_every"] = None
     with serve_upstream(port, **settings) as upstream:
         yield upstream.url
 
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("give the project folder DIR, or --serve PORT")
         print(prepare(args.dir, args.rows, args.seed))
         return
-    context = serve_project(args.dir, args.serve) if args.dir else _served(args)
+    context = serve_project(args.dir, args.serve, live=True) if args.dir else _served(args)
     with context as url:
         print(f"Transaction API at {url}/transactions  (export {API_URL_ENV}={url}); Ctrl-C stops it", flush=True)
         try:

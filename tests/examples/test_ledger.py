@@ -132,5 +132,5 @@ def test_demo_ledger_generates_and_ingests(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--example", "ledger", "--dir", str(tmp_path), "--rows", "400",
                                       "--no-serve"])
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert "transactions (loaded/rejected)" in result.stdout and "/0" in result.stdout
+    assert "transactions (loaded/rejected)" in result.stdout and " 400/0" in result.stdout
     assert json.loads((tmp_path / "data" / "upstream.json").read_text())["rows"] == 400
