@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from examples.ledger.generate import END, TYPES, TransactionApi, history, millis
 from tally.cli import app
 
 D = Decimal
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ledger"
 
 
 def txn(ident, user, kind, amount, updated="2025-03-16T12:33:11.000Z"):
@@ -134,3 +136,34 @@ def test_demo_ledger_generates_and_ingests(tmp_path):
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "transactions (loaded/rejected)" in result.stdout and " 400/0" in result.stdout
     assert json.loads((tmp_path / "data" / "upstream.json").read_text())["rows"] == 400
+
+
+def test_example_project_polls_builds_and_verifies_after_corrections(tmp_path, monkeypatch):
+    """The example's own tally.yml: two polls with corrections of old rows between them; the incrementally
+    refreshed rollup equals live answers, and the totals equal plain Python over the upstream's rows."""
+    import shutil
+
+    import tally
+    import tally.rollups
+    from tally.sources import ingest
+
+    shutil.copy(EXAMPLE / "tally.yml", tmp_path / "tally.yml")
+    with serve_upstream(rows=3_000, seed=12) as upstream:
+        monkeypatch.setenv("LEDGER_API_URL", upstream.url)
+        for step in range(2):
+            if step:
+                upstream.api.advance(400)
+            project = tally.Project.load(tmp_path)
+            try:
+                assert [r.status for r in ingest(project)] == ["ok"]
+                assert [r.mode for r in tally.rollups.build(project)] == ["incremental" if step else "full"]
+                assert tally.rollups.verify(project) == {"daily_activity": []}
+                totals = project.query_result(["earned", "spent", "payout", "paid_out", "balance_change"]).table
+            finally:
+                project.close()
+            users = reference.per_user(upstream.api.transactions()).values()
+            expected = {key: sum((b[key] for b in users), D(0)) for key in ("earned", "spent", "payout", "paidOut",
+                                                                               "balance")}
+            got = totals.to_pylist()[0]
+            assert (got["earned"], got["spent"], got["payout"], got["paid_out"], got["balance_change"]) == (
+                expected["earned"], expected["spent"], expected["payout"], expected["paidOut"], expected["balance"])
