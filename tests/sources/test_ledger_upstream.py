@@ -66,7 +66,8 @@ def same_rows(stored: dict, upstream: list[dict]) -> None:
         got = stored[row["id"]]
         assert (got["user_id"], got["type"], got["amount"]) == (row["userId"], row["type"], Decimal(str(row["amount"])))
         stamp = got["updated_at"]   # MariaDB hands back UTC without its zone
-        assert (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)) == datetime.fromisoformat(row["updatedAt"])
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        assert stamp == datetime.fromisoformat(row["updatedAt"]), row
 
 
 @pytest.fixture
