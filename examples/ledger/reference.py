@@ -1,9 +1,10 @@
 """The seed service's two answers worked out in plain Python from the upstream's transactions.
 
 This is the independent computation the ledger's routes are checked against; it shares no code with Tally.
-The rules are the original service's (seed 003, nairi-abgaryan/data-aggregation-service): a payout request
-takes its amount off the balance when it is made, and paying it out only settles it, so
-`balance = earned - spent - payout` (paidOut does not move it); an unknown user has all zeros.
+The rules are seed 003's documented answer (earned 150, spent 50, payout 30, paidOut 20 -> balance 100):
+`balance = earned - spent`; payouts are tracked beside it (the original service's code also took
+requested payouts off the balance, which its own documented example contradicts); an unknown user has
+all zeros.
 `GET /aggregatedData/payouts` lists the users with a pending payout (requested more than was paid out),
 each with `totalPayout` = everything the user has requested (the seed's example: payout 30, paidOut 20,
 totalPayout 30), ordered by userId.
@@ -32,7 +33,7 @@ def per_user(transactions: Iterable[dict]) -> dict[str, dict[str, Decimal]]:
     for row in latest.values():
         bucket = BUCKETS[row["type"]]
         users[row["userId"]][bucket] += Decimal(str(row["amount"]))
-    return {user: {"balance": b["earned"] - b["spent"] - b["payout"], **b} for user, b in users.items()}
+    return {user: {"balance": b["earned"] - b["spent"], **b} for user, b in users.items()}
 
 
 def aggregated_data(transactions: Iterable[dict], user_id: str) -> dict[str, Decimal]:

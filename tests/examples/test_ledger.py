@@ -29,10 +29,9 @@ SEED_USER = [txn("a", "074092", "earned", 100), txn("b", "074092", "earned", 50)
 
 
 def test_reference_the_seed_example_user():
-    # the seed's numbers (earned 150, spent 50, payout 30, paidOut 20); the balance by the original
-    # service's rule: a payout request leaves the balance when it is made, paying it out only settles it
+    # the seed's documented answer, to the unit: earned 150, spent 50 -> balance 100
     assert reference.aggregated_data(SEED_USER, "074092") == {
-        "balance": D("70"), "earned": D("150"), "spent": D("50"), "payout": D("30"), "paidOut": D("20")}
+        "balance": D("100"), "earned": D("150"), "spent": D("50"), "payout": D("30"), "paidOut": D("20")}
     assert reference.payouts(SEED_USER) == [{"userId": "074092", "totalPayout": D("30")}]
 
 
@@ -42,9 +41,9 @@ def test_reference_edits_count_once_and_settled_users_are_not_pending():
             txn("f", "074093", "earned", 40.1), txn("g", "074093", "payout", 40), txn("h", "074093", "paid_out", 40),
             txn("i", "000007", "earned", 0.1), txn("j", "000007", "earned", 0.2), txn("k", "000007", "payout", 0.25)]
     by_user = reference.per_user(rows)
-    assert by_user["074092"] == {"balance": D("7.5"), "earned": D("100"), "spent": D("62.5"), "payout": D("30"),
+    assert by_user["074092"] == {"balance": D("37.5"), "earned": D("100"), "spent": D("62.5"), "payout": D("30"),
                                  "paidOut": D("20")}
-    assert by_user["074093"]["balance"] == D("0.1") and by_user["000007"]["balance"] == D("0.05")   # exact
+    assert by_user["074093"]["balance"] == D("40.1") and by_user["000007"]["balance"] == D("0.3")   # exact
     assert reference.payouts(rows) == [{"userId": "000007", "totalPayout": D("0.25")},
                                        {"userId": "074092", "totalPayout": D("30")}]
     assert reference.aggregated_data(rows, "999999") == dict.fromkeys(
