@@ -1,4 +1,5 @@
-"""The `tally` command line: thin Typer commands over the core."""
+"""The `tally` command line: the app, its global options, one-line errors and the helpers the commands
+share; each command's body is in a module of tally/commands/ (`register(app)`), its output in delivery/."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ class SummaryFormat(str, Enum):
 
 
 def print_records(records: list[dict], names: list[str] | None = None) -> None:
-    from tally.delivery.tabular import records_to_csv
+    """Records as CSV on stdout (`names`: the header when there may be no record)."""
+    from tally.delivery.summaries import write_csv
 
-    sys.stdout.write(records_to_csv(records, names))
+    write_csv(records, names)
 
 
 class State:
