@@ -170,7 +170,8 @@ def _file_of(config) -> str | None:
 
 def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = False) -> dict:
     """Read a source as `tally ingest` would, write nothing: types, sample rows, what would be rejected."""
-    from tally.sources.pipeline import run_source, source_files
+    from tally.sources.rejects import source_files
+    from tally.sources.run import run_source
 
     if limit < 1:
         raise ConfigError(f"--rows must be positive, not {limit}")

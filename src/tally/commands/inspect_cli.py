@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     from tally.cli import SummaryFormat, reports_errors
 
     def sources(project) -> dict:
-        from tally.sources.pipeline import source_configs
+        from tally.sources.config import source_configs
 
         return source_configs(project.loaded)
 

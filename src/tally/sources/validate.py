@@ -317,7 +317,7 @@ def dedupe_statements(config: SourceConfig, checked: str, raw_json: str) -> list
 
     Only keys that really repeat are ranked, so a load without duplicates pays one hash aggregate.
     """
-    # the later row of the files: by file, then line (set by pipeline._fill_lines where rows were re-read
+    # the later row of the files: by file, then line (set by check.fill_lines where rows were re-read
     # as text, so they rank among the others), then the order rows were read in
     order = ((f"c.{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "")
              + "c._tally_file DESC NULLS LAST, c._tally_row DESC NULLS LAST, c.rowid DESC")

@@ -113,7 +113,7 @@ def read(options: Options, ctx: ReadContext) -> RawData:
     scratch = tempfile.TemporaryDirectory(prefix="tally-csv-")
 
     def relation(con):
-        # file_index: which file a row came from, to find its line (pipeline._fill_lines)
+        # file_index: which file a row came from, to find its line (check.fill_lines)
         return con.sql(f"SELECT *, file_index AS _tally_file FROM read_csv({_arguments(paths, kwargs)})")
 
     def failures(con) -> tuple[list[dict], list[tuple[int, str]]]:
