@@ -1,7 +1,8 @@
 """Rejected rows: the file each came from, and recording each in _tally_rejects once.
 
-A reject is stored once per source, raw row and rule: reading the same bad row again (it is still in
-the file) does not add a second one.
+A reject is stored once: reading the same bad row again (it is still in the file) does not add a second
+one. Rejects are matched by source, raw row and rule as a multiset, on every warehouse: a file holding a
+bad line twice has two rejects, and a new bad line equal to one stored earlier is recorded too.
 """
 
 from __future__ import annotations
@@ -87,13 +88,19 @@ def record_rejects(tx, name: str, load_id: str, rows: list[dict]) -> None:
 
 def record_checked_in_duckdb(tx, name: str, load_id: str, checked: str, files: tuple[str, ...]) -> None:
     """`record_rejects` for the checked rows, in SQL: on a DuckDB warehouse the checked table sits
-    beside _tally_rejects, and the rejects need not pass through Python."""
+    beside _tally_rejects, and the rejects need not pass through Python.
+
+    The same multiset as `unrecorded`: of n identical (raw, rule) rows, those past the k already stored
+    are recorded (the later ones in the order the rows were checked, as `unrecorded` takes them), so a
+    new bad row equal to a stored one is recorded too."""
     q = quote_ident
     # a row's file: its reader's file index into the source's files (the only one when it reads one)
+    rejects = (f"SELECT COALESCE(_tally_row, rowid + 1) AS row_number, _tally_raw AS raw, _tally_rule AS rule, "
+               f"COALESCE(list_extract(?::VARCHAR[], CAST(_tally_file AS BIGINT) + 1), ?) AS file, "
+               f"row_number() OVER (PARTITION BY _tally_raw, _tally_rule ORDER BY rowid) AS copy "
+               f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip")
     tx.execute(f"INSERT INTO {q('_tally_rejects')} (load_id, source, row_number, raw, rule, rejected_at, file) "
-               f"SELECT ?, ?, COALESCE(_tally_row, rowid + 1), _tally_raw, _tally_rule, ?, "
-               f"COALESCE(list_extract(?::VARCHAR[], CAST(_tally_file AS BIGINT) + 1), ?) "
-               f"FROM {q(checked)} AS c WHERE _tally_rule IS NOT NULL AND NOT _tally_skip AND NOT EXISTS "
-               f"(SELECT 1 FROM {q('_tally_rejects')} AS x WHERE x.source = ? AND x.raw = c._tally_raw "
-               f"AND x.rule = c._tally_rule)",
+               f"SELECT ?, ?, c.row_number, c.raw, c.rule, ?, c.file FROM ({rejects}) AS c "
+               f"WHERE c.copy > (SELECT count(*) FROM {q('_tally_rejects')} AS x WHERE x.source = ? "
+               f"AND x.raw = c.raw AND x.rule = c.rule)",
                [load_id, name, now(), list(files), files[0] if len(files) == 1 else None, name])
