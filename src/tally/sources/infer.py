@@ -1,6 +1,6 @@
 """Column types for sources without `columns:`, and the stored table's types a load must match.
 
-A text column's type is inferred by the same cleaning casts a declared type uses (`validate._typed`):
+A text column's type is inferred by the same cleaning casts a declared type uses (`validate.typed_value`):
 the first candidate every non-empty value types under wins. A table that exists keeps its types.
 """
 
@@ -25,16 +25,16 @@ def type_name(kind: str) -> str:
 def _counts(config: SourceConfig, target: str, source: str) -> list[str]:
     """Aggregates over the raw rows: non-empty values, then how many type under each candidate."""
     col = validate.q(source)
-    clean = validate._cleaned(config, col)
+    clean = validate.cleaned_text(config, col)
     bare = f"REGEXP_REPLACE({clean}, {validate.lit(validate.NUMBER_NOISE)}, '', 'g')"
     plain = f"replace({bare}, ',', '')"
     numeric = f"NOT regexp_matches({bare}, {validate.lit(LEADING_ZERO)})"
 
     def typed(kind: str) -> str:
-        return validate._typed(config, target, col, kind, "VARCHAR")
+        return validate.typed_value(config, target, col, kind, "VARCHAR")
 
     def ranged(kind: str) -> str:
-        return validate._in_range(config, target, kind, "VARCHAR", typed(kind), col)[0]
+        return validate.range_rule(config, target, kind, "VARCHAR", typed(kind), col)[0]
 
     decimal = (f"{typed('DOUBLE')} IS NOT NULL AND regexp_full_match({plain}, {validate.lit(PLAIN_DECIMAL)}) "
                f"AND {numeric}")

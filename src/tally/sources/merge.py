@@ -82,7 +82,7 @@ def merge_via_arrow(warehouse, con, run: SourceRun, plan, checked: str, malforme
     rejects = checked_rejects(con, checked, files)
     target, dialect = config.table, warehouse.dialect
     stage = f"tally_stage_{run.result.load_id[:10]}"
-    storable = warehouse._storable(good.schema.empty_table()).schema
+    storable = warehouse.storable(good.schema.empty_table()).schema
     if rebuild and not dialect.transactional_ddl:
         rebuild_by_rename(warehouse, run, plan, good, malformed + rejects, stamp)
         return
@@ -114,7 +114,7 @@ def rebuild_by_rename(warehouse, run: SourceRun, plan, good: pa.Table, rejects: 
     target, dialect = run.config.table, warehouse.dialect.name
     tag = run.result.load_id[:10]
     new, old, stage = f"__tally_new_{tag}", f"__tally_old_{tag}", f"tally_stage_{tag}"
-    storable = warehouse._storable(good.schema.empty_table()).schema
+    storable = warehouse.storable(good.schema.empty_table()).schema
     warehouse.ensure_table(new, good.schema)
     try:
         with warehouse.transaction() as tx:

@@ -105,7 +105,7 @@ def _load(project, run: SourceRun, peek: Callable | None) -> None:
     module = connector(run.config.kind)
     options = module.Options.model_validate(run.config.options)
     in_warehouse = warehouse.dialect.local_duckdb
-    con = warehouse._cursor() if in_warehouse else duckdb.connect()
+    con = warehouse.cursor() if in_warehouse else duckdb.connect()
     if not in_warehouse:
         con.execute("SET enable_progress_bar = false")
     run.progress(name, None, "reading")

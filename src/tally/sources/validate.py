@@ -101,7 +101,7 @@ def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, s
     return {c: (source_of.get(c, c), duck_type(kind)) for c, kind in config.columns.items()}
 
 
-def _cleaned(config: SourceConfig, col: str) -> str:
+def cleaned_text(config: SourceConfig, col: str) -> str:
     """A text value trimmed (when the source trims) with '' as NULL.
 
     TRIM runs only where it can change something: a value starting or ending with a space, or holding
@@ -113,21 +113,21 @@ def _cleaned(config: SourceConfig, col: str) -> str:
     return f"NULLIF(CASE WHEN {edge} THEN TRIM({col}) ELSE {col} END, '')"
 
 
-def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str) -> str:
+def typed_value(config: SourceConfig, target: str, col: str, kind: str, raw_type: str) -> str:
     """The typed expression for one column read as `raw_type`.
 
     Plain values take a fast path (a plain integer, a timestamp DuckDB reads as is); the cleaning
     (trim, currency symbols, thousands separators) runs only for the values that need it.
     """
     if kind.startswith("DECIMAL") and raw_type not in ("DOUBLE", "FLOAT"):
-        kind = wide_decimal(kind)   # rounded to the declared places in `_in_range`, where a loss is refused
+        kind = wide_decimal(kind)   # rounded to the declared places in `range_rule`, where a loss is refused
     if raw_type != "VARCHAR":
         if raw_type == kind:
             return col
         if kind in INTEGERS and (raw_type in ("DOUBLE", "FLOAT") or raw_type.startswith("DECIMAL")):
             return f"CASE WHEN {col} = floor({col}) THEN TRY_CAST({col} AS {kind}) END"  # 1.5 is no integer
         return f"TRY_CAST({col} AS {kind})"
-    clean = _cleaned(config, col)
+    clean = cleaned_text(config, col)
     fmt = config.formats.get(target)
     if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
         # commas only as thousands separators ("1,250.00"); "1.250,50" is not read as 1.25
@@ -151,7 +151,7 @@ def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str
     return f"COALESCE(TRY_CAST({col} AS {kind}), TRY_CAST({clean} AS {kind}))"
 
 
-def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value: str,
+def range_rule(config: SourceConfig, target: str, kind: str, raw_type: str, value: str,
               given: str) -> tuple[str, str] | None:
     """(condition a typed value must meet, the rule's reason) for kinds whose cast accepts too much.
 
@@ -202,12 +202,12 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     typed_parts, value_parts, type_rules = [], [], []
     for target, (source, kind) in columns.items():
         raw_type = raw_types.get(source, "VARCHAR")
-        typed = _typed(config, target, f"r.{q(source)}", kind, raw_type)
+        typed = typed_value(config, target, f"r.{q(source)}", kind, raw_type)
         typed_parts.append(f"{typed} AS {q(target)}")
         default = config.defaults.get(target)
         value = f"t.{q(target)}"
         given = f"t.{q(raw_name[source])}" if source in raw_name else "NULL"
-        ranged = _in_range(config, target, kind, raw_type, value, given)
+        ranged = range_rule(config, target, kind, raw_type, value, given)
         if ranged:
             type_rules.append((f"{value} IS NOT NULL AND NOT COALESCE({ranged[0]}, FALSE)",
                                f"type: {target} {ranged[1]}"))
@@ -215,7 +215,7 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
         value_parts.append(f"COALESCE({value}, CAST({lit(default)} AS {kind})) AS {q(target)}" if default is not None
                            else f"{value} AS {q(target)}")
         if raw_type != kind:
-            given = _cleaned(config, given) if raw_type == "VARCHAR" else given
+            given = cleaned_text(config, given) if raw_type == "VARCHAR" else given
             type_rules.append((f"t.{q(target)} IS NULL AND {given} IS NOT NULL",
                                f"type: {target} is not a valid {kind.lower()}"))
     skip = "FALSE"

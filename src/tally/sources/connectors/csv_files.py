@@ -43,9 +43,6 @@ def open_text(path: Path, encoding: str):
     return open(path, encoding=encoding, newline="")
 
 
-_open_text = open_text  # kept for connectors written against the earlier name
-
-
 def header(path: Path, options: Options) -> list[str]:
     """The column names on the first (non-skipped) line of a file."""
     try:
