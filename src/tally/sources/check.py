@@ -13,6 +13,7 @@ from tally.sources import infer, validate
 from tally.sources.config import SourceConfig
 from tally.sources.loads import LoadResult
 from tally.sources.progress import Progress, track_progress
+from tally.warehouse.dialects import Dialect
 from tally.warehouse.sqltext import quote_ident, sql_literal
 
 
@@ -52,7 +53,7 @@ def check_into(con, relation, view: str, checked: str, config, watermark, name, 
     return plan
 
 
-def refuse_other_types(name: str, config, stored: dict[str, str], plan, dialect: str,
+def refuse_other_types(name: str, config, stored: dict[str, str], plan, dialect: Dialect,
                        full_refresh: bool) -> list[str]:
     """The loaded columns the table stores as another type: a SourceError, unless this load rebuilds it."""
     wrong = infer.mismatches(stored, dict(plan.kinds), dialect)

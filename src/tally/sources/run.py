@@ -155,7 +155,7 @@ def _check(warehouse, con, run: SourceRun, module, relation, raw_view: str, chec
     def vet(plan) -> None:
         """A stored column of another type than the rows' is refused; a full refresh rebuilds the table."""
         if config.columns or infers:
-            rebuild.extend(refuse_other_types(run.name, config, stored, plan, warehouse.dialect.name,
+            rebuild.extend(refuse_other_types(run.name, config, stored, plan, warehouse.dialect,
                                               run.full_refresh))
 
     plan = check_into(con, relation, raw_view, checked, config, run.watermark, run.name, run.progress, create=True,

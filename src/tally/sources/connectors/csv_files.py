@@ -150,14 +150,14 @@ def read(options: Options, ctx: ReadContext) -> RawData:
 
 def _arguments(paths: list[Path], kwargs: dict) -> str:
     """read_csv's arguments as SQL: every value a quoted literal."""
-    from tally.sources.validate import lit
+    from tally.warehouse.sqltext import sql_literal
 
     names = {"sep": "delim", "quotechar": "quote", "escapechar": "escape", "skiprows": "skip"}
-    parts = ["[" + ", ".join(lit(str(p)) for p in paths) + "]"]
+    parts = ["[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"]
     for key, value in kwargs.items():
         if isinstance(value, dict):
-            value = "{" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in value.items()) + "}"
+            value = "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in value.items()) + "}"
         else:
-            value = lit(value)
+            value = sql_literal(value)
         parts.append(f"{names.get(key, key)} = {value}")
     return ", ".join(parts)
