@@ -196,26 +196,7 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
             columns[config.rename.get(c, c)] = (c, "VARCHAR")
     refuse_reserved(columns, "the source's target table")
     raw_name = {c: f"_tally_raw_{i}" for i, c in enumerate(source_columns)}
-    typed_parts, value_parts, type_rules = [], [], []
-    for target, (source, kind) in columns.items():
-        raw_type = raw_types.get(source, "VARCHAR")
-        typed = typed_value(config, target, f"r.{quote_ident(source)}", kind, raw_type)
-        typed_parts.append(f"{typed} AS {quote_ident(target)}")
-        default = config.defaults.get(target)
-        value = f"t.{quote_ident(target)}"
-        given = f"t.{quote_ident(raw_name[source])}" if source in raw_name else "NULL"
-        ranged = range_rule(config, target, kind, raw_type, value, given)
-        if ranged:
-            type_rules.append((f"{value} IS NOT NULL AND NOT COALESCE({ranged[0]}, FALSE)",
-                               f"type: {target} {ranged[1]}"))
-            value = f"CASE WHEN {ranged[0]} THEN CAST({value} AS {kind}) END"
-        value_parts.append(f"COALESCE({value}, CAST({sql_literal(default)} AS {kind})) AS {quote_ident(target)}"
-                           if default is not None
-                           else f"{value} AS {quote_ident(target)}")
-        if raw_type != kind:
-            given = cleaned_text(config, given) if raw_type == "VARCHAR" else given
-            type_rules.append((f"t.{quote_ident(target)} IS NULL AND {given} IS NOT NULL",
-                               f"type: {target} is not a valid {kind.lower()}"))
+    typed_parts, value_parts, type_rules = _column_parts(config, columns, raw_types, raw_name)
     skip = "FALSE"
     if config.cursor and watermark is not None:
         kind = columns[config.cursor][1]
@@ -241,6 +222,33 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns,
                 cursor_kind=columns[config.cursor][1] if config.cursor else None,
                 kinds=tuple((c, kind) for c, (_, kind) in columns.items()))
+
+
+def _column_parts(config: SourceConfig, columns: dict[str, tuple[str, str]], raw_types: dict[str, str],
+                  raw_name: dict[str, str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Per loaded column: its typed value (first layer), its checked value with its default (second
+    layer), and the type rules a value that did not type or is out of range breaks."""
+    typed_parts, value_parts, type_rules = [], [], []
+    for target, (source, kind) in columns.items():
+        raw_type = raw_types.get(source, "VARCHAR")
+        typed = typed_value(config, target, f"r.{quote_ident(source)}", kind, raw_type)
+        typed_parts.append(f"{typed} AS {quote_ident(target)}")
+        default = config.defaults.get(target)
+        value = f"t.{quote_ident(target)}"
+        given = f"t.{quote_ident(raw_name[source])}" if source in raw_name else "NULL"
+        ranged = range_rule(config, target, kind, raw_type, value, given)
+        if ranged:
+            type_rules.append((f"{value} IS NOT NULL AND NOT COALESCE({ranged[0]}, FALSE)",
+                               f"type: {target} {ranged[1]}"))
+            value = f"CASE WHEN {ranged[0]} THEN CAST({value} AS {kind}) END"
+        value_parts.append(f"COALESCE({value}, CAST({sql_literal(default)} AS {kind})) AS {quote_ident(target)}"
+                           if default is not None
+                           else f"{value} AS {quote_ident(target)}")
+        if raw_type != kind:
+            given = cleaned_text(config, given) if raw_type == "VARCHAR" else given
+            type_rules.append((f"t.{quote_ident(target)} IS NULL AND {given} IS NOT NULL",
+                               f"type: {target} is not a valid {kind.lower()}"))
+    return typed_parts, value_parts, type_rules
 
 
 def instant_as(kind: str, instant: dt.datetime) -> str:
