@@ -53,6 +53,28 @@ def test_sigterm_during_a_handed_off_ingest_keeps_all_or_none(project):
     assert f"│ {after:,} │" in tables.stdout   # `tables` ran once the server had finished and gone
 
 
+def test_a_second_ctrl_c_stops_at_once_and_rolls_the_load_back(project):
+    write_orders(project / "data" / "orders2.csv", 10_000, 200_000, days_ago(4))
+    before = orders(project)
+    with serving(project) as server:
+        ingest = subprocess.Popen([*TALLY, "-p", str(project), "ingest"], env=ENV, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while server.handed_off() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert ingest.poll() is None, "the ingest ended before the second signal"
+        assert server.stop(signal.SIGINT) == 1, server.output()
+        out, err = ingest.communicate(timeout=60)
+    assert not (project / ".tally" / "server.json").exists()
+    assert ingest.returncode == 1 and err == f"error: tally serve (pid {server.proc.pid}) stopped before the " \
+                                             "command finished; run it again\n"
+    assert orders(project) == before   # the cut load's transaction was never committed
+    assert tally(project, "tables").returncode == 0
+
+
 def test_kill_9_leaves_a_file_the_next_command_ignores(project):
     expected = tally(project, "tables")
     with serving(project) as server:
