@@ -40,12 +40,13 @@ def declared_kind(name: str) -> str:
     return ANY
 
 
-def warehouse_kind(dtype, dialect: str = "") -> str:
-    """The kind of an Ibis type read from a warehouse table."""
+def warehouse_kind(dtype, tinyint_booleans: bool = False) -> str:
+    """The kind of an Ibis type read from a warehouse table (`tinyint_booleans`: the warehouse
+    stores true/false as a 1-byte integer, so such a column may be either)."""
     if dtype.is_boolean():
         return BOOLEAN
     if dtype.is_integer():
-        return FLAG if dialect == "mysql" and dtype.nbytes == 1 else INTEGER
+        return FLAG if tinyint_booleans and dtype.nbytes == 1 else INTEGER
     if dtype.is_numeric():
         return NUMBER
     if dtype.is_string():
