@@ -196,8 +196,6 @@ def ingest(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from tally.sources import ingest as run_ingest
-
     project = load_project()
     _refuse_empty(project, "sources", "ingest")
     columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
@@ -210,7 +208,7 @@ def ingest(
                 tasks[source] = bar.add_task(source, total=1.0, note="")
             bar.update(tasks[source], completed=fraction if fraction is not None else None, note=note)
 
-        results = run_ingest(project, sources or None, full_refresh=full_refresh, dry_run=dry_run,
+        results = project.ingest(sources or None, full_refresh=full_refresh, dry_run=dry_run,
                              progress=progress)
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
@@ -296,18 +294,19 @@ def rollup_build(
 @app.command()
 @reports_errors
 def verify(
-    names: List[str] = typer.Argument(None, help="Rollups to check (default: all)."),
+    names: List[str] = typer.Argument(None, help="Rollups and ledgers to check (default: all)."),
     repair: bool = typer.Option(False, "--repair", help="Rewrite the periods that differ."),
     category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
     fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
 ) -> None:
-    """Recompute stored rollups live and report any difference (exit 1 if one is found)."""
+    """Recompute stored rollups and ledgers live and report any difference (exit 1 if one is found)."""
     import json
 
     from tally.rollups import verify as run_verify
 
     project = load_project(read_only=not repair)
-    report = run_verify(project, names or None, repair=repair, category=category)
+    report = ledger_cli.with_ledgers(project, names, category, lambda rollups: run_verify(
+        project, rollups, repair=repair, category=category), repair=repair)
     found = [m for ms in report.values() for m in ms]
     if fmt is SummaryFormat.json:
         sys.stdout.write(json.dumps({k: [m.as_dict() for m in ms] for k, ms in report.items()}, indent=2,
@@ -414,6 +413,7 @@ def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=f
 from tally.commands import inspect_cli  # noqa: E402  (tables, describe, rejects, preview)
 
 inspect_cli.register(app)
+from tally.commands import ledger_cli; ledger_cli.register(app)  # noqa: E402,E702  (ledger show, list, refresh)
 
 GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0, "--version": 0}
 
