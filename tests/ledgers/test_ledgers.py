@@ -248,3 +248,79 @@ def test_bad_config_is_refused_at_its_line(tmp_path, old, new, marker, message):
         Project.load(tmp_path)
     assert message in caught.value.message
     assert caught.value.line == line, caught.value.message
+
+
+def test_a_changed_definition_rebuilds_in_full(tmp_path):
+    rows = transactions(random.Random(3), range(1, 61), users=6)
+    write_project(tmp_path)
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    project = Project.load(tmp_path)
+    try:
+        project.ingest()
+        assert ledgers.refresh(project)[0].mode == "unchanged"
+    finally:
+        project.close()
+    # balance now counts paid out amounts too: a new definition, a new table, every user recomputed
+    write_project(tmp_path, replace=("balance: earned - spent - payout", "balance: earned - spent - payout - paidOut"))
+    project = Project.load(tmp_path)
+    try:
+        [result] = ledgers.refresh(project)
+        assert (result.mode, result.entities) == ("full", len(expected(rows)))
+        want = expected(rows)
+        assert {u: v["balance"] for u, v in stored(project).items()} == \
+            {u: v["balance"] - v["paidOut"] for u, v in want.items()}
+    finally:
+        project.close()
+
+
+def test_a_refresh_killed_midway_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from tally.warehouse.txn import Transaction
+
+    rows = transactions(random.Random(4), range(1, 81), users=8)
+    write_project(tmp_path)
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    project = Project.load(tmp_path)
+    try:
+        project.ingest()
+        before = stored(project)
+        edit = [{**rows[0], "amount": rows[0]["amount"] + 5, "updated_at": START + dt.timedelta(days=100)}]
+        write_csv(tmp_path / "data" / "b.csv", edit)
+        ingest(project)
+
+        def die(self, table, data, order_by=None):   # after the DELETE, before the rows are in
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Transaction, "insert_arrow", die)
+            with pytest.raises(KeyboardInterrupt):
+                ledgers.refresh(project)
+        assert stored(project) == before   # the old rows, whole
+        [result] = ledgers.refresh(project)   # the rerun completes the work
+        assert (result.mode, result.entities) == ("incremental", 1)
+        assert stored(project) == expected(rows + edit)
+    finally:
+        project.close()
+
+
+def test_cli_show_and_list(tmp_path, monkeypatch, capsys):
+    import json
+
+    from tally.cli import run
+
+    rows = transactions(random.Random(8), range(1, 41), users=4)
+    write_project(tmp_path)
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    monkeypatch.chdir(tmp_path)
+    assert run(["ingest", "--format", "json"]) == 0
+    want = expected(rows)
+    user = sorted(want)[0]
+    capsys.readouterr()
+    assert run(["ledger", "show", "users", user, "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out, parse_float=Decimal)
+    assert shown == {"user_id": user, **want[user]}
+    assert run(["ledger", "list", "users", "--order", "-balance", "--limit", "2", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out, parse_float=Decimal)
+    top = sorted(want, key=lambda u: (-want[u]["balance"], u))[:2]
+    assert [r["user_id"] for r in listed] == top
+    assert run(["ledger", "show", "users", "nobody"]) == 2
+    assert "no user_id 'nobody'" in capsys.readouterr().err
