@@ -44,6 +44,13 @@ class LedgerDef:
         return list(self.engine.config.models)
 
     @cached_property
+    def entity_type(self):
+        """The Ibis type of the entity's values (how an entity given as text is read)."""
+        from tally.engine.entities import dimension_type
+
+        return dimension_type(self.engine, self.model, self.entity)
+
+    @cached_property
     def fingerprint(self) -> str:
         """Changes with anything that shapes the stored numbers (then a full refresh is due)."""
         config = self.engine.config

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from tally.errors import ExpressionError, NotFoundError, QueryError
 from tally.ledgers import live, store
-from tally.engine.entities import dimension_type
 from tally.ledgers.definition import definition
 from tally.project.expr import parse_row_expr
 
 MAX_PAGE = 10_000
+PAGES_KEPT = 256   # compiled listing queries kept per warehouse (the API pages through the same few)
 
 
 def entity(project, ledger: str, entity, as_of=None) -> dict:
@@ -22,8 +22,8 @@ def entity(project, ledger: str, entity, as_of=None) -> dict:
     it, computed live). NotFoundError (404) for an unknown ledger or an entity without rows."""
     ldef = definition(project, ledger)
     warehouse = project.warehouse
-    built = warehouse.has_table(ldef.table) and store.load_state(warehouse, ldef) is not None
-    value = _typed(entity, dimension_type(ldef.engine, ldef.model, ldef.entity))
+    value = _typed(entity, ldef.entity_type)
+    built = _built(project, ldef)
     if as_of is None and built:
         row = store.lookup(warehouse, ldef, value) if value is not None else None
     else:
@@ -41,9 +41,22 @@ def listing(project, ledger: str, where=None, order=None, limit: int = 100, offs
     names: `-balance`, `balance desc`), one page of `limit` rows from `offset`."""
     ldef = definition(project, ledger)
     _check_page(limit, offset)
+    if where is not None and not isinstance(where, str):
+        raise QueryError(f"where must be text (like \"balance > 100\"), not {where!r}")
     warehouse = project.warehouse
-    if not warehouse.has_table(ldef.table):
+    if not _built(project, ldef):
         raise NotFoundError(f"ledger {ledger!r} has not been refreshed yet: run `tally ledger refresh {ledger}`")
+    cache = warehouse.__dict__.setdefault("_ledger_pages", {})
+    key = (ldef.table, tuple(ldef.stored_columns), where, str(order), limit, offset)
+    if key not in cache:
+        if len(cache) >= PAGES_KEPT:
+            cache.pop(next(iter(cache)))
+        cache[key] = warehouse.compile(_page(warehouse, ldef, where, order, limit, offset))
+    return warehouse.run(cache[key]).to_pylist()
+
+
+def _page(warehouse, ldef, where, order, limit: int, offset: int):
+    """The Ibis expression of one page of `listing`."""
     from tally.engine.translate import to_condition
 
     table = warehouse.table(ldef.table)
@@ -55,8 +68,18 @@ def listing(project, ledger: str, where=None, order=None, limit: int = 100, offs
     keys = [(expr[n].desc(nulls_first=False) if desc else expr[n].asc(nulls_first=False)) for n, desc in _order(order, names)]
     if all(n != ldef.entity for n, _ in _order(order, names)):
         keys.append(expr[ldef.entity].asc())   # a stable order: pages neither repeat nor skip an entity
-    expr = expr.order_by(keys).limit(limit, offset=offset)
-    return warehouse.run(warehouse.compile(expr)).to_pylist()
+    return expr.order_by(keys).limit(limit, offset=offset)
+
+
+def _built(project, ldef) -> bool:
+    """Whether the ledger has been refreshed (its table and state exist); once seen, not asked again
+    (a lookup is then one query: what the API's ledger routes serve)."""
+    seen = project.__dict__.setdefault("_ledgers_built", set())
+    if ldef.name not in seen:
+        warehouse = project.warehouse
+        if warehouse.has_table(ldef.table) and store.load_state(warehouse, ldef) is not None:
+            seen.add(ldef.name)
+    return ldef.name in seen
 
 
 def _typed(value, kind):
@@ -83,9 +106,7 @@ def _instant(project, as_of) -> dt.datetime:
     return parse_local(as_of, ZoneInfo(project.config.timezone), "--as-of")
 
 
-def _parse_where(text, names: list[str]):
-    if not isinstance(text, str):
-        raise QueryError(f"where must be text (like \"balance > 100\"), not {text!r}")
+def _parse_where(text: str, names: list[str]):
     try:
         parsed = parse_row_expr(text)
     except ExpressionError as exc:
