@@ -10,11 +10,16 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the `ledger` command group to `app` (called by cli.py once its helpers exist)."""
-    from tally.cli import Format, SummaryFormat, reports_errors
-
     ledger_app = typer.Typer(help="Per-entity ledgers (balance, earned, spent): look up, list, refresh.",
                              no_args_is_help=True)
     app.add_typer(ledger_app, name="ledger")
+    _reading(ledger_app)
+    _refreshing(ledger_app)
+
+
+def _reading(ledger_app: typer.Typer) -> None:
+    """`tally ledger show` and `tally ledger list`."""
+    from tally.cli import Format, reports_errors
 
     @ledger_app.command("show")
     @reports_errors
@@ -52,6 +57,11 @@ def register(app: typer.Typer) -> None:
         project = cli.load_project(read_only=True)
         rows = run_listing(project, ledger, where=where, order=order, limit=limit, offset=offset)
         _print(rows, fmt, title=f"ledger {ledger}")
+
+
+def _refreshing(ledger_app: typer.Typer) -> None:
+    """`tally ledger refresh`."""
+    from tally.cli import SummaryFormat, reports_errors
 
     @ledger_app.command("refresh")
     @reports_errors
