@@ -324,3 +324,41 @@ def test_cli_show_and_list(tmp_path, monkeypatch, capsys):
     assert [r["user_id"] for r in listed] == top
     assert run(["ledger", "show", "users", "nobody"]) == 2
     assert "no user_id 'nobody'" in capsys.readouterr().err
+
+
+def test_without_a_change_time_a_load_means_a_full_refresh(tmp_path):
+    rows = transactions(random.Random(12), range(1, 41), users=5)
+    write_project(tmp_path, replace=("    updated: updated_at\n", ""))
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    project = Project.load(tmp_path)
+    try:
+        project.ingest()
+        assert ledgers.refresh(project)[0].mode == "unchanged"
+        edit = [{**rows[5], "type": "earned", "amount": Decimal("1.23"), "updated_at": START + dt.timedelta(days=99)}]
+        write_csv(tmp_path / "data" / "b.csv", edit)
+        ingest(project)
+        [result] = ledgers.refresh(project)   # the load stamp moved: any row may have changed
+        assert (result.mode, result.entities) == ("full", len(expected(rows)))
+        assert stored(project) == expected(rows + edit)
+    finally:
+        project.close()
+
+
+def test_entity_as_a_whole_number_dimension(warehouse_url, tmp_path):
+    rows = [{**row, "user_id": int(row["user_id"])} for row in transactions(random.Random(2), range(1, 31), users=4)]
+    write_project(tmp_path, warehouse_url, replace=("      user_id: string\n", "      user_id: int64\n"))
+    text = (tmp_path / "tally.yml").read_text()
+    (tmp_path / "tally.yml").write_text(text.replace("{type: type}", "{type: type, user: user_id}")
+                                        .replace("entity: user_id", "entity: user"))
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    project = Project.load(tmp_path)
+    try:
+        project.ingest()
+        want = expected(rows)
+        user = sorted(want)[0]
+        assert ledgers.entity(project, "users", str(user)) == {"user": user, **want[user]}   # "2" reads as 2
+        with pytest.raises(NotFoundError):
+            ledgers.entity(project, "users", "two")
+        assert [r["user"] for r in ledgers.listing(project, "users", where=f"user >= {user}")] == sorted(want)
+    finally:
+        project.close()

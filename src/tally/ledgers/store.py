@@ -77,18 +77,19 @@ def stored(warehouse, ldef: LedgerDef, entities=None) -> pa.Table:
 
 
 def lookup(warehouse, ldef: LedgerDef, value) -> dict | None:
-    """One entity's stored row (the entity as the column stores it), or None; compiled once per table."""
-    import ibis
+    """One entity's stored row (the entity as the column stores it), or None: one statement, the
+    entity a bound parameter, its text made once per table."""
+    from tally.warehouse import CompiledQuery
 
     cache = warehouse.__dict__.setdefault("_ledger_lookups", {})
     key = (ldef.table, tuple(ldef.stored_columns))
     if key not in cache:
-        table = warehouse.table(ldef.table)
-        wanted = ibis.param(table[ldef.entity].type())
-        cache[key] = (warehouse.compile(table.filter(table[ldef.entity] == wanted).select(ldef.stored_columns),
-                                        {"entity": wanted}), table[ldef.entity].type())
-    query, _ = cache[key]
-    rows = warehouse.run(query, {"entity": value}).to_pylist()
+        dialect = warehouse.dialect
+        columns = ", ".join(warehouse_ident(c, dialect) for c in ldef.stored_columns)
+        marker = "%(entity)s" if dialect.paramstyle == "pyformat" else "$entity"
+        cache[key] = CompiledQuery(sql=f"SELECT {columns} FROM {warehouse_ident(ldef.table, dialect)} "
+                                       f"WHERE {warehouse_ident(ldef.entity, dialect)} = {marker}", params=("entity",))
+    rows = warehouse.run(cache[key], {"entity": value}).to_pylist()
     return rows[0] if rows else None
 
 
