@@ -58,7 +58,8 @@ ledgers:
       payout:  {{sum: amount, where: "type = 'payout'"}}
       paidOut: {{sum: amount, where: "type = 'paid_out'"}}
     formulas:
-      balance: earned - spent - payout
+      balance: earned - spent
+      pending: payout - paidOut
 """
 
 
@@ -96,7 +97,7 @@ def transactions(rng: random.Random, ids: range, users: int) -> list[dict]:
 
 
 def expected(rows: list[dict], as_of: dt.datetime | None = None) -> dict[str, dict]:
-    """The seed's rule in plain Python over the current version of each row (latest updated_at per id)."""
+    """Seed 003's rule in plain Python over the current version of each row (latest updated_at per id)."""
     current: dict[int, dict] = {}
     for row in rows:
         if row["id"] not in current or row["updated_at"] > current[row["id"]]["updated_at"]:
@@ -110,7 +111,8 @@ def expected(rows: list[dict], as_of: dt.datetime | None = None) -> dict[str, di
             if row["type"] == kind:
                 user[bucket] += row["amount"]
     for user in found.values():
-        user["balance"] = user["earned"] - user["spent"] - user["payout"]
+        user["balance"] = user["earned"] - user["spent"]
+        user["pending"] = user["payout"] - user["paidOut"]
     return found
 
 
@@ -193,6 +195,9 @@ def test_listing_filters_orders_and_pages(tmp_path):
         got = ledgers.listing(project, "users", where="payout > 0", order="-payout", limit=7, offset=3)
         assert [r["user_id"] for r in got] == pending[3:10]
         assert [r["payout"] for r in got] == [want[u]["payout"] for u in pending[3:10]]
+        owing = ledgers.listing(project, "users", where="pending > 0", order="user_id", limit=1000)
+        assert [(r["user_id"], r["payout"]) for r in owing] == \
+            sorted((u, v["payout"]) for u, v in want.items() if v["payout"] > v["paidOut"])
         with pytest.raises(QueryError):
             ledgers.listing(project, "users", where="amount > 0")   # not a ledger column
         with pytest.raises(QueryError):
@@ -234,7 +239,7 @@ BAD = [
      "spent:   {sum: amount, where", "incomplete"),
     ("      spent:   {sum: amount, where: \"type = 'spent'\"}\n", "      spent:   {sum: type}\n",
      "spent:   {sum: type}", "sum takes numbers"),
-    ("      balance: earned - spent - payout\n", "      balance: earned - spent - refunds\n",
+    ("      balance: earned - spent\n", "      balance: earned - spent - refunds\n",
      "balance: earned", "unknown bucket 'refunds'"),
 ]
 
@@ -260,15 +265,15 @@ def test_a_changed_definition_rebuilds_in_full(tmp_path):
         assert ledgers.refresh(project)[0].mode == "unchanged"
     finally:
         project.close()
-    # balance now counts paid out amounts too: a new definition, a new table, every user recomputed
-    write_project(tmp_path, replace=("balance: earned - spent - payout", "balance: earned - spent - payout - paidOut"))
+    # balance now takes requested payouts off too: a new definition, a new table, every user recomputed
+    write_project(tmp_path, replace=("balance: earned - spent\n", "balance: earned - spent - payout\n"))
     project = Project.load(tmp_path)
     try:
         [result] = ledgers.refresh(project)
         assert (result.mode, result.entities) == ("full", len(expected(rows)))
         want = expected(rows)
         assert {u: v["balance"] for u, v in stored(project).items()} == \
-            {u: v["balance"] - v["paidOut"] for u, v in want.items()}
+            {u: v["balance"] - v["payout"] for u, v in want.items()}
     finally:
         project.close()
 
