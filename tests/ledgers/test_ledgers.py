@@ -367,3 +367,16 @@ def test_entity_as_a_whole_number_dimension(warehouse_url, tmp_path):
         assert [r["user"] for r in ledgers.listing(project, "users", where=f"user >= {user}")] == sorted(want)
     finally:
         project.close()
+
+
+def test_a_bucket_naming_a_measure_adds_its_filter(tmp_path):
+    rows = transactions(random.Random(21), range(1, 61), users=5)
+    write_project(tmp_path, replace=("      earned:  {sum: amount, where: \"type = 'earned'\"}\n",
+                                     "      earned:  {measure: amount_total, where: \"type = 'earned'\"}\n"))
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    project = Project.load(tmp_path)
+    try:
+        project.ingest()
+        assert stored(project) == expected(rows)
+    finally:
+        project.close()
