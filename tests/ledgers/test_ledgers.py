@@ -329,6 +329,9 @@ def test_cli_show_and_list(tmp_path, monkeypatch, capsys):
     assert [r["user_id"] for r in listed] == top
     assert run(["ledger", "show", "users", "nobody"]) == 2
     assert "no user_id 'nobody'" in capsys.readouterr().err
+    assert run(["tables", "--format", "json"]) == 0
+    tables = {t["table"]: t for t in json.loads(capsys.readouterr().out)}
+    assert tables["ledger_users"]["used_by"] == "ledger users" and tables["ledger_users"]["rows"] == len(want)
 
 
 def test_without_a_change_time_a_load_means_a_full_refresh(tmp_path):

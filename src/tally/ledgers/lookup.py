@@ -21,6 +21,8 @@ def entity(project, ledger: str, entity, as_of=None) -> dict:
     """The entity's buckets and formulas: as stored, or as of `as_of` (rows whose time is at or before
     it, computed live). NotFoundError (404) for an unknown ledger or an entity without rows."""
     ldef = definition(project, ledger)
+    if as_of is not None and not ldef.engine.catalog.model(ldef.model).time:
+        raise QueryError(f"ledger {ledger!r}: model {ldef.model!r} has no time column, so there is no as-of answer")
     warehouse = project.warehouse
     value = _typed(entity, ldef.entity_type)
     built = _built(project, ldef)
