@@ -383,3 +383,45 @@ def test_a_bucket_naming_a_measure_adds_its_filter(tmp_path):
         assert stored(project) == expected(rows)
     finally:
         project.close()
+
+
+@pytest.mark.servers
+def test_two_refreshes_at_once_on_postgres_store_each_user_once(postgres_db_url, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from tally.warehouse.txn import Transaction
+
+    rows = transactions(random.Random(31), range(1, 81), users=6)
+    write_project(tmp_path, postgres_db_url)
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    first, second = Project.load(tmp_path), Project.load(tmp_path)
+    try:
+        first.ingest()
+        edit = [{**rows[0], "amount": rows[0]["amount"] + 1, "updated_at": START + dt.timedelta(days=100)}]
+        write_csv(tmp_path / "data" / "b.csv", edit)
+        ingest(first)
+        original, slow = Transaction.delete_in, threading.Event()
+
+        def delete_slowly(self, *args, **kwargs):   # the first refresh holds its transaction open a while
+            original(self, *args, **kwargs)
+            if not slow.is_set():
+                slow.set()
+                time.sleep(1.5)
+
+        monkeypatch.setattr(Transaction, "delete_in", delete_slowly)
+        results = {}
+        threads = [threading.Thread(target=lambda p=p, i=i: results.__setitem__(i, ledgers.refresh(p)))
+                   for i, p in enumerate((first, second))]
+        threads[0].start()
+        slow.wait(10)
+        threads[1].start()
+        for thread in threads:
+            thread.join(30)
+        assert len(results) == 2
+        users = [r["user_id"] for r in ledgers.listing(first, "users", limit=10_000)]
+        assert sorted(users) == sorted(set(users)) == sorted(expected(rows + edit))
+        assert stored(first) == expected(rows + edit)
+    finally:
+        first.close()
+        second.close()

@@ -53,8 +53,14 @@ def prepare_table(warehouse, ldef: LedgerDef, schema: pa.Schema, fresh: bool) ->
 
 def write(warehouse, ldef: LedgerDef, rows: pa.Table, state: LedgerState, entities=None) -> None:
     """Replace the rows of `entities` (None: every row) with `rows`, and the state, in one transaction."""
-    table = warehouse_ident(ldef.table, warehouse.dialect)
+    dialect = warehouse.dialect
+    table = warehouse_ident(ldef.table, dialect)
     with warehouse.transaction() as tx:
+        # the state row locked first: two refreshes on a server warehouse take turns, and the second's
+        # DELETE then sees the first's rows (else both inserts would stay, each entity twice)
+        state_table, key, value = (warehouse_ident(n, dialect) for n in ("_tally_state", "key", "value"))
+        tx.execute(f"UPDATE {state_table} SET {value} = {value} WHERE {key} = {dialect.placeholder}",
+                   [state_key(ldef.name)])
         if entities is None:
             tx.execute(f"DELETE FROM {table}")
         else:
