@@ -86,7 +86,8 @@ def definitions(project, names=None, *, missing=ConfigError) -> list[LedgerDef]:
     chosen = [names] if isinstance(names, str) else list(names or config.ledgers)
     unknown = [n for n in chosen if n not in config.ledgers]
     if unknown:
-        raise missing(f"unknown ledger(s) {', '.join(map(str, unknown))} (ledgers: {', '.join(config.ledgers) or 'none'})")
+        known = ", ".join(config.ledgers) or "none"
+        raise missing(f"unknown ledger(s) {', '.join(map(str, unknown))} (ledgers: {known})")
     return [definition(project, name) for name in chosen]
 
 

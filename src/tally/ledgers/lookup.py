@@ -67,8 +67,9 @@ def _page(warehouse, ldef, where, order, limit: int, offset: int):
     if where is not None and str(where).strip():
         tree = _parse_where(where, names)
         expr = expr.filter(to_condition(tree, lambda name: expr[name]))
-    keys = [(expr[n].desc(nulls_first=False) if desc else expr[n].asc(nulls_first=False)) for n, desc in _order(order, names)]
-    if all(n != ldef.entity for n, _ in _order(order, names)):
+    ordered = _order(order, names)
+    keys = [expr[n].desc(nulls_first=False) if desc else expr[n].asc(nulls_first=False) for n, desc in ordered]
+    if all(n != ldef.entity for n, _ in ordered):
         keys.append(expr[ldef.entity].asc())   # a stable order: pages neither repeat nor skip an entity
     return expr.order_by(keys).limit(limit, offset=offset)
 

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 
 from tally.ledgers.definition import LedgerDef
-from tally.project.ledgers import ROWS
 from tally.warehouse.internal import ensure_internal_tables, now, read_state, write_state
 from tally.warehouse.sqltext import warehouse_ident
 

@@ -53,7 +53,8 @@ class Bucket(Strict):
     def _one_kind(self) -> Bucket:
         given = [name for name in (*AGGREGATIONS, "measure") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"a bucket needs exactly one of {', '.join(AGGREGATIONS)} or measure; got {given or 'none'}")
+            raise ValueError(f"a bucket needs exactly one of {', '.join(AGGREGATIONS)} or measure; "
+                             f"got {given or 'none'}")
         for name in AGGREGATIONS:
             value = getattr(self, name)
             if value is not None and not (name == "count" and value == "*"):
