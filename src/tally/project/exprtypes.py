@@ -353,13 +353,7 @@ def check_config(loaded) -> None:
     """Check every expression of tally.yml against the column types the config declares (seeds' and
     sources' `columns:`); a table typed only in the warehouse is checked when a query first reads it."""
     config = loaded.config
-    declared: dict[str, dict[str, str]] = {}
-    for name, seed in config.seeds.items():
-        if seed.columns:
-            declared[seed.table or name] = {col: declared_kind(kind) for col, kind in seed.columns.items()}
-    for source in config.sources.values():
-        if isinstance(source, dict) and isinstance(source.get("columns"), dict) and source.get("table"):
-            declared[str(source["table"])] = {str(col): declared_kind(kind) for col, kind in source["columns"].items()}
+    declared = declared_kinds(config)
     try:
         measures, dimensions = {}, {}
         for name in config.models:
@@ -376,6 +370,18 @@ def check_config(loaded) -> None:
                     lambda k=kinds: check_where(rollup.where, lambda d: k.get(d, ANY)))
     except TypeClash as clash:
         raise loaded.error(clash.message, *clash.path) from None
+
+
+def declared_kinds(config) -> dict[str, dict[str, str]]:
+    """Table -> column -> kind, from the column types seeds and sources declare."""
+    declared: dict[str, dict[str, str]] = {}
+    for name, seed in config.seeds.items():
+        if seed.columns:
+            declared[seed.table or name] = {col: declared_kind(kind) for col, kind in seed.columns.items()}
+    for source in config.sources.values():
+        if isinstance(source, dict) and isinstance(source.get("columns"), dict) and source.get("table"):
+            declared[str(source["table"])] = {str(col): declared_kind(kind) for col, kind in source["columns"].items()}
+    return declared
 
 
 def models_behind(config, metrics, owner: dict[str, str]) -> set[str]:
