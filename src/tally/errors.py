@@ -40,6 +40,13 @@ class ExpressionError(TallyError):
     code = "bad_expression"
 
 
+class NotFoundError(TallyError):
+    """Something asked for by name or key does not exist (an unknown ledger, an entity with no rows)."""
+
+    code = "not_found"
+    http_status = 404
+
+
 class WarehouseError(TallyError):
     """The warehouse can't be reached or refused an operation."""
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tally.errors import ExpressionError
 from tally.project.expr import Expr, parse_formula, parse_row_expr
+from tally.project.ledgers import Ledger
 
 AGGREGATIONS = ("sum", "count", "count_distinct", "avg", "min", "max")
 FORMATS = ("number", "integer", "money", "percent")
@@ -203,7 +204,7 @@ class ProjectConfig(Strict):
     reports: dict[str, Any] = {}
     alerts: dict[str, Any] = {}
     channels: dict[str, Any] = {}
-    ledgers: dict[str, Any] = {}
+    ledgers: dict[str, Ledger] = {}
 
     @field_validator("timezone")
     @classmethod
