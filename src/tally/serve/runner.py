@@ -21,12 +21,44 @@ WILDCARD = ("0.0.0.0", "::", "")
 
 def server_app(project, handoff: Handoff | None = None):
     """The served app: the project's HTTP API, plus the CLI handoff route when the warehouse is embedded."""
-    from fastapi import FastAPI
+    if _provided("tally.api"):
+        from tally.api import create_app
 
-    app = FastAPI(title=f"Tally: {project.config.name}", docs_url=None, redoc_url=None, openapi_url=None)
+        app = create_app(project)
+    else:   # a build without issue 16's api/ yet: the handoff route alone
+        from fastapi import FastAPI
+
+        app = FastAPI(title=f"Tally: {project.config.name}", docs_url=None, redoc_url=None, openapi_url=None)
     if handoff is not None:
         app.include_router(handoff.router())
     return app
+
+
+def check_bind(project, host: str) -> None:
+    """The API's rule: beyond loopback only with an API key configured (ConfigError otherwise)."""
+    if _provided("tally.api"):
+        from tally.api.security import check_bind as api_check_bind
+
+        api_check_bind(host, project.config.api)
+
+
+def scheduler_lock(project):
+    """The lock a scheduled job holds while it writes (None where this build has no scheduler)."""
+    if not _provided("tally.jobs.run"):
+        return None
+    from tally.jobs.run import work_lock
+
+    return work_lock(project)
+
+
+def _provided(module: str) -> bool:
+    """Whether this build has `module` (api/ and jobs/ land separately in issue 16)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:   # its package is missing
+        return False
 
 
 def running_server(root: Path) -> serverfile.ServerInfo | None:
@@ -60,6 +92,7 @@ def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = 
     other = running_server(root)
     if other is not None:
         raise TallyError(f"tally serve already runs on {root} (pid {other.pid}, port {other.port}); stop it first")
+    check_bind(project, host)
     sockets, handoff = bind(project, root, host, port)
     server = uvicorn.Server(uvicorn.Config(server_app(project, handoff), log_config=uvicorn.config.LOGGING_CONFIG,
                                            timeout_graceful_shutdown=None))
@@ -93,7 +126,7 @@ def bind(project, root: Path, host: str, port: int) -> tuple[list[socket.socket]
             return sockets, None
         if host not in LOOPBACK and host not in WILDCARD:   # the CLI reaches the server on loopback
             sockets.append(listen("127.0.0.1", 0))
-        return sockets, Handoff(root, secrets.token_urlsafe(32))
+        return sockets, Handoff(root, secrets.token_urlsafe(32), scheduler_lock(project))
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -117,11 +150,11 @@ def stop(project, root: Path, handoff: Handoff | None, jobs, forced: bool) -> in
 
 
 def start_scheduler(project):
-    """The project's scheduler, started (None until tally.jobs provides one)."""
-    try:
-        from tally.jobs import Scheduler
-    except ImportError:   # jobs/ lands with issue 16's scheduler
+    """The project's scheduler, started (None where this build has none)."""
+    if not _provided("tally.jobs"):
         return None
+    from tally.jobs import Scheduler
+
     scheduler = Scheduler(project)
     scheduler.start()
     return scheduler
