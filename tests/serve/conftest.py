@@ -41,6 +41,7 @@ class Server:
     port: int
     root: Path
     log: Path
+    host: str = "127.0.0.1"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 120) -> int:
         if self.proc.poll() is None:
@@ -63,7 +64,7 @@ def serving(root: Path, *args: str, handoff: bool = True):
     with open(log, "w") as handle:
         proc = subprocess.Popen([*TALLY, "-p", str(root), "serve", "--port", str(port), "--no-scheduler", *args],
                                 stdout=handle, stderr=subprocess.STDOUT, env=ENV, stdin=subprocess.DEVNULL)
-    server = Server(proc, port, root, log)
+    server = Server(proc, port, root, log, args[args.index("--host") + 1] if "--host" in args else "127.0.0.1")
     try:
         deadline = time.monotonic() + 60
         while not _ready(server, handoff):
@@ -81,7 +82,7 @@ def _ready(server: Server, handoff: bool) -> bool:
     if handoff and not (server.root / ".tally" / "server.json").exists():
         return False
     try:
-        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        socket.create_connection((server.host, server.port), timeout=1).close()
         return True
     except OSError:
         return False

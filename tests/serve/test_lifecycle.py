@@ -150,3 +150,35 @@ def test_a_stale_file_of_a_reused_pid_is_ignored(tmp_path):
 ])
 def test_writes_are_told_from_reads(args, writes):
     assert is_write(args) is writes
+
+
+def this_machines_address() -> str | None:
+    """An address of this machine that is not loopback (None when it has none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))   # no packet is sent: this picks the outgoing interface
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_a_server_on_another_interface_takes_cli_commands_on_loopback_only(project):
+    import importlib.util
+
+    address = this_machines_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback")
+    if importlib.util.find_spec("tally.api") is not None:   # the API serves other machines only with a key
+        with open(project / "tally.yml", "a") as config:
+            config.write(f'\napi:\n  keys:\n    ops: {{hash: "sha256:{"0" * 64}", scopes: [read]}}\n')
+    expected = tally(project, "tables")
+    with serving(project, "--host", address) as server:
+        info = serverfile.read(project)
+        handed = tally(project, "tables")
+        refused = httpx.post(f"http://{address}:{server.port}{serverfile.ROUTE}", json={"args": ["tables"]},
+                             headers={serverfile.TOKEN_HEADER: info.token})
+        assert server.stop() == 0
+    assert info.host == "127.0.0.1" and info.port != server.port   # a loopback port of its own for the CLI
+    assert (handed.returncode, handed.stdout) == (expected.returncode, expected.stdout)
+    assert refused.status_code == 403 and '_cli HTTP/1.1" 403' in server.output() and server.handed_off() == 2
