@@ -28,6 +28,13 @@ class ConfigError(TallyError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class NotFoundError(ConfigError):
+    """A name (rollup, source, ledger entity) that the project does not have: 404 over HTTP."""
+
+    code = "not_found"
+    http_status = 404
+
+
 class QueryError(TallyError):
     """A query asks for something the model can't answer (unknown metric, bad date, fan-out)."""
 

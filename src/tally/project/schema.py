@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tally.errors import ExpressionError
+from tally.project.api_config import ApiConfig
 from tally.project.expr import Expr, parse_formula, parse_row_expr
 
 AGGREGATIONS = ("sum", "count", "count_distinct", "avg", "min", "max")
@@ -204,6 +205,7 @@ class ProjectConfig(Strict):
     alerts: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     ledgers: dict[str, Any] = {}
+    api: ApiConfig = ApiConfig()   # tally.project.api_config: keys, CORS, limits, cache, route aliases
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,61 @@
+"""Route aliases (`api: routes:` in tally.yml): a path and a JSON shape of your own over a ledger
+lookup (`ledger_entity`) or listing (`ledger_list`), so seed-compatible routes are configuration.
+The ledgers themselves are `tally.ledgers.entity` and `tally.ledgers.listing`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from tally.errors import ConfigError, NotFoundError
+from tally.project.api_config import PATH_PARAM, RouteAlias
+
+
+def shape(row: dict, fields: dict[str, str], route: str) -> dict:
+    """A ledger row under the route's JSON keys (`fields`: JSON key -> ledger field; {}: every field)."""
+    from tally.delivery.tabular import json_value
+
+    if not fields:
+        return {k: json_value(v) for k, v in row.items()}
+    missing = [field for field in fields.values() if field not in row]
+    if missing:
+        raise ConfigError(f"api.routes.{route}: the ledger has no field {', '.join(missing)} "
+                          f"(fields: {', '.join(row)})")
+    return {key: json_value(row[field]) for key, field in fields.items()}
+
+
+def run(alias: RouteAlias, name: str, project, path_params: dict, ledgers) -> Any:
+    """The alias's answer: one shaped entity, or a list of shaped rows."""
+    if alias.target == "ledger_entity":
+        entity = path_params[PATH_PARAM.findall(alias.path)[0]]
+        row = ledgers.entity(project, alias.ledger, entity)
+        if row is None:
+            raise NotFoundError(f"no entity {entity!r} in ledger {alias.ledger}")
+        return shape(row, alias.fields, name)
+    rows = ledgers.listing(project, alias.ledger, where=alias.where, order=alias.order or None,
+                           limit=alias.limit, offset=0)
+    return [shape(row, alias.fields, name) for row in rows]
+
+
+def router(state, read) -> APIRouter:
+    api = APIRouter(dependencies=[Depends(read)])
+    for name, alias in state.settings.routes.items():
+        api.add_api_route(alias.path, _endpoint(state, name, alias), methods=[alias.method],
+                          summary=f"{name}: {alias.target} over ledger {alias.ledger}", name=f"alias_{name}")
+    return api
+
+
+def _endpoint(state, name: str, alias: RouteAlias):
+    def endpoint(request: Request) -> Any:
+        import importlib
+
+        try:
+            ledgers = importlib.import_module("tally.ledgers")
+        except ImportError:
+            ledgers = None
+        if ledgers is None or not hasattr(ledgers, "entity"):
+            raise ConfigError(f"api.routes.{name}: this Tally has no ledgers yet")
+        with state.lock:
+            return run(alias, name, state.project, request.path_params, ledgers)
+    return endpoint
