@@ -54,8 +54,8 @@ def create_app(project, *, settings: ApiConfig | dict | None = None) -> FastAPI:
     _routes(app, state, read)
     from tally.api import aliases, data, query
 
-    app.include_router(query.router(state, read), prefix=PREFIX)
-    app.include_router(data.router(state, read), prefix=PREFIX)
+    app.include_router(query.router(state, read, PREFIX))
+    app.include_router(data.router(state, read, PREFIX))
     app.include_router(aliases.router(state, read))
     from tally.api import docs
 

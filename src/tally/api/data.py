@@ -64,8 +64,8 @@ def page(rows: list, more: bool, limit: int, offset: int, scope: str) -> dict:
             "next": cursor_for(offset + limit, scope) if more else None}
 
 
-def router(state, read) -> APIRouter:
-    api = APIRouter(dependencies=[Depends(read)])
+def router(state, read, prefix: str) -> APIRouter:
+    api = APIRouter(prefix=prefix, dependencies=[Depends(read)])   # full paths: route templates in /metrics
 
     @api.get("/rollups", summary="The rollups and their last builds")
     def rollups() -> list[dict[str, Any]]:

@@ -65,8 +65,8 @@ def query_params(
                         **{"from": start})
 
 
-def router(state, read) -> APIRouter:
-    api = APIRouter(dependencies=[Depends(read)])
+def router(state, read, prefix: str) -> APIRouter:
+    api = APIRouter(prefix=prefix, dependencies=[Depends(read)])   # full paths: route templates in /metrics
     responses = {200: {"model": QueryAnswer}}
 
     @api.get("/query", response_class=Response, responses=responses, summary="Answer a query")
