@@ -16,17 +16,15 @@ from collections import OrderedDict
 
 log = logging.getLogger("tally.api")
 REDIS_TTL = 24 * 3600   # seconds an answer stays in Redis (old versions just age out)
-STATE_SQL = "SELECT key, value, updated_at FROM _tally_state"   # fixed text
 
 
 def data_version(reader) -> str:
     """A digest of every `_tally_state` row; "" before anything was loaded."""
     if not reader.has_table("_tally_state"):
         return ""
-    from tally.warehouse import CompiledQuery
+    from tally.warehouse.internal import read_all_state
 
-    rows = reader.run(CompiledQuery(sql=STATE_SQL, params=())).to_pylist()
-    text = json.dumps(sorted((r["key"], r["value"], str(r["updated_at"])) for r in rows))
+    text = json.dumps(sorted((key, value, str(stamp)) for key, (value, stamp) in read_all_state(reader).items()))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
