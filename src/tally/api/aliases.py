@@ -40,7 +40,9 @@ def run(alias: RouteAlias, name: str, project, path_params: dict, ledgers) -> An
 
 def router(state, read) -> APIRouter:
     api = APIRouter(dependencies=[Depends(read)])
-    for name, alias in state.settings.routes.items():
+    # literal paths first: `/aggregatedData/payouts` must not be taken by `/aggregatedData/{userId}`
+    ordered = sorted(state.settings.routes.items(), key=lambda item: len(PATH_PARAM.findall(item[1].path)))
+    for name, alias in ordered:
         api.add_api_route(alias.path, _endpoint(state, name, alias), methods=[alias.method],
                           summary=f"{name}: {alias.target} over ledger {alias.ledger}", name=f"alias_{name}")
     return api
