@@ -93,3 +93,30 @@ def test_answers_are_shared_through_redis_and_never_stale(redis_project, redis_u
     after = client(project).get("/api/v1/query", params=params).json()
     assert after["rows"] == [{"shop": "a", "revenue": 15.5}, {"shop": "b", "revenue": 120.76}]
     assert len(computed) == 2
+
+
+def test_one_version_read_serves_the_requests_queued_behind_it():
+    from tally.api.cache import Versions
+
+    class Reader:
+        reads = 0
+
+        def has_table(self, name):
+            return True
+
+        def run(self, query):
+            Reader.reads += 1
+
+            class Rows:
+                def to_pylist(self):
+                    return [{"key": "table:t", "value": str(Reader.reads), "updated_at": None}]
+            return Rows()
+
+    import time
+
+    versions, reader = Versions(), Reader()
+    early = time.monotonic_ns()
+    first = versions.since(reader, early)
+    assert versions.since(reader, early) == first and Reader.reads == 1   # arrived before that read began
+    late = time.monotonic_ns()
+    assert versions.since(reader, late) != first and Reader.reads == 2    # arrived after: reads again

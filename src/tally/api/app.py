@@ -25,12 +25,13 @@ class ApiState:
     not for concurrent threads), the settings, the answer cache and the Prometheus registry."""
 
     def __init__(self, project, settings: ApiConfig):
-        from tally.api.cache import make_cache
+        from tally.api.cache import Versions, make_cache
         from tally.api.prometheus import registry_for
 
         self.project, self.settings = project, settings
         self.lock = threading.RLock()
         self.cache = make_cache(settings)
+        self.versions = Versions()
         self.digest = hashlib.sha256((project.config.model_dump_json() + project.warehouse_url).encode()).hexdigest()
         self.registry, self.latency = registry_for(self)
 

@@ -18,9 +18,31 @@ log = logging.getLogger("tally.api")
 REDIS_TTL = 24 * 3600   # seconds an answer stays in Redis (old versions just age out)
 
 
-def data_version(reader) -> str:
-    """A digest of every `_tally_state` row; "" before anything was loaded."""
-    if not reader.has_table("_tally_state"):
+class Versions:
+    """The data version for requests, read at most once per request and shared by those waiting:
+    a request may take a version whose read *began after it arrived* (that read saw every commit
+    made before), so under load one read answers every request queued behind it. The caller holds
+    the project lock (reads are serialized)."""
+
+    def __init__(self):
+        self.read_at, self.version, self.table_seen = -1, "", False
+
+    def since(self, reader, arrived: int) -> str:
+        """The version for a request that arrived at `arrived` (time.monotonic_ns())."""
+        import time
+
+        if self.read_at > arrived:
+            return self.version
+        self.read_at = time.monotonic_ns()
+        if not self.table_seen:   # the table never goes away once made: its check (~5 ms) once
+            self.table_seen = reader.has_table("_tally_state")
+        self.version = data_version(reader, known=True) if self.table_seen else ""
+        return self.version
+
+
+def data_version(reader, known: bool = False) -> str:
+    """A digest of every `_tally_state` row; "" before anything was loaded (`known`: the table exists)."""
+    if not known and not reader.has_table("_tally_state"):
         return ""
     from tally.warehouse.internal import read_all_state
 

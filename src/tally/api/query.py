@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -96,7 +97,7 @@ def answer_body(state, request: QueryRequest) -> bytes:
     from tally.delivery import answer, tabular
     from tally.engine.ranges import resolve
 
-    from tally.api.cache import answer_key, cacheable, data_version
+    from tally.api.cache import answer_key, cacheable
 
     metrics = answer.metrics_of(request.metrics)
     args = request.arguments()
@@ -111,10 +112,11 @@ def answer_body(state, request: QueryRequest) -> bytes:
     key_args = dict(args, metrics=metrics)   # a relative range is keyed by the dates it means today
     key_args["start"], key_args["end"] = resolve(args["last"], args["period"], args["start"], args["end"], zone,
                                                  config.week_start_index)
+    arrived = time.monotonic_ns()
     with state.lock:
         key = None
         if cacheable(project, metrics):
-            key = answer_key(state.digest, data_version(project.reader), key_args)
+            key = answer_key(state.digest, state.versions.since(project.reader, arrived), key_args)
             hit = state.cache.get(key)
             if hit is not None:
                 return hit
