@@ -388,6 +388,8 @@ DEMO_QUERIES = {
                "try": "query units_sold revenue stock_level --by category --grain month"},
     "stats": {"metrics": ["new_users", "active_users", "transactions", "revenue", "error_rate"],
               "try": "rollup build --category financial --from 2024-01-01 --to 2024-02-01"},
+    "ledger": {"metrics": ["earned", "spent", "payout", "paid_out", "balance_change", "users"],
+               "try": "query balance_change earned spent payout paid_out --by user_id --limit 10"},
 }
 
 

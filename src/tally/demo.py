@@ -10,7 +10,7 @@ from types import ModuleType
 
 from tally.errors import ConfigError
 
-EXAMPLES = ("ecommerce", "retail", "stats")
+EXAMPLES = ("ecommerce", "retail", "stats", "ledger")
 MARKER = ".tally-demo"   # in a folder `tally demo` wrote: running it there again may replace the project
 
 
@@ -76,7 +76,8 @@ def _prepare_from_sources(generator, target: Path, rows: int, seed: int, warehou
     from tally.sources import ingest
 
     counts = generator.prepare(target, rows, seed=seed)
-    upstream = generator.serve_customers(target) if hasattr(generator, "serve_customers") else nullcontext()
+    serve = getattr(generator, "serve_project", None) or getattr(generator, "serve_customers", None)
+    upstream = serve(target) if serve else nullcontext()
     with upstream as url:
         if url:
             os.environ[getattr(generator, "API_URL_ENV", "RETAIL_API_URL")] = url

@@ -159,7 +159,9 @@ def _y(value: str) -> str:
 
 
 def draft_yaml(name: str, source: str, path: str, columns: list[Column], rows: int, delimiter: str = ",") -> str:
-    """The commented tally.yml text for the profiled columns."""
+    """The commented tally.yml text for the profiled columns.
+
+    (Long: the YAML is written top to bottom in the order a reader meets it.)"""
     from tally.sources.infer import type_name
 
     time, changed = guess_time(columns)
