@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LOADS_SQL = ("SELECT source, sum(rows_loaded) AS loaded, sum(rows_rejected) AS rejected, "
              "max(ended_at) AS last_ok FROM _tally_loads WHERE status = 'ok' GROUP BY source")   # fixed text
+SCRAPE_WAIT = 2.0   # seconds a scrape waits for the warehouse
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -48,14 +49,17 @@ class LoadCollector:
     def _rows(self) -> list[dict]:
         from tally.warehouse import CompiledQuery
 
+        if not self.state.lock.acquire(timeout=SCRAPE_WAIT):   # a long query holds the warehouse:
+            return []                                           # this scrape goes without source metrics
         try:
-            with self.state.lock:
-                reader = self.state.project.reader
-                if not reader.has_table("_tally_loads"):
-                    return []
-                return reader.run(CompiledQuery(sql=LOADS_SQL, params=())).to_pylist()
+            reader = self.state.project.reader
+            if not reader.has_table("_tally_loads"):
+                return []
+            return reader.run(CompiledQuery(sql=LOADS_SQL, params=())).to_pylist()
         except Exception:   # a scrape never fails on the warehouse: /readyz reports it
             return []
+        finally:
+            self.state.lock.release()
 
 
 def _epoch(stamp) -> float:
