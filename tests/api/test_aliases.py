@@ -97,3 +97,30 @@ def test_alias_routes_are_served_and_documented(duck_dir, monkeypatch):
     assert api.get("/aggregatedData/nobody").status_code == 404
     assert "/aggregatedData/{userId}" in api.get("/api/openapi.json").json()["paths"]
     project.close()
+
+
+def test_ledger_routes_call_the_ledger_functions(duck_dir, monkeypatch):
+    import sys
+
+    from tally import Project
+    from tests.api.conftest import client
+
+    fake = FakeLedgers()
+    monkeypatch.setitem(sys.modules, "tally.ledgers", fake)
+    project = Project.load(duck_dir)
+    api = client(project)
+    assert api.get("/api/v1/ledgers/users/u1", params={"as_of": "2026-01-01"}).json()["balance"] == 70
+    assert api.get("/api/v1/ledgers/users/nobody").status_code == 404
+    listed = api.get("/api/v1/ledgers/users", params={"where": "payout > 0", "order": "-payout", "limit": 5}).json()
+    assert listed["rows"] == [USERS["u2"]] and listed["next"] is None
+    assert fake.calls[-1] == ("listing", "users", "payout > 0", ["-payout"], 6, 0)   # one more: is there a next page?
+    assert api.get("/api/v1/ledgers/users", params={"limit": 0}).status_code == 400
+    project.close()
+
+
+def test_ledger_routes_without_ledgers_are_4xx(duck, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tally.ledgers", None)   # import fails
+    response = duck.get("/api/v1/ledgers/users/u1")
+    assert response.status_code == 422 and "no ledgers" in response.json()["error"]["message"]

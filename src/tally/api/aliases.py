@@ -4,9 +4,11 @@ The ledgers themselves are `tally.ledgers.entity` and `tally.ledgers.listing`.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+
+from tally.api.data import Page, page, paging
 
 from tally.errors import ConfigError, NotFoundError
 from tally.project.api_config import PATH_PARAM, RouteAlias
@@ -48,16 +50,52 @@ def router(state, read) -> APIRouter:
     return api
 
 
+def ledgers_module(what: str):
+    """`tally.ledgers` (entity, listing), imported when a ledger route is first asked."""
+    import importlib
+
+    try:
+        ledgers = importlib.import_module("tally.ledgers")
+    except ImportError:
+        ledgers = None
+    if ledgers is None or not hasattr(ledgers, "entity"):
+        raise ConfigError(f"{what}: this Tally has no ledgers yet")
+    return ledgers
+
+
 def _endpoint(state, name: str, alias: RouteAlias):
     def endpoint(request: Request) -> Any:
-        import importlib
-
-        try:
-            ledgers = importlib.import_module("tally.ledgers")
-        except ImportError:
-            ledgers = None
-        if ledgers is None or not hasattr(ledgers, "entity"):
-            raise ConfigError(f"api.routes.{name}: this Tally has no ledgers yet")
+        ledgers = ledgers_module(f"api.routes.{name}")
         with state.lock:
             return run(alias, name, state.project, request.path_params, ledgers)
     return endpoint
+
+
+def ledger_router(state, read, prefix: str) -> APIRouter:
+    """`GET /api/v1/ledgers/{ledger}` (entities, filtered, ordered, paged) and
+    `GET /api/v1/ledgers/{ledger}/{entity}` (one entity, as of now or a past time)."""
+    api = APIRouter(prefix=prefix, dependencies=[Depends(read)])
+
+    @api.get("/ledgers/{ledger}", response_model=Page, summary="A ledger's entities")
+    def listing(ledger: str, where: Optional[str] = None, order: list[str] = Query([]), limit: int = 100,
+                offset: int = 0, cursor: Optional[str] = None) -> dict:
+        import json
+
+        scope = json.dumps(["ledger", ledger, where, order])
+        limit, offset = paging(state, limit, offset, cursor, scope)
+        ledgers = ledgers_module(f"GET /api/v1/ledgers/{ledger}")
+        with state.lock:
+            rows = ledgers.listing(state.project, ledger, where=where, order=order or None, limit=limit + 1,
+                                   offset=offset)
+        return page(rows[:limit], len(rows) > limit, limit, offset, scope)
+
+    @api.get("/ledgers/{ledger}/{entity}", summary="One entity of a ledger")
+    def entity(ledger: str, entity: str, as_of: Optional[str] = None) -> dict[str, Any]:
+        ledgers = ledgers_module(f"GET /api/v1/ledgers/{ledger}/{entity}")
+        with state.lock:
+            row = ledgers.entity(state.project, ledger, entity, as_of=as_of)
+        if row is None:
+            raise NotFoundError(f"no entity {entity!r} in ledger {ledger}")
+        return shape(row, {}, ledger)
+
+    return api

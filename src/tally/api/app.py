@@ -57,6 +57,7 @@ def create_app(project, *, settings: ApiConfig | dict | None = None) -> FastAPI:
 
     app.include_router(query.router(state, read, PREFIX))
     app.include_router(data.router(state, read, PREFIX))
+    app.include_router(aliases.ledger_router(state, read, PREFIX))
     app.include_router(aliases.router(state, read))
     from tally.api import docs
 
