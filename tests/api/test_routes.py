@@ -212,3 +212,18 @@ def test_swagger_ui_works_offline(duck):
     for url in urls:
         assert duck.get(url).status_code == 200, url
     assert "/api/openapi.json" in urls
+
+
+def test_create_app_has_no_side_effect(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import sys, tally.api; print('fastapi' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from tally import Project
+    from tally.api import create_app
+
+    (tmp_path / "tally.yml").write_text(f"name: fresh\nwarehouse: duckdb:///{tmp_path}/w.duckdb\n")
+    project = Project.load(tmp_path)
+    create_app(project)
+    assert not (tmp_path / "w.duckdb").exists() and "warehouse" not in project.__dict__
