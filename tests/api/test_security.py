@@ -169,3 +169,12 @@ def test_unexpected_errors_are_500_without_traceback_or_secret(duck_dir, monkeyp
     assert "RuntimeError" in logged and "hunter22" not in logged
     assert "hunter22" not in api.get("/metrics").text
     project.close()
+
+
+def test_running_a_job_needs_the_admin_scope(keyed):
+    for path in ("/api/v1/jobs/ingest:h5_sales", "/api/v1/jobs/ingest/h5_sales"):
+        assert keyed.post(path).status_code == 401
+        assert keyed.post(path, headers={"X-API-Key": READ_KEY}).status_code == 403
+        assert keyed.post(path, headers={"X-API-Key": ADMIN_KEY}).status_code not in (401, 403)
+    assert keyed.get("/api/v1/jobs").status_code == 401
+    assert keyed.get("/api/v1/jobs", headers={"X-API-Key": READ_KEY}).status_code not in (401, 403)

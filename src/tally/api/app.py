@@ -57,13 +57,16 @@ def create_app(project, *, settings: ApiConfig | dict | None = None) -> FastAPI:
 
     app.include_router(query.router(state, read, PREFIX))
     app.include_router(data.router(state, read, PREFIX))
+    from tally.api import jobs
+
+    app.include_router(jobs.router(state, read, admin, PREFIX))
     app.include_router(aliases.ledger_router(state, read, PREFIX))
     app.include_router(aliases.router(state, read))
     from tally.api import docs
 
     docs.install(app, OPENAPI_URL)
     _middleware(app, state)
-    app.state.admin = admin   # for routes added later (jobs): Depends(app.state.admin)
+    app.state.admin = admin   # for routes added later: Depends(app.state.admin)
     return app
 
 
