@@ -28,13 +28,6 @@ class ConfigError(TallyError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
-class NotFoundError(ConfigError):
-    """A name (rollup, source, ledger entity) that the project does not have: 404 over HTTP."""
-
-    code = "not_found"
-    http_status = 404
-
-
 class QueryError(TallyError):
     """A query asks for something the model can't answer (unknown metric, bad date, fan-out)."""
 
@@ -45,6 +38,13 @@ class ExpressionError(TallyError):
     """An expression (measure, filter, --where) is not valid or uses something not allowed."""
 
     code = "bad_expression"
+
+
+class NotFoundError(TallyError):
+    """Something asked for by name or key does not exist (an unknown ledger, an entity with no rows)."""
+
+    code = "not_found"
+    http_status = 404
 
 
 class WarehouseError(TallyError):

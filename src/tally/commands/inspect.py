@@ -10,7 +10,7 @@ from tally.errors import ConfigError, NotFoundError, SourceError
 INTERNAL = "_tally_"
 
 
-def unknown(kind: str, name: str, choices, listing: str, not_found: bool = False) -> ConfigError:
+def unknown(kind: str, name: str, choices, listing: str, not_found: bool = False) -> ConfigError | NotFoundError:
     """'unknown table 'x' (did you mean 'y'?); `tally tables` lists them' as a ConfigError (exit 2;
     `not_found`: a NotFoundError, 404 over HTTP)."""
     hint = difflib.get_close_matches(name, list(choices), n=1)
