@@ -120,3 +120,28 @@ def test_one_version_read_serves_the_requests_queued_behind_it():
     assert versions.since(reader, early) == first and Reader.reads == 1   # arrived before that read began
     late = time.monotonic_ns()
     assert versions.since(reader, late) != first and Reader.reads == 2    # arrived after: reads again
+
+
+def test_a_rollup_answer_in_the_routers_freshness_window_is_not_kept(tmp_path):
+    """The router trusts a freshness check for FRESHNESS_TTL seconds: an answer it gives from a rollup
+    just after a load may predate the load. Served then, it must not be cached under the new version."""
+    import time
+
+    from tally import Project
+    from tally.rollups.routing import FRESHNESS_TTL
+    from tally.sources import ingest
+    from tests.api.conftest import make_project
+
+    directory = make_project(tmp_path, f"duckdb:///{tmp_path}/w.duckdb")
+    project = Project.load(directory)
+    api = client(project)
+    params = {"metrics": "revenue", "from": "2026-09-01", "to": "2026-10-01"}
+    first = api.get("/api/v1/query", params=params).json()
+    assert first["meta"]["source"] == "rollup" and first["rows"] == [{"revenue": 135.76}]
+    write_rows(directory, "b.csv", [(10, "2026-09-03 10:00:00", "1.00", "a")])
+    assert all(r.status == "ok" for r in ingest(project))
+    api.get("/api/v1/query", params=params)   # within the window: whatever it says, it is not kept
+    time.sleep(FRESHNESS_TTL + 0.2)
+    later = api.get("/api/v1/query", params=params).json()
+    assert later["rows"] == [{"revenue": 136.76}] and later["meta"]["source"] == "live"
+    project.close()

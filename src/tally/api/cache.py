@@ -26,6 +26,7 @@ class Versions:
 
     def __init__(self):
         self.read_at, self.version, self.table_seen = -1, "", False
+        self.changed_at = 0   # monotonic ns when this process first saw the current version
 
     def since(self, reader, arrived: int) -> str:
         """The version for a request that arrived at `arrived` (time.monotonic_ns())."""
@@ -36,8 +37,16 @@ class Versions:
         self.read_at = time.monotonic_ns()
         if not self.table_seen:   # the table never goes away once made: its check (~5 ms) once
             self.table_seen = reader.has_table("_tally_state")
-        self.version = data_version(reader, known=True) if self.table_seen else ""
+        version = data_version(reader, known=True) if self.table_seen else ""
+        if version != self.version:
+            self.version, self.changed_at = version, self.read_at
         return self.version
+
+    def settled(self, seconds: float) -> bool:
+        """The current version was first seen at least `seconds` ago."""
+        import time
+
+        return time.monotonic_ns() - self.changed_at >= seconds * 1e9
 
 
 def data_version(reader, known: bool = False) -> str:

@@ -131,6 +131,17 @@ def answer_body(state, request: QueryRequest) -> bytes:
 
     text = '{"rows": ' + tabular.to_json(result.table) + ', "meta": ' + json.dumps(meta, default=str) + "}"
     data = text.encode()
-    if key is not None:
+    if key is not None and storable(state, result.meta):
         state.cache.set(key, data)
     return data
+
+
+def storable(state, meta: dict) -> bool:
+    """Not a rollup's answer given within the router's freshness window after the data moved: the
+    router may have trusted a freshness check made before the commit (tally.rollups.routing), and
+    that answer must not outlive the window under the new version."""
+    if not str(meta.get("source", "")).startswith("rollup:"):
+        return True
+    from tally.rollups.routing import FRESHNESS_TTL
+
+    return state.versions.settled(FRESHNESS_TTL)
