@@ -61,6 +61,22 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
     return project, {table_name: table.num_rows for table_name, table in tables.items()}
 
 
+def showcase(name: str) -> dict:
+    """What the demo shows of example `name` (its demo.yml): `metrics` to query, a command to `try` next."""
+    import yaml
+
+    return yaml.safe_load((examples_dir() / name / "demo.yml").read_text(encoding="utf-8"))
+
+
+def last_30_days(project, metric: str) -> dict:
+    """The 30 whole days before the data's last day (of `metric`), in the project timezone."""
+    import datetime as dt
+
+    bounds = project.query_result([metric], grain="day", fill=False, order_by=["-period"], limit=1)
+    last = bounds.table["period"][0].as_py() if bounds.table.num_rows else dt.date.today()
+    return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
+
+
 def refuse_foreign(target: Path, force: bool) -> None:
     """A folder holding a project the demo did not write is someone's work: not replaced without --force."""
     if not force and (target / "tally.yml").exists() and not (target / MARKER).exists():

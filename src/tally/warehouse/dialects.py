@@ -26,6 +26,7 @@ class Dialect:
     column_type_change: str = "ALTER TABLE {table} ALTER COLUMN {column} TYPE {type}"
     decimal_type: str = "DECIMAL"
     identifier_quote: str = '"'          # quotes a name in raw SQL where sqlglot is not loaded (MySQL: `)
+    tinyint_booleans: bool = False       # booleans are stored as TINYINT(1): such a column may hold flags (MySQL)
 
     @property
     def placeholder(self) -> str:
@@ -45,7 +46,7 @@ DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_
 POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC")
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
                 "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}",
-                identifier_quote="`")
+                identifier_quote="`", tinyint_booleans=True)
 
 SCHEMES = {
     "duckdb": DUCKDB,
