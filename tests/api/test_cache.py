@@ -17,6 +17,19 @@ def test_memory_cache_is_an_lru():
     assert cache.get("b") is None and cache.get("a") == b"1" and cache.get("c") == b"3"
 
 
+def test_memory_cache_keeps_to_its_byte_budget():
+    cache = MemoryCache(100, max_bytes=80)
+    for name in "abcd":
+        cache.set(name, b"x" * 10)
+    cache.set("big", b"y" * 11)    # over an eighth of the budget: not kept
+    assert cache.get("big") is None and cache.size == 40
+    for name in "efghijkl":
+        cache.set(name, b"x" * 10)
+    assert cache.size == 80 and cache.get("a") is None and cache.get("l") == b"x" * 10
+    cache.set("l", b"z" * 5)
+    assert cache.size == 75
+
+
 def test_unreachable_redis_is_a_miss_not_an_error(caplog):
     cache = RedisCache("redis://:pw-not-logged@127.0.0.1:1/0")
     cache.set("k", b"v")

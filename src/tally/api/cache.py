@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 
 log = logging.getLogger("tally.api")
+MEMORY_BYTES = 256 * 2**20   # the in-process cache's budget
 REDIS_TTL = 24 * 3600   # seconds an answer stays in Redis (old versions just age out)
 
 
@@ -79,10 +80,10 @@ def cacheable(project, metrics: list[str]) -> bool:
 
 
 class MemoryCache:
-    """A thread-safe LRU of answer bodies."""
+    """A thread-safe LRU of answer bodies: at most `entries` of them and `max_bytes` in all."""
 
-    def __init__(self, entries: int):
-        self.entries = entries
+    def __init__(self, entries: int, max_bytes: int = MEMORY_BYTES):
+        self.entries, self.max_bytes, self.size = entries, max_bytes, 0
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -94,11 +95,14 @@ class MemoryCache:
             return value
 
     def set(self, key: str, value: bytes) -> None:
+        if len(value) > self.max_bytes // 8:   # one huge answer would push out hundreds of small ones
+            return
         with self._lock:
+            old = self._items.pop(key, None)
+            self.size += len(value) - (len(old) if old is not None else 0)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
+            while len(self._items) > self.entries or self.size > self.max_bytes:
+                self.size -= len(self._items.popitem(last=False)[1])
 
 
 class RedisCache:

@@ -105,7 +105,7 @@ def answer_body(state, request: QueryRequest) -> bytes:
         from tally.api.data import BadPage
 
         raise BadPage(f"limit {args['limit']} is over the page size limit {state.settings.max_page_size} "
-                         "(api.max_page_size)")
+                      "(api.max_page_size)")
     project = state.project
     config = project.config
     zone = args["timezone"] or config.timezone
