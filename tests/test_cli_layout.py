@@ -27,7 +27,7 @@ def test_each_example_keeps_its_demo_queries_in_its_folder(name):
     for model in (config.get("models") or {}).values():
         defined |= set(model.get("measures") or {})
     assert set(shown["metrics"]) <= defined, set(shown["metrics"]) - defined
-    assert shown["try"].split()[0] in {"query", "rollup", "metrics", "verify"}, shown["try"]
+    assert shown["try"].split()[0] in {"query", "rollup", "metrics", "verify", "ledger"}, shown["try"]
 
 
 def test_progress_draws_one_bar_per_name_on_a_terminal_only():

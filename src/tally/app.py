@@ -131,6 +131,17 @@ class Project:
         return self.engine.query(metrics, **kwargs)
 
     @api_boundary
+    def ingest(self, names=None, **options) -> list:
+        """Load sources (see `tally ingest`), then refresh the ledgers over the tables they loaded
+        (each ingest commits first: a failed ledger refresh leaves it loaded and is raised after)."""
+        from tally.ledgers import after_ingest
+        from tally.sources import ingest
+
+        results = ingest(self, names, **options)
+        after_ingest(self, results)
+        return results
+
+    @api_boundary
     def load_seeds(self, names=None) -> dict[str, int]:
         """Load the named seeds (all by default); returns rows loaded per seed."""
         from tally.sources.seeds import load_seeds

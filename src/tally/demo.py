@@ -89,7 +89,6 @@ def _prepare_from_sources(generator, target: Path, rows: int, seed: int, warehou
     from contextlib import nullcontext
 
     from tally import Project
-    from tally.sources import ingest
 
     counts = generator.prepare(target, rows, seed=seed)
     serve = getattr(generator, "serve_project", None) or getattr(generator, "serve_customers", None)
@@ -98,7 +97,7 @@ def _prepare_from_sources(generator, target: Path, rows: int, seed: int, warehou
         if url:
             os.environ[getattr(generator, "API_URL_ENV", "RETAIL_API_URL")] = url
         project = Project.load(target, warehouse=warehouse)
-        results = ingest(project)
+        results = project.ingest()   # the ledgers over its tables refreshed too
     failed = [r for r in results if r.status != "ok"]
     if failed:
         raise ConfigError("; ".join(f"source {r.source} failed: {r.error}" for r in failed))

@@ -52,12 +52,12 @@ def say(word):
     if sys.argv[2] == word:
         time.sleep(600)
 
-build = validate.build
+build = validate.checked_select
 def building(*args, **kwargs):
     plan = build(*args, **kwargs)
     say("checking")
     return plan
-validate.build = building
+validate.checked_select = building
 
 execute = txn.Transaction.execute
 def traced(self, sql, params=None):

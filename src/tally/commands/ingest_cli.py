@@ -30,13 +30,13 @@ def register(app: typer.Typer) -> None:
         """Load sources into the warehouse: rows read / loaded / rejected per source."""
         from tally.delivery.progress import progress_bars
         from tally.delivery.summaries import show_ingest
-        from tally.sources import ingest as run_ingest
 
         project = cli.load_project()
         refuse_empty(project, "sources", "ingest")
         with progress_bars(cli.err, show=fmt is SummaryFormat.table, time_left=True) as progress:
-            results = run_ingest(project, sources or None, full_refresh=full_refresh, dry_run=dry_run,
-                                 progress=progress)
+            # the ledgers over the loaded tables are refreshed too (Project.ingest)
+            results = project.ingest(sources or None, full_refresh=full_refresh, dry_run=dry_run,
+                                     progress=progress)
         show_ingest(cli.out, cli.err, results, fmt.value, dry_run=dry_run)
         if any(r.status != "ok" for r in results):
             raise typer.Exit(1)

@@ -52,6 +52,8 @@ def roles(config, sources: dict) -> dict[str, list[str]]:
         found.setdefault(model.table, []).append(f"model {name}")
     for name, rollup in config.rollups.items():
         found.setdefault(rollup.table or name, []).append(f"rollup {name}")
+    for name, ledger in config.ledgers.items():
+        found.setdefault(ledger.table_name(name), []).append(f"ledger {name}")
     return found
 
 

@@ -41,17 +41,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @reports_errors
     def verify(
-        names: List[str] = typer.Argument(None, help="Rollups to check (default: all)."),
+        names: List[str] = typer.Argument(None, help="Rollups and ledgers to check (default: all)."),
         repair: bool = typer.Option(False, "--repair", help="Rewrite the periods that differ."),
         category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
         fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
     ) -> None:
-        """Recompute stored rollups live and report any difference (exit 1 if one is found)."""
+        """Recompute stored rollups and ledgers live and report any difference (exit 1 if one is found)."""
         from tally.delivery.summaries import show_verify
         from tally.rollups import verify as run_verify
 
         project = cli.load_project(read_only=not repair)
-        report = run_verify(project, names or None, repair=repair, category=category)
+        from tally.commands.ledger_cli import with_ledgers
+
+        report = with_ledgers(project, names, category, lambda rollups: run_verify(
+            project, rollups, repair=repair, category=category), repair=repair)
         show_verify(cli.out, report, fmt.value, repaired=repair)
         if any(report.values()) and not repair:
             raise typer.Exit(1)

@@ -89,7 +89,7 @@ def _rollup_where(engine, name: str, rollup, model: str) -> bool:
 def _tables(engine):
     def kinds(table: str) -> dict[str, str]:
         schema = engine.warehouse.table(table).schema()
-        return {name: warehouse_kind(dtype, engine.warehouse.dialect.name) for name, dtype in schema.items()}
+        return {name: warehouse_kind(dtype, engine.warehouse.dialect.tinyint_booleans) for name, dtype in schema.items()}
     return kinds
 
 

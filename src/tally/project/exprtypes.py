@@ -40,12 +40,13 @@ def declared_kind(name: str) -> str:
     return ANY
 
 
-def warehouse_kind(dtype, dialect: str = "") -> str:
-    """The kind of an Ibis type read from a warehouse table."""
+def warehouse_kind(dtype, tinyint_booleans: bool = False) -> str:
+    """The kind of an Ibis type read from a warehouse table (`tinyint_booleans`: the warehouse
+    stores true/false as a 1-byte integer, so such a column may be either)."""
     if dtype.is_boolean():
         return BOOLEAN
     if dtype.is_integer():
-        return FLAG if dialect == "mysql" and dtype.nbytes == 1 else INTEGER
+        return FLAG if tinyint_booleans and dtype.nbytes == 1 else INTEGER
     if dtype.is_numeric():
         return NUMBER
     if dtype.is_string():
@@ -352,13 +353,7 @@ def check_config(loaded) -> None:
     """Check every expression of tally.yml against the column types the config declares (seeds' and
     sources' `columns:`); a table typed only in the warehouse is checked when a query first reads it."""
     config = loaded.config
-    declared: dict[str, dict[str, str]] = {}
-    for name, seed in config.seeds.items():
-        if seed.columns:
-            declared[seed.table or name] = {col: declared_kind(kind) for col, kind in seed.columns.items()}
-    for source in config.sources.values():
-        if isinstance(source, dict) and isinstance(source.get("columns"), dict) and source.get("table"):
-            declared[str(source["table"])] = {str(col): declared_kind(kind) for col, kind in source["columns"].items()}
+    declared = declared_kinds(config)
     try:
         measures, dimensions = {}, {}
         for name in config.models:
@@ -375,6 +370,18 @@ def check_config(loaded) -> None:
                     lambda k=kinds: check_where(rollup.where, lambda d: k.get(d, ANY)))
     except TypeClash as clash:
         raise loaded.error(clash.message, *clash.path) from None
+
+
+def declared_kinds(config) -> dict[str, dict[str, str]]:
+    """Table -> column -> kind, from the column types seeds and sources declare."""
+    declared: dict[str, dict[str, str]] = {}
+    for name, seed in config.seeds.items():
+        if seed.columns:
+            declared[seed.table or name] = {col: declared_kind(kind) for col, kind in seed.columns.items()}
+    for source in config.sources.values():
+        if isinstance(source, dict) and isinstance(source.get("columns"), dict) and source.get("table"):
+            declared[str(source["table"])] = {str(col): declared_kind(kind) for col, kind in source["columns"].items()}
+    return declared
 
 
 def models_behind(config, metrics, owner: dict[str, str]) -> set[str]:

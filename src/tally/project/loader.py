@@ -176,4 +176,7 @@ def load_config(path: Path | str = ".", profile: str | None = None) -> LoadedCon
     from tally.project.exprtypes import check_config
 
     check_config(loaded)
+    from tally.project.ledgers import check_ledgers
+
+    check_ledgers(loaded)
     return loaded

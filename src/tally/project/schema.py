@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tally.errors import ExpressionError
 from tally.project.api_config import ApiConfig
 from tally.project.expr import Expr, parse_formula, parse_row_expr
+from tally.project.ledgers import Ledger
 
 AGGREGATIONS = ("sum", "count", "count_distinct", "avg", "min", "max")
 FORMATS = ("number", "integer", "money", "percent")
@@ -204,7 +205,7 @@ class ProjectConfig(Strict):
     reports: dict[str, Any] = {}
     alerts: dict[str, Any] = {}
     channels: dict[str, Any] = {}
-    ledgers: dict[str, Any] = {}
+    ledgers: dict[str, Ledger] = {}
     api: ApiConfig = ApiConfig()   # tally.project.api_config: keys, CORS, limits, cache, route aliases
 
     @field_validator("timezone")

@@ -41,7 +41,7 @@ def check_into(con, relation, view: str, checked: str, config, watermark, name, 
     if keep is not None:
         with session_timezone(con, config.data_timezone):
             kinds = infer.infer(con, config, view, raw_types, keep)
-    plan = validate.build(config, quote_ident(view), [row[0] for row in described], raw_types, watermark, limit,
+    plan = validate.checked_select(config, quote_ident(view), [row[0] for row in described], raw_types, watermark, limit,
                           kinds)
     if vet is not None:
         vet(plan)

@@ -63,7 +63,7 @@ def duck_type(kind: str) -> str:
 
 
 @dataclass(frozen=True)
-class Plan:
+class CheckedSelect:
     """The checked-rows SQL and what it will produce."""
 
     sql: str                      # SELECT typed columns, _tally_row, _tally_raw, _tally_rule, _tally_skip
@@ -174,9 +174,9 @@ def range_rule(config: SourceConfig, target: str, kind: str, raw_type: str, valu
     return None
 
 
-def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
-          watermark: str | None, cursor_limit: dt.datetime | None = None,
-          kinds: dict[str, str] | None = None) -> Plan:
+def checked_select(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dict[str, str],
+                   watermark: str | None, cursor_limit: dt.datetime | None = None,
+                   kinds: dict[str, str] | None = None) -> CheckedSelect:
     """The SQL over relation `raw` giving every row typed, with the first broken rule or NULL.
 
     Layered so that each value is typed once: the typed values and the raw ones first, then the
@@ -219,7 +219,7 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     hidden = ", ".join(["_tally_type_rule"] + [quote_ident(raw_name[c]) for c in source_columns])
     sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
            f"THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _tally_raw FROM ({ruled}) AS u")
-    return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns,
+    return CheckedSelect(sql=sql, columns=tuple(columns), new_columns=new_columns,
                 cursor_kind=columns[config.cursor][1] if config.cursor else None,
                 kinds=tuple((c, kind) for c, (_, kind) in columns.items()))
 

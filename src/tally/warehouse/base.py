@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from contextlib import contextmanager
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,9 @@ import ibis.expr.datatypes as idt
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from tally.errors import ConfigError, WarehouseError
-from tally.warehouse.connect import duckdb_settings, open_backend, redact
-from tally.warehouse.rawsql import (HAS_TABLE_SQL, TOKEN as _TOKEN, CompiledQuery, fetch_rows, inline_values,
-                                   rows_digest, rows_table, table_digest)
+from tally.errors import WarehouseError
+from tally.warehouse.connect import open_backend, redact
+from tally.warehouse.rawsql import TOKEN as _TOKEN, CompiledQuery, inline_values
 
 UTC_TS = idt.Timestamp(timezone="UTC")
 _SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
@@ -47,7 +46,25 @@ def _naive_timestamp(node: sge.Expression) -> sge.Expression:
 
 
 class Warehouse:
-    """One connection to DuckDB, PostgreSQL or MySQL/MariaDB through Ibis."""
+    """One connection to DuckDB, PostgreSQL or MySQL/MariaDB through Ibis.
+
+    `Warehouse(url)` gives the class of the URL's database family (warehouse/embedded.py for
+    DuckDB, warehouse/dbapi.py for the servers); each has the same methods. What is shared lives
+    here: tables as Ibis expressions, compiling, schema changes."""
+
+    # the families fill these in
+    inline_template = False   # compiled queries keep a template the query cache inlines values into
+
+    def __new__(cls, url: str, *args, **kwargs):
+        if cls is Warehouse:
+            from tally.warehouse.connect import dialect_of
+
+            try:
+                dialect = dialect_of(url)
+            except Exception:   # __init__ says what is wrong with the URL
+                return super().__new__(cls)
+            cls = family(dialect)
+        return super().__new__(cls)
 
     def __init__(self, url: str, root: Path | str = ".", read_only: bool = False):
         """`read_only`: an embedded DuckDB file is opened read-only, so several readers run at once
@@ -86,37 +103,6 @@ class Warehouse:
         with self._lock:
             return list(self.backend.list_tables())
 
-    def has_table(self, name: str) -> bool:
-        with self._lock:
-            if self.dialect.name == "duckdb":   # what Ibis's list_tables reads, in one query (it runs three)
-                # fetchall: a result left unread keeps its transaction open (and CHECKPOINT waiting)
-                found = self.backend.con.execute(HAS_TABLE_SQL["duckdb"], [name]).fetchall()[0][0] > 0
-            else:
-                found = name in self.backend.list_tables()
-        for recorder in self.recorders:
-            recorder.saw_table(name, found)
-        return found
-
-    def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
-        """Create (or replace) a table from Arrow data."""
-        with self._lock:
-            self._tables.pop(name, None)
-            if self.dialect.name == "duckdb":
-                cursor = self.cursor()
-                cursor.register("__tally_upload", data)
-                try:
-                    verb = "CREATE OR REPLACE TABLE" if overwrite else "CREATE TABLE"
-                    cursor.execute(f'{verb} {sge.to_identifier(name, quoted=True).sql("duckdb")} '
-                                   "AS SELECT * FROM __tally_upload")
-                finally:
-                    cursor.unregister("__tally_upload")
-            else:
-                if overwrite:
-                    self.drop_table(name)
-                self.ensure_table(name, data.schema)
-                with self.transaction() as tx:
-                    tx.insert_arrow(name, data)
-
     def storable(self, data: pa.Table) -> pa.Table:
         """Without a zoned timestamp type (MySQL), timestamps are stored as naive UTC."""
         if self.dialect.supports_timestamptz:
@@ -124,10 +110,6 @@ class Warehouse:
         fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz
                   else f for f in data.schema]
         return data.cast(pa.schema(fields))
-
-    def writer_connection(self):
-        """The DB-API connection used for writes (PostgreSQL / MySQL); DuckDB writes use `cursor()`."""
-        return self.backend.con
 
     def ensure_table(self, name: str, schema: pa.Schema) -> None:
         """Create a table for an Arrow schema unless it exists (DDL: outside any transaction)."""
@@ -182,33 +164,13 @@ class Warehouse:
         if self.dialect.paramstyle == "pyformat":
             sql = _TOKEN.sub(r"%(\1)s", sql.replace("%", "%%"))
         else:
-            template = sql if used and self.dialect.name == "duckdb" else None
+            template = sql if used and self.inline_template else None
             sql = _TOKEN.sub(r"$\1", sql)
         return CompiledQuery(sql=sql, params=used, template=template)
 
     def _literal_node(self, value, dtype) -> sge.Expression:
         probe = ibis.table({"x": "int64"}, name="t").select(v=ibis.literal(value, dtype))
         return self.backend.compiler.to_sqlglot(probe).find(sge.Alias).this
-
-    def run(self, query: CompiledQuery, values: dict[str, Any] | None = None) -> pa.Table:
-        """Execute a compiled query with parameter values; the rows as an Arrow table."""
-        values = {name: self.param_value(values[name]) for name in query.params} if query.params else {}
-        try:
-            if self.dialect.name == "duckdb":
-                sql, bound = query.inline(values)
-                table = self.cursor().execute(sql, bound or None).to_arrow_table()
-                if self.recorders:
-                    self._recorded(query.template or sql, values if query.template else {},
-                                   lambda: table_digest(table), inline=True)
-                return table
-            names, rows = self._fetch_rows(query.sql, values)
-            if self.recorders:
-                self._recorded(query.sql, values, lambda: rows_digest(names, rows))
-            return rows_table(names, rows)
-        except WarehouseError:
-            raise
-        except Exception as exc:
-            raise WarehouseError(f"the warehouse refused a query: {str(exc).strip().splitlines()[0]}") from exc
 
     def _recorded(self, sql: str, values: dict[str, Any], digest, inline: bool = False) -> None:
         """Tell the recorders a read and the digest of its rows (`digest()`, None when it can't be
@@ -229,85 +191,62 @@ class Warehouse:
             return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
 
-    @contextmanager
-    def memory_budget(self, setting: str):
-        """DuckDB: lower memory_limit to the URL's `setting` budget for one job, set back after.
+    # -- what each family does its own way --------------------------------------
 
-        A big load or build then spills its intermediate rows to disk instead of growing DuckDB's
-        buffers. Left alone when the limit is already lower; other warehouses manage their own.
-        """
-        if self.dialect.name != "duckdb":
-            yield
-            return
-        settings, budgets = duckdb_settings(self.url)
-        limit, configured = budgets[setting], settings.get("memory_limit")
-        if byte_size(limit) == float("inf"):
-            raise ConfigError(f"{setting} {limit!r} in the warehouse URL {redact(self.url)!r} is not a size "
-                              "(write it like 1GB, 1500MB or 2GiB)")
-        con = self.cursor()
-        before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-        if byte_size(limit) >= byte_size(before):
-            yield
-            return
-        try:
-            con.execute(f"SET memory_limit = {sge.Literal.string(limit).sql('duckdb')}")
-        except Exception as exc:
-            raise ConfigError(f"{setting} {limit!r} in the warehouse URL: {str(exc).splitlines()[0]}") from None
-        try:
-            yield
-        finally:
-            # the URL's own limit, or DuckDB's default (its shown value is rounded: not set back from it)
-            con.execute(f"SET memory_limit = {sge.Literal.string(configured).sql('duckdb')}" if configured
-                        else "RESET memory_limit")
+    def has_table(self, name: str) -> bool:
+        raise NotImplementedError
 
-    def cursor(self):
-        """A DuckDB cursor per thread: one connection object must not be shared across threads."""
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = self.new_cursor()
-            cursor.execute(self.dialect.session_utc)
-        return cursor
+    def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
+        """Create (or replace) a table from Arrow data."""
+        raise NotImplementedError
 
-    def new_cursor(self):
-        """DuckDB: a connection of its own to the warehouse's database (the caller closes it)."""
-        with self._lock:
-            return self.backend.con.cursor()
-
-    def _fetch_rows(self, sql: str, values: dict[str, Any]) -> tuple[list[str], list[tuple]]:
-        with self._lock:
-            return fetch_rows(self.backend.con, self.dialect.name, sql, values)
+    def run(self, query: CompiledQuery, values: dict[str, Any] | None = None) -> pa.Table:
+        """Execute a compiled query with parameter values; the rows as an Arrow table."""
+        raise NotImplementedError
 
     def raw_fetch(self, sql: str) -> pa.Table:
         """Rows of a statement Tally wrote itself (never user text), on the connection queries use."""
-        if self.dialect.name == "duckdb":
-            return self.cursor().execute(sql).to_arrow_table()
-        return rows_table(*self._fetch_rows(sql, {}))
+        raise NotImplementedError
 
     def raw_digest(self, sql: str) -> str | None:
         """The digest of a statement's rows, as `rawsql.RawConnection.digest` takes it."""
-        if self.dialect.name == "duckdb":
-            return table_digest(self.cursor().execute(sql).to_arrow_table())
-        return rows_digest(*self._fetch_rows(sql, {}))
+        raise NotImplementedError
 
     def execute_sql(self, sql: str) -> None:
         """Run a statement Tally wrote itself (DDL, session settings); never user text."""
-        if self.dialect.name == "duckdb":
-            self.cursor().execute(sql)
-            return
-        with self._lock:
-            cursor = self.backend.con.cursor()
-            try:
-                cursor.execute(sql)
-            finally:
-                cursor.close()
+        raise NotImplementedError
+
+    @contextmanager
+    def memory_budget(self, setting: str):
+        """A job's memory budget from the URL (DuckDB); other warehouses manage their own."""
+        yield
 
     def transaction(self):
-        from tally.warehouse.txn import transaction
+        """A context manager: commit on success, roll back on any error (or when the process dies
+        before COMMIT); yields a `txn.Transaction`."""
+        raise NotImplementedError
 
-        return transaction(self)
+    def execute_in(self, con, sql: str, params=None):
+        """Run a statement on a transaction's connection; returns what can fetch its rows."""
+        raise NotImplementedError
+
+    def insert_rows(self, con, table: str, data: pa.Table, order_by: str | None = None) -> None:
+        """Append Arrow rows (already storable) to an existing table, in bulk, inside a transaction."""
+        raise NotImplementedError
 
     def close(self) -> None:
         self.backend.disconnect()
+
+
+def family(dialect) -> type[Warehouse]:
+    """The Warehouse class for a database family."""
+    if dialect.local_duckdb:
+        from tally.warehouse.embedded import DuckDBWarehouse
+
+        return DuckDBWarehouse
+    from tally.warehouse.dbapi import ServerWarehouse
+
+    return ServerWarehouse
 
 
 _UNITS = {"": 1, "B": 1, "BYTES": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,

@@ -26,6 +26,7 @@ class Dialect:
     column_type_change: str = "ALTER TABLE {table} ALTER COLUMN {column} TYPE {type}"
     decimal_type: str = "DECIMAL"
     identifier_quote: str = '"'          # quotes a name in raw SQL where sqlglot is not loaded (MySQL: `)
+    copy_from_stdin: bool = False        # the driver bulk-loads with COPY ... FROM STDIN (psycopg)
     tinyint_booleans: bool = False       # booleans are stored as TINYINT(1): such a column may hold flags (MySQL)
 
     @property
@@ -43,7 +44,8 @@ class Dialect:
 
 DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_bar = false", False, True, True, True,
                 epoch_micros=True, local_duckdb=True, row_hash=True)
-POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC")
+POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC",
+                   copy_from_stdin=True)
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
                 "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}",
                 identifier_quote="`", tinyint_booleans=True)

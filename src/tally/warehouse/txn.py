@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import io
-from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import sqlglot.expressions as sge
 
 from tally.lazy import LazyModule
 
 ibis = LazyModule("ibis")   # loaded when a load or a query needs it, not with the CLI
-
-INSERT_BATCH = 2000
-
 
 def ident(name: str) -> sge.Identifier:
     return sge.to_identifier(name, quoted=True)
@@ -58,7 +52,8 @@ def merge_sql(target: str, stage: str, keys: Sequence[str], columns: Sequence[st
 
 
 class Transaction:
-    """One warehouse transaction; `execute` runs Tally-built SQL, `insert_arrow` bulk-loads rows."""
+    """One warehouse transaction; `execute` runs Tally-built SQL, `insert_arrow` bulk-loads rows.
+    Opened by `Warehouse.transaction()`; each database family runs the statements its own way."""
 
     def __init__(self, warehouse, connection):
         self.warehouse = warehouse
@@ -66,11 +61,7 @@ class Transaction:
         self.con = connection
 
     def execute(self, sql: str, params: Sequence | None = None):
-        if self.dialect.name == "duckdb":
-            return self.con.execute(sql, params or [])
-        cursor = self.con.cursor()
-        cursor.execute(sql, params)
-        return cursor
+        return self.warehouse.execute_in(self.con, sql, params)
 
     def delete_in(self, table: str, column: str, values: Sequence, **equal) -> None:
         """DELETE the rows whose `column` is one of `values` (and each `equal` column has its
@@ -90,62 +81,9 @@ class Transaction:
         the sort runs inside the database, within its memory limit."""
         if data.num_rows == 0:
             return
-        data = self.warehouse.storable(data)
-        if self.dialect.name == "duckdb":
-            self.con.register("__tally_rows", data)
-            try:
-                cols = ", ".join(ident(c).sql("duckdb") for c in data.column_names)
-                order = f" ORDER BY {ident(order_by).sql('duckdb')}" if order_by else ""
-                self.con.execute(f"INSERT INTO {ident(table).sql('duckdb')} ({cols}) "
-                                 f"SELECT {cols} FROM __tally_rows{order}")
-            finally:
-                self.con.unregister("__tally_rows")
-        elif self.dialect.name == "postgres":
-            self._copy_postgres(table, data)
-        else:
-            self._insert_batches(table, data)
-
-    def _copy_postgres(self, table: str, data: pa.Table) -> None:
-        cols = ", ".join(ident(c).sql("postgres") for c in data.column_names)
-        buffer = io.BytesIO()
-        pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        with self.con.cursor() as cursor:
-            with cursor.copy(f"COPY {ident(table).sql('postgres')} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
-
-    def _insert_batches(self, table: str, data: pa.Table) -> None:
-        cols = ", ".join(ident(c).sql("mysql") for c in data.column_names)
-        marks = ", ".join(["%s"] * data.num_columns)
-        sql = f"INSERT INTO {ident(table).sql('mysql')} ({cols}) VALUES ({marks})"
-        cursor = self.con.cursor()
-        for batch in data.to_batches(INSERT_BATCH):
-            rows = list(zip(*[column.to_pylist() for column in batch.columns]))
-            cursor.executemany(sql, rows)
-        cursor.close()
+        self.warehouse.insert_rows(self.con, table, self.warehouse.storable(data), order_by)
 
 
-@contextmanager
 def transaction(warehouse) -> Iterator[Transaction]:
-    """Commit on success, roll back on any error (or when the process dies before COMMIT)."""
-    if warehouse.dialect.name == "duckdb":
-        con = warehouse.cursor()
-        con.execute("BEGIN TRANSACTION")
-        try:
-            yield Transaction(warehouse, con)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-        return
-    con = warehouse.writer_connection()
-    if warehouse.dialect.name == "postgres":
-        with con.transaction():
-            yield Transaction(warehouse, con)
-        return
-    con.query("START TRANSACTION")
-    try:
-        yield Transaction(warehouse, con)
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
+    """`warehouse.transaction()`: commit on success, roll back on any error."""
+    return warehouse.transaction()
