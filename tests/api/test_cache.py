@@ -50,6 +50,7 @@ def test_tables_nothing_stamps_are_never_cached(duck_dir):
 
     unstamped = Project(replace(project.loaded, config=ProjectConfig.model_validate(data)))
     assert not cacheable(unstamped, ["revenue"])
+    unstamped.close()
     project.close()
 
 

@@ -27,7 +27,9 @@ def test_readyz_is_503_when_the_warehouse_is_gone(tmp_path):
     from tally import Project
 
     (tmp_path / "tally.yml").write_text("name: gone\nwarehouse: postgresql://u:s3cretpw@127.0.0.1:1/x\n")
-    response = client(Project.load(tmp_path)).get("/readyz")
+    project = Project.load(tmp_path)
+    response = client(project).get("/readyz")
+    project.close()
     assert error_of(response, 503)["code"] == "not_ready"
     assert "s3cretpw" not in response.text
 
@@ -227,3 +229,4 @@ def test_create_app_has_no_side_effect(tmp_path):
     project = Project.load(tmp_path)
     create_app(project)
     assert not (tmp_path / "w.duckdb").exists() and "warehouse" not in project.__dict__
+    project.close()
