@@ -1,0 +1,119 @@
+"""The ledger routes and route aliases over the real ledgers: the JSON equals a plain-Python
+computation over the loaded transactions, before and after more rows load."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+
+from tests.api.conftest import cli, client
+
+CONFIG = """
+name: h5ledger
+timezone: UTC
+warehouse: duckdb:///{dir}/w.duckdb
+sources:
+  h5_tx:
+    kind: csv
+    path: data/*.csv
+    table: h5_tx
+    primary_key: [id]
+    columns: {{id: string, user_id: string, type: string, amount: "decimal(12,2)", created_at: timestamp}}
+models:
+  tx:
+    table: h5_tx
+    time: created_at
+    primary_key: [id]
+    dimensions: {{user_id: user_id, type: type}}
+    measures:
+      amount: {{sum: amount}}
+ledgers:
+  users:
+    model: tx
+    entity: user_id
+    buckets:
+      earned: {{sum: amount, where: "type = 'earned'"}}
+      spent: {{sum: amount, where: "type = 'spent'"}}
+      payout: {{sum: amount, where: "type = 'payout'"}}
+      paidOut: {{sum: amount, where: "type = 'paid_out'"}}
+    formulas:
+      balance: earned - spent
+      pending: payout - paidOut
+api:
+  routes:
+    user_balance:
+      path: /aggregatedData/{{userId}}
+      target: ledger_entity
+      ledger: users
+      fields: {{balance: balance, earned: earned, spent: spent, payout: payout, paidOut: paidOut}}
+    payouts:
+      path: /aggregatedData/payouts
+      target: ledger_list
+      ledger: users
+      fields: {{userId: user_id, totalPayout: pending}}
+      where: "pending > 0"
+      order: [user_id]
+"""
+
+ROWS = [("t1", "074092", "earned", "150.00"), ("t2", "074092", "spent", "50.00"), ("t3", "074092", "payout", "30.00"),
+        ("t4", "074092", "paid_out", "20.00"), ("t5", "u2", "earned", "10.25"), ("t6", "u2", "payout", "5.00"),
+        ("t7", "u3", "earned", "1.00")]
+MORE = [("t8", "u2", "paid_out", "5.00"), ("t9", "u3", "spent", "0.50")]
+
+
+def write(directory, name, rows):
+    lines = ["id,user_id,type,amount,created_at"] + [f"{i},{u},{t},{a},2026-09-01 10:00:00" for i, u, t, a in rows]
+    (directory / "data").mkdir(exist_ok=True)
+    (directory / "data" / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def expected(rows) -> dict:
+    """Each user's buckets and formulas, in plain Python."""
+    sums: dict = defaultdict(lambda: defaultdict(Decimal))
+    for _, user, kind, amount in rows:
+        sums[user][kind] += Decimal(amount)
+    return {user: {"balance": s["earned"] - s["spent"], "earned": s["earned"], "spent": s["spent"],
+                   "payout": s["payout"], "paidOut": s["paid_out"], "pending": s["payout"] - s["paid_out"]}
+            for user, s in sums.items()}
+
+
+@pytest.fixture
+def ledger_api(tmp_path):
+    from tally import Project
+
+    (tmp_path / "tally.yml").write_text(CONFIG.format(dir=tmp_path), encoding="utf-8")
+    write(tmp_path, "a.csv", ROWS)
+    cli("-p", tmp_path, "ingest")
+    project = Project.load(tmp_path)
+    yield tmp_path, project, client(project)
+    project.close()
+
+
+def numbers(row: dict) -> dict:
+    return {k: Decimal(str(v)) for k, v in row.items() if k != "user_id"}
+
+
+def test_ledger_routes_and_aliases_equal_plain_python(ledger_api):
+    directory, project, api = ledger_api
+    for rows in (ROWS, ROWS + MORE):
+        want = expected(rows)
+        assert numbers(api.get("/aggregatedData/074092").json()) == {
+            k: v for k, v in want["074092"].items() if k != "pending"}
+        assert api.get("/aggregatedData/074092").json()["balance"] == 100   # seed 003's documented answer
+        payouts = api.get("/aggregatedData/payouts").json()
+        assert payouts == [{"userId": u, "totalPayout": float(w["pending"])} for u, w in sorted(want.items())
+                           if w["pending"] > 0]
+        one = api.get("/api/v1/ledgers/users/u2").json()
+        assert one["user_id"] == "u2" and numbers(one)["balance"] == want["u2"]["balance"]
+        listed = api.get("/api/v1/ledgers/users", params={"order": "-balance", "limit": 2}).json()
+        assert [r["user_id"] for r in listed["rows"]] == sorted(want, key=lambda u: -want[u]["balance"])[:2]
+        assert listed["next"] is not None
+        if rows is ROWS:
+            write(directory, "b.csv", MORE)
+            assert all(r.status == "ok" for r in project.ingest())   # loads, then refreshes the ledger
+    assert api.get("/aggregatedData/nobody").status_code == 404
+    assert api.get("/api/v1/ledgers/nope/u1").status_code == 404
+    bad = api.get("/api/v1/ledgers/users", params={"where": "balance >"})
+    assert 400 <= bad.status_code < 500 and set(bad.json()) == {"error"}
