@@ -414,6 +414,7 @@ def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=f
 from tally.commands import inspect_cli  # noqa: E402  (tables, describe, rejects, preview)
 
 inspect_cli.register(app)
+from tally.commands import jobs_cli; jobs_cli.register(app)  # noqa: E402,E702  (scheduler, jobs, run)
 
 GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0, "--version": 0}
 

@@ -129,12 +129,13 @@ class Warehouse:
         """The DB-API connection used for writes (PostgreSQL / MySQL); DuckDB writes use `_cursor()`."""
         return self.backend.con
 
-    def ensure_table(self, name: str, schema: pa.Schema) -> None:
+    def ensure_table(self, name: str, schema: pa.Schema, primary_key: tuple[str, ...] = ()) -> None:
         """Create a table for an Arrow schema unless it exists (DDL: outside any transaction)."""
         from tally.warehouse.txn import create_table_sql
 
         storable = self._storable(schema.empty_table()).schema
-        self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation))
+        self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation,
+                                          primary_key=primary_key, key_type=self.dialect.key_text_type))
         self._tables.pop(name, None)
 
     def add_missing_columns(self, name: str, schema: pa.Schema) -> list[str]:

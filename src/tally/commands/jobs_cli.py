@@ -1,0 +1,133 @@
+"""`tally scheduler | jobs | run`: the scheduler without HTTP, recent job runs, one job now."""
+
+import sys
+
+import typer
+
+RUN_COLUMNS = ["started_at", "job", "trigger", "scheduled_for", "status", "rows", "seconds", "error"]
+JOB_COLUMNS = ["id", "schedule", "timezone", "next_run", "last_started_at", "last_status", "last_rows", "last_error"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the three commands to `app` (called by cli.py once its helpers exist)."""
+    from tally import cli
+    from tally.cli import SummaryFormat, reports_errors
+
+    @app.command("scheduler")
+    @reports_errors
+    def scheduler() -> None:
+        """Run the scheduled jobs (sources and rollups with a schedule:) until Ctrl-C or SIGTERM."""
+        from tally.jobs import Scheduler, describe_run
+
+        project = cli.load_project()
+
+        def on_run(run) -> None:
+            cli.out.print(f"{_time(run.ended_at)} {describe_run(run)}", highlight=False, markup=False)
+
+        runner = Scheduler(project, on_run=on_run)
+        runner.start()
+        upcoming = runner.next_runs()
+        listed = ", ".join(f"{job} (next {_time(at)})" for job, at in upcoming.items()) or "none"
+        cli.err.print(f"scheduler: jobs {listed}; Ctrl-C or SIGTERM stops it", highlight=False, markup=False)
+        try:
+            wait_for_stop()
+        finally:
+            cli.err.print("scheduler: stopping, letting running jobs finish", highlight=False, markup=False)
+            runner.shutdown(wait=True)
+
+    @app.command("jobs")
+    @reports_errors
+    def jobs(
+        failed: bool = typer.Option(False, "--failed", help="Only runs that failed."),
+        limit: int = typer.Option(20, "--limit", "-n", min=1, max=10_000, help="How many runs, newest first."),
+        listing: bool = typer.Option(False, "--list", help="The jobs with their schedules, next and last run."),
+        fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Output format."),
+    ) -> None:
+        """Recent job runs and their outcomes (or, with --list, every job and its schedule)."""
+        from tally.jobs import list_jobs, recent_runs
+
+        project = cli.load_project(read_only=True)
+        if listing:
+            records = [job.as_dict() for job in list_jobs(project)]
+            show(records, JOB_COLUMNS, fmt, "Jobs")
+            return
+        records = [{**run.as_dict(), "seconds": run.seconds} for run in recent_runs(project, failed=failed, limit=limit)]
+        show(records, RUN_COLUMNS, fmt, "Failed job runs" if failed else "Job runs")
+
+    @app.command("run")
+    @reports_errors
+    def run(
+        job: str = typer.Argument(..., help="The job: kind:name (ingest:orders, rollup:daily) or a bare name."),
+        fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Output format."),
+    ) -> None:
+        """Run one job now (exit 1 when it fails or is already running elsewhere)."""
+        from tally.jobs import describe_run, run_job
+
+        project = cli.load_project()
+        result = run_job(project, job)
+        if fmt is SummaryFormat.table:
+            cli.out.print(describe_run(result), highlight=False, markup=False)
+        else:
+            show([{**result.as_dict(), "seconds": result.seconds}], RUN_COLUMNS + ["run_id"], fmt, "")
+        if result.status != "succeeded":
+            cli.err.print(f"error: {result.job} {result.status}: {result.error}", highlight=False, markup=False)
+            raise typer.Exit(1)
+
+    def show(records: list[dict], columns: list[str], fmt, title: str) -> None:
+        import json
+
+        from rich.table import Table
+
+        if fmt is SummaryFormat.json:
+            sys.stdout.write(json.dumps(records, indent=2, default=_json_value) + "\n")
+            return
+        if fmt is SummaryFormat.csv:
+            cli.print_records([{c: _text(r.get(c)) for c in columns} for r in records], columns)
+            return
+        view = Table(title=title, title_justify="left")
+        for column in columns:
+            view.add_column(column, justify="right" if column in ("rows", "seconds", "last_rows") else "left",
+                            overflow="fold")
+        for record in records:
+            view.add_row(*(_text(record.get(column)) or "—" for column in columns))
+        cli.out.print(view)
+        if not records:
+            cli.out.print("(no runs recorded yet)" if "job" in columns else "(no jobs)", highlight=False)
+
+
+def wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *args: stop.set())
+    try:
+        while not stop.wait(0.5):   # a timed wait: Ctrl-C reaches the main thread between waits
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _time(value) -> str:
+    return f"{value:%Y-%m-%dT%H:%M:%SZ}" if value is not None else "—"
+
+
+def _text(value) -> str:
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return _time(value)
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _json_value(value):
+    import datetime as dt
+
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
