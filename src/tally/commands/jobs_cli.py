@@ -5,13 +5,18 @@ import sys
 import typer
 
 RUN_COLUMNS = ["started_at", "job", "trigger", "scheduled_for", "status", "rows", "seconds", "error"]
+HEADERS = {"started_at": "started", "scheduled_for": "tick", "next_run": "next", "last_started_at": "last run",
+           "last_status": "last status", "last_rows": "rows", "last_error": "error"}
+# a table fits 80 columns: the trigger shows as the tick (none: by hand), the timezone beside the schedule
+RUN_TABLE = ["started_at", "job", "status", "rows", "seconds", "scheduled_for", "error"]
+JOB_TABLE = ["id", "schedule", "next_run", "last_started_at", "last_status"]
 JOB_COLUMNS = ["id", "schedule", "timezone", "next_run", "last_started_at", "last_status", "last_rows", "last_error"]
 
 
 def register(app: typer.Typer) -> None:
     """Add the three commands to `app` (called by cli.py once its helpers exist)."""
-    from tally import cli
-    from tally.cli import SummaryFormat, reports_errors
+    cli = cli_module(app)
+    SummaryFormat, reports_errors = cli.SummaryFormat, cli.reports_errors
 
     @app.command("scheduler")
     @reports_errors
@@ -49,10 +54,11 @@ def register(app: typer.Typer) -> None:
         project = cli.load_project(read_only=True)
         if listing:
             records = [job.as_dict() for job in list_jobs(project)]
-            show(records, JOB_COLUMNS, fmt, "Jobs")
+            show(records, JOB_TABLE if fmt is SummaryFormat.table else JOB_COLUMNS, fmt, "Jobs")
             return
         records = [{**run.as_dict(), "seconds": run.seconds} for run in recent_runs(project, failed=failed, limit=limit)]
-        show(records, RUN_COLUMNS, fmt, "Failed job runs" if failed else "Job runs")
+        show(records, RUN_TABLE if fmt is SummaryFormat.table else RUN_COLUMNS, fmt,
+             "Failed job runs" if failed else "Job runs")
 
     @app.command("run")
     @reports_errors
@@ -84,15 +90,28 @@ def register(app: typer.Typer) -> None:
         if fmt is SummaryFormat.csv:
             cli.print_records([{c: _text(r.get(c)) for c in columns} for r in records], columns)
             return
-        view = Table(title=title, title_justify="left")
+        view = Table(title=f"{title} (times: UTC)", title_justify="left")
         for column in columns:
-            view.add_column(column, justify="right" if column in ("rows", "seconds", "last_rows") else "left",
-                            overflow="fold")
+            view.add_column(HEADERS.get(column, column), overflow="fold",
+                            justify="right" if column in ("rows", "seconds", "last_rows") else "left",
+                            no_wrap=column not in ("error", "schedule"))
         for record in records:
-            view.add_row(*(_text(record.get(column)) or "—" for column in columns))
+            if record.get("schedule") and record.get("timezone"):
+                record = {**record, "schedule": f"{record['schedule']} ({record['timezone']})"}
+            view.add_row(*(_text(record.get(column), short=True) or "—" for column in columns))
         cli.out.print(view)
         if not records:
             cli.out.print("(no runs recorded yet)" if "job" in columns else "(no jobs)", highlight=False)
+
+
+def cli_module(app: typer.Typer):
+    """The module that made `app`: tally.cli, or __main__ under `python -m tally.cli` (a second copy,
+    whose `state` holds --project; `from tally import cli` would read the other copy's)."""
+    import importlib
+
+    callback = app.registered_callback.callback if app.registered_callback else None
+    module = sys.modules.get(callback.__module__) if callback else None
+    return module if module is not None and hasattr(module, "load_project") else importlib.import_module("tally.cli")
 
 
 def wait_for_stop() -> None:
@@ -115,13 +134,13 @@ def _time(value) -> str:
     return f"{value:%Y-%m-%dT%H:%M:%SZ}" if value is not None else "—"
 
 
-def _text(value) -> str:
+def _text(value, short: bool = False) -> str:
     import datetime as dt
 
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return _time(value)
+        return f"{value:%m-%d %H:%M:%S}" if short else _time(value)
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)

@@ -1,0 +1,79 @@
+"""`tally run`, `tally jobs` and `tally scheduler` on the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from tally.cli import app
+from tests.jobs.conftest import plain_rows, write_orders, write_project
+
+
+def tally(root, *args: str):
+    return CliRunner().invoke(app, ["--project", str(root), *args])
+
+
+def test_run_then_jobs_show_what_ran_and_failed(duck_url, tmp_path):
+    count = write_orders(tmp_path, 12)
+    root = write_project(tmp_path, duck_url)
+    ran = tally(root, "run", "orders")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.stdout.startswith(f"ingest:orders succeeded rows={count} ")
+    (tmp_path / "data" / "orders.csv").unlink()
+    failed = tally(root, "run", "ingest:orders", "--format", "json")
+    assert failed.exit_code == 1
+    record = json.loads(failed.stdout)[0]
+    assert (record["job"], record["status"], record["trigger"]) == ("ingest:orders", "failed", "manual")
+    assert "orders.csv" in record["error"] and "\n" not in record["error"]
+    assert failed.stderr.startswith("error: ingest:orders failed: ")
+
+    listed = json.loads(tally(root, "jobs", "-f", "json").stdout)
+    assert [(r["job"], r["status"], r["rows"]) for r in listed] == [("ingest:orders", "failed", None),
+                                                                  ("ingest:orders", "succeeded", count)]
+    only_failed = tally(root, "jobs", "--failed", "--format", "csv").stdout.splitlines()
+    assert only_failed[0] == "started_at,job,trigger,scheduled_for,status,rows,seconds,error"
+    assert len(only_failed) == 2 and ",failed," in only_failed[1]
+    assert len(json.loads(tally(root, "jobs", "--limit", "1", "-f", "json").stdout)) == 1
+    table = tally(root, "jobs")
+    assert table.exit_code == 0 and "ingest:orders" in table.stdout
+
+    jobs = json.loads(tally(root, "jobs", "--list", "-f", "json").stdout)
+    assert [(j["id"], j["schedule"], j["last_status"]) for j in jobs] == [("ingest:orders", None, "failed"),
+                                                                         ("rollup:daily", None, None)]
+    assert plain_rows(duck_url, 'SELECT count(*) FROM "_tally_job_runs"') == [(2,)]
+
+
+def test_unknown_jobs_and_bad_options_exit_2(duck_url, tmp_path):
+    write_orders(tmp_path, 3)
+    root = write_project(tmp_path, duck_url)
+    unknown = tally(root, "run", "ghost")
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("error: unknown job 'ghost'")
+    assert tally(root, "jobs", "--limit", "0").exit_code == 2
+    empty = tally(root, "jobs")
+    assert empty.exit_code == 0 and "no runs recorded yet" in empty.stdout
+
+
+def test_the_scheduler_runs_ticks_and_stops_cleanly_on_sigterm(duck_url, tmp_path):
+    count = write_orders(tmp_path, 8)
+    root = write_project(tmp_path, duck_url, source={"schedule": "every 1s"})
+    with subprocess.Popen([sys.executable, "-m", "tally.cli", "--project", str(root), "scheduler"], text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy()) as process:
+        try:
+            line = process.stdout.readline()   # one line per run
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        errors = process.stderr.read()
+    assert " ingest:orders succeeded " in line and " tick=" in line, (line, errors)
+    assert code == 0, errors
+    assert "Traceback" not in errors and "stopping" in errors
+    rows = plain_rows(duck_url, 'SELECT "trigger", "status", "rows" FROM "_tally_job_runs" ORDER BY "started_at"')
+    assert rows[0] == ("schedule", "succeeded", count) and all(status != "running" for _, status, _ in rows)
