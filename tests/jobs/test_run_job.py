@@ -76,13 +76,14 @@ def test_a_second_run_while_one_runs_is_skipped(any_url, tmp_path, monkeypatch):
     started, release = threading.Event(), threading.Event()
     slow_kind(monkeypatch, started, release)
     write_orders(tmp_path, 3)
-    root = write_project(tmp_path, any_url)
+    root = write_project(tmp_path, any_url, jobs={"lease": "1s"})
     first, second = Project.load(root), Project.load(root)
     results = []
     worker = threading.Thread(target=lambda: results.append(run_job(first, "slow:x")))
     worker.start()
     try:
         assert started.wait(20)
+        time.sleep(1.5)   # past the 1s lease: the running job renews it
         by_hand = run_job(second, "slow:x")
         tick = run_job(second, "slow:x", scheduled_for=dt.datetime(2026, 1, 1, tzinfo=UTC), trigger="schedule")
     finally:
@@ -140,7 +141,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("any_url", ["duckdb", "postgres"], indirect=True)
+@pytest.mark.parametrize("any_url", ["duckdb", "postgres", "mariadb"], indirect=True)
 def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, monkeypatch):
     started, release = threading.Event(), threading.Event()
     release.set()
@@ -172,3 +173,21 @@ def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, m
     project.close()
     assert after.status == "succeeded"
     assert sorted(row[4] for row in plain_rows(any_url, RUNS)) == ["abandoned", "succeeded"]
+
+
+def test_a_job_runs_table_made_by_an_earlier_tally_gains_its_columns(duck_url, tmp_path):
+    """Earlier builds created `_tally_job_runs` with (run_id, kind, name, started_at, ended_at, status, detail)."""
+    import duckdb
+
+    con = duckdb.connect(duck_url.split(":///", 1)[1])
+    con.execute('CREATE TABLE "_tally_job_runs" (run_id VARCHAR, kind VARCHAR, name VARCHAR, started_at TIMESTAMPTZ, '
+                'ended_at TIMESTAMPTZ, status VARCHAR, detail VARCHAR)')
+    con.close()
+    count = write_orders(tmp_path, 4)
+    project = Project.load(write_project(tmp_path, duck_url))
+    run = run_job(project, "orders")
+    listed = recent_runs(project)
+    project.close()
+    assert (run.status, run.rows) == ("succeeded", count)
+    assert [(r.job, r.status, r.rows) for r in listed] == [("ingest:orders", "succeeded", count)]
+    assert plain_rows(duck_url, RUNS) == [("ingest:orders", "ingest", "orders", "manual", "succeeded", count, None, None)]

@@ -55,11 +55,9 @@ def list_jobs(project) -> list[JobInfo]:
 @api_boundary
 def recent_runs(project, failed: bool = False, limit: int = 50, offset: int = 0) -> list[JobRun]:
     """Job runs newest first (only failed ones with `failed`), `limit` of them from `offset`."""
-    for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= (MAX_LIMIT if name == "limit"
-                                                                                          else 10**9):
-            raise QueryError(f"{name} must be a whole number from {low} to "
-                             f"{MAX_LIMIT if name == 'limit' else 10**9}, not {value!r}")
+    for name, value, low, high in (("limit", limit, 1, MAX_LIMIT), ("offset", offset, 0, 10**9)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise QueryError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
     records = Records(project)
     try:
         return records.runs(failed=bool(failed), limit=limit, offset=offset)
