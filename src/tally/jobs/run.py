@@ -63,6 +63,10 @@ def execute(project, records: Records, job: Job, *, scheduled_for=None, trigger:
         except Exception as exc:   # a failed job is a record, not a crash of the scheduler
             log.debug("job %s failed", job.id, exc_info=True)
             run.status, run.error = "failed", error_line(project, exc)
+        except BaseException as exc:   # Ctrl-C in `tally run`: its work rolled back; say so, then stop
+            run.status, run.error, run.ended_at = "failed", f"interrupted ({type(exc).__name__})", now()
+            records.finish(run, holder)
+            raise
         run.ended_at = now()
         records.finish(run, holder)
     return run
