@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import asdict, dataclass
 
 from tally.warehouse.internal import ensure_internal_tables, insert_rows, now
@@ -16,6 +17,7 @@ from tally.warehouse.sqltext import bind_value, warehouse_ident
 
 RUNS, LEASES = "_tally_job_runs", "_tally_job_leases"
 RELEASED = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)   # a released lease's expiry: free to anyone
+CLAIM_ATTEMPTS = 4
 RAN = ("running", "succeeded", "failed")   # a tick with one of these was run (abandoned ones run again)
 COLUMNS = ("run_id", "job", "kind", "name", "trigger", "scheduled_for", "started_at", "ended_at", "status", "rows",
            "error")
@@ -57,12 +59,14 @@ def _utc(value):
 
 
 class _Quoted(dict):
-    def __init__(self, records):
-        super().__init__(runs=records._name(RUNS), leases=records._name(LEASES))
-        self.records = records
+    """{name} -> the name quoted for the warehouse's dialect."""
+
+    def __init__(self, dialect):
+        super().__init__(runs=warehouse_ident(RUNS, dialect), leases=warehouse_ident(LEASES, dialect))
+        self.dialect = dialect
 
     def __missing__(self, name: str) -> str:
-        return self.records._name(name)
+        return warehouse_ident(name, self.dialect)
 
 
 class Records:
@@ -87,14 +91,10 @@ class Records:
         if self._own:
             self.warehouse.close()
 
-    def _name(self, name: str) -> str:
-        return warehouse_ident(name, self.dialect)
-
     def _sql(self, template: str) -> str:
         """`template` with each {name} quoted for the warehouse ({runs}, {leases}: the tables) and each
         ? the driver's marker. Only Tally's own names and markers reach the text; values are bound."""
-        quoted = _Quoted(self)
-        return template.format_map(quoted).replace("?", self.dialect.placeholder)
+        return template.format_map(_Quoted(self.dialect)).replace("?", self.dialect.placeholder)
 
     def _bind(self, *values) -> list:
         return [bind_value(self.warehouse, value) for value in values]
@@ -115,6 +115,18 @@ class Records:
         """Take the job's lease for `holder`: "taken" (then any run left `running` is abandoned and `run`
         recorded), "held" (someone has it) or "done" (`run`'s tick was run already)."""
         self.ensure()
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                return self._claim(job_id, holder, ttl, run)
+            except Exception:
+                # a lost race (a duplicate key, a write conflict, a deadlock): once the winner has
+                # committed, the next attempt finds the lease held; anything else fails every attempt
+                if attempt == CLAIM_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _claim(self, job_id: str, holder: str, ttl: float, run: JobRun | None) -> str:
         with self._lock:
             try:
                 with self.warehouse.transaction() as tx:
@@ -131,9 +143,6 @@ class Records:
                     return "taken"
             except _Done:
                 return "done"
-            except Exception:   # lost a race (a duplicate key, a write conflict, a deadlock): held by the winner
-                self.holder_of(job_id)   # ... unless the warehouse itself failed: then this raises
-                return "held"
 
     def _take(self, tx, job_id: str, holder: str, ttl: float) -> bool:
         at = now()
