@@ -111,7 +111,7 @@ def _check_against_hand(project, folder: Path) -> int:
     import duckdb
     from decimal import Decimal
 
-    con = project.warehouse._cursor()
+    con = project.warehouse.cursor()
     con.execute(f"CREATE OR REPLACE TEMP TABLE hand AS {hand_sql('shop_id', True, 'month')}")
     hand = {(r[0], r[1]): r[2:] for r in con.execute("SELECT period, dim, revenue, orders, refunds FROM hand").fetchall()}
     mine = {(r[0], r[1]): r[2:] for r in con.execute(
@@ -128,7 +128,7 @@ def _check_against_hand(project, folder: Path) -> int:
 
 def _append_one_day(project) -> None:
     """One more day of orders (copied from the last day), refunds paid back that day, their lines updated."""
-    con = project.warehouse._cursor()
+    con = project.warehouse.cursor()
     con.execute("""
       INSERT INTO orders
       SELECT order_id + 1000000000, line_no, shop_id, listing_id, sku, customer_id, status, quantity, unit_price,

@@ -129,3 +129,28 @@ def test_the_walk_finds_what_it_should(tmp_path, monkeypatch, source, expected):
     (copy / "engine" / "planted.py").write_text(source, encoding="utf-8")
     monkeypatch.setattr(sys.modules[__name__], "SRC", copy)
     assert any(expected in problem and "planted.py" in problem for problem in problems())
+
+
+MODULE_LINES = 450     # "about 400": a module past this is doing two jobs
+FUNCTION_LINES = 60    # past this, the function says why in its docstring or first comment ("Long: ...")
+
+
+def sizes() -> list[str]:
+    found = []
+    for _, path in modules():
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(SRC.parent)
+        if text.count("\n") > MODULE_LINES:
+            found.append(f"{where}: {text.count(chr(10))} lines")
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                head = "\n".join(lines[node.lineno - 1: node.lineno + 14]).lower()
+                if length > FUNCTION_LINES and "long:" not in head:
+                    found.append(f"{where}:{node.lineno}: {node.name} is {length} lines with no reason given")
+    return found
+
+
+def test_modules_and_functions_stay_small():
+    assert sizes() == []

@@ -1,19 +1,24 @@
-"""The `tally` command line: thin Typer commands over the core."""
+"""The `tally` command line: the app, its global options, one-line errors and the helpers the commands
+share; each command's body is in a module of tally/commands/ (`register(app)`), its output in delivery/."""
 
 from __future__ import annotations
+
+if __name__ == "__main__":   # `python -m tally.cli`: run the module the command modules import, not a copy of it
+    from tally.cli import main
+
+    main()
 
 import functools
 import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from tally.errors import TallyError, internal_error
 
@@ -38,9 +43,10 @@ class SummaryFormat(str, Enum):
 
 
 def print_records(records: list[dict], names: list[str] | None = None) -> None:
-    from tally.delivery.tabular import records_to_csv
+    """Records as CSV on stdout (`names`: the header when there may be no record)."""
+    from tally.delivery.summaries import write_csv
 
-    sys.stdout.write(records_to_csv(records, names))
+    write_csv(records, names)
 
 
 class State:
@@ -95,309 +101,11 @@ def main_options(
     state.project_path, state.profile, state.debug = project, profile, debug
 
 
-def _complete_metrics(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion of metric names from the project's tally.yml (nothing when it can't be read)."""
-    try:
-        from tally.engine.catalog import Catalog
-        from tally.project.loader import load_config
-
-        root = (ctx.parent.params if ctx.parent else {}).get("project") or Path(".")
-        names = Catalog(load_config(root, (ctx.parent.params if ctx.parent else {}).get("profile")).config).names
-    except Exception:   # completion must never print an error into the user's shell
-        return []
-    return [name for name in names if name.startswith(incomplete)]
-
-
 def _print_version() -> None:
     from tally import __version__
 
     out.print(f"tally {__version__}", highlight=False)
     raise typer.Exit(0)
-
-
-@app.command()
-@reports_errors
-def init(
-    directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
-    from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Draft sources and models from this CSV."),
-) -> None:
-    """Create a project folder: a commented tally.yml with sample data, or a draft from your CSV."""
-    from tally.commands.init import init_project
-
-    out.print(init_project(directory, from_csv), highlight=False)
-
-
-@app.command()
-@reports_errors
-def query(
-    metrics: List[str] = typer.Argument(..., help="Metrics to compute (see `tally metrics`).",
-                                        autocompletion=lambda ctx, incomplete: _complete_metrics(ctx, incomplete)),
-    by: List[str] = typer.Option([], "--by", "-b", help="Dimension to break down by (repeatable)."),
-    grain: Optional[str] = typer.Option(None, "--grain", "-g", help="hour, day, week, month, quarter or year."),
-    start: Optional[str] = typer.Option(None, "--from", help="Start, inclusive: YYYY-MM-DD or timestamp."),
-    end: Optional[str] = typer.Option(None, "--to", help="End, exclusive: YYYY-MM-DD or timestamp."),
-    where: Optional[str] = typer.Option(None, "--where", "-w", help="Filter on dimensions: \"status = 'paid'\"."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="previous_period or previous_year."),
-    order: List[str] = typer.Option([], "--order", "-o", help="Sort: `-revenue` or `revenue desc`."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Keep the first N rows (top-N)."),
-    timezone: Optional[str] = typer.Option(None, "--timezone", help="Override the project timezone."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    last: Optional[str] = typer.Option(None, "--last", help="Range: this day/week/month/year and the ones "
-                                       "before, up to today: 30d, 12w, 6m, 1y."),
-    period: Optional[str] = typer.Option(None, "--period", help="Range: one period: 2026, 2026-Q3, 2026-10, "
-                                         "2026-W05, 2026-10-05."),
-    live: bool = typer.Option(False, "--live", help="Answer from the source tables, never from a rollup."),
-    with_meta: bool = typer.Option(False, "--meta", help="With --format json: {\"rows\": [...], \"meta\": {...}}."),
-) -> None:
-    """Compute metrics for a date range (from a fresh rollup when one holds the answer)."""
-    from tally.delivery.answer import run_query
-
-    project = load_project(read_only=True)
-    run_query(out, project, metrics, fmt=fmt.value, with_meta=with_meta, live=live, last=last, period=period,
-              start=start, end=end, timezone=timezone, by=by, grain=grain, where=where, compare=compare,
-              order_by=order, limit=limit)
-
-
-@app.command()
-@reports_errors
-def metrics(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
-    """List the metrics the project defines, with their dimensions."""
-    import pyarrow as pa
-
-    project = load_project()
-    catalog = project.catalog
-    rows = [catalog.info(name) for name in catalog.names]
-    table = pa.Table.from_pylist([{"metric": i.name, "kind": i.kind, "model": i.model, "format": i.format,
-                                   "dimensions": ", ".join(i.dimensions), "definition": i.definition}
-                                  for i in rows])
-    print_rows(table, fmt, project, title="Metrics")
-
-
-@app.command()
-@reports_errors
-def seed(names: List[str] = typer.Argument(None, help="Seeds to load (default: all).")) -> None:
-    """Load the project's lookup files (seeds) into the warehouse."""
-    project = load_project()
-    _refuse_empty(project, "seeds", "seed")
-    for name, count in project.load_seeds(names or None).items():
-        out.print(f"seed {name}: {count:,} rows loaded")
-
-
-@app.command()
-@reports_errors
-def ingest(
-    sources: List[str] = typer.Argument(None, help="Sources to load (default: all)."),
-    full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore watermarks; replace the tables."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Read and check, report, write nothing."),
-    fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
-) -> None:
-    """Load sources into the warehouse: rows read / loaded / rejected per source."""
-    import json
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from tally.sources import ingest as run_ingest
-
-    project = load_project()
-    _refuse_empty(project, "sources", "ingest")
-    columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
-        tasks: dict = {}
-
-        def progress(source: str, fraction, note: str) -> None:
-            if source not in tasks:
-                tasks[source] = bar.add_task(source, total=1.0, note="")
-            bar.update(tasks[source], completed=fraction if fraction is not None else None, note=note)
-
-        results = run_ingest(project, sources or None, full_refresh=full_refresh, dry_run=dry_run,
-                             progress=progress)
-    if fmt is SummaryFormat.json:
-        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
-    elif fmt is SummaryFormat.csv:
-        print_records([r.as_dict() for r in results])
-    else:
-        view = Table(title="Dry run: nothing written" if dry_run else "Ingest", title_justify="left")
-        for header in ("source", "status", "read", "loaded", "rejected", "skipped", "watermark", "seconds"):
-            view.add_column(header, justify="right" if header in ("read", "loaded", "rejected", "skipped",
-                                                                   "seconds") else "left")
-        for r in results:
-            view.add_row(r.source, "[green]ok[/]" if r.status == "ok" else "[red]failed[/]", f"{r.rows_read:,}",
-                         f"{r.rows_loaded:,}", f"{r.rows_rejected:,}", f"{r.rows_skipped:,}",
-                         r.watermark_after or "—", f"{r.seconds:.2f}")
-        out.print(view)
-        for r in results:
-            if r.error:
-                err.print(f"[bold red]error:[/] source {r.source}: {escape(r.error)}", highlight=False)
-            if r.inferred_types:
-                typed = ", ".join(f"{column} {kind}" for column, kind in r.inferred_types.items())
-                err.print(f"[yellow]note:[/] source {r.source}: inferred {escape(typed)}", highlight=False)
-            if r.new_columns:
-                err.print(f"[yellow]note:[/] source {r.source} has undeclared column(s): {', '.join(r.new_columns)}",
-                          highlight=False)
-            for warning in r.warnings:
-                err.print(f"[yellow]warning:[/] source {r.source}: {escape(warning)}", highlight=False)
-    if any(r.status != "ok" for r in results):
-        raise typer.Exit(1)
-
-
-rollup_app = typer.Typer(help="Stored period reports: build and refresh.", no_args_is_help=True)
-app.add_typer(rollup_app, name="rollup")
-
-
-@rollup_app.command("build")
-@reports_errors
-def rollup_build(
-    names: List[str] = typer.Argument(None, help="Rollups to build (default: all)."),
-    full: bool = typer.Option(False, "--full", help="Recompute everything instead of only what changed."),
-    start: Optional[str] = typer.Option(None, "--from", help="Rebuild the periods from this local date."),
-    end: Optional[str] = typer.Option(None, "--to", help="... up to this local date (exclusive)."),
-    category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
-    fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
-    last: Optional[str] = typer.Option(None, "--last", help="Rebuild the last 30d, 12w, 6m, 1y (up to today)."),
-    period: Optional[str] = typer.Option(None, "--period", help="Rebuild one period: 2026, 2026-Q3, 2026-10, 2026-W05."),
-) -> None:
-    """Build rollups, or refresh only the periods touched since the last build."""
-    import json
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from tally.engine.ranges import resolve
-    from tally.rollups import build
-
-    project = load_project()
-    start, end = resolve(last, period, start, end, project.config.timezone, project.config.week_start_index)
-    columns = [TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=fmt is not SummaryFormat.table or not err.is_terminal) as bar:
-        tasks: dict = {}
-
-        def progress(name: str, fraction, note: str) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=1.0, note="")
-            bar.update(tasks[name], completed=fraction, note=note)
-
-        results = build(project, names or None, full=full, start=start, end=end, category=category,
-                        progress=progress)
-    if fmt is SummaryFormat.json:
-        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, default=str) + "\n")
-        return
-    if fmt is SummaryFormat.csv:
-        print_records([r.as_dict() for r in results])
-        return
-    view = Table(title="Rollups", title_justify="left")
-    for header in ("rollup", "table", "mode", "periods", "rows", "seconds"):
-        view.add_column(header, justify="right" if header in ("periods", "rows", "seconds") else "left")
-    for r in results:
-        view.add_row(r.rollup, r.table, r.mode, f"{r.periods:,}", f"{r.rows:,}", f"{r.seconds:.2f}")
-    out.print(view)
-
-
-@app.command()
-@reports_errors
-def verify(
-    names: List[str] = typer.Argument(None, help="Rollups to check (default: all)."),
-    repair: bool = typer.Option(False, "--repair", help="Rewrite the periods that differ."),
-    category: Optional[str] = typer.Option(None, "--category", help="Only rollups of this category."),
-    fmt: SummaryFormat = typer.Option(SummaryFormat.table, "--format", "-f", help="Summary format."),
-) -> None:
-    """Recompute stored rollups live and report any difference (exit 1 if one is found)."""
-    import json
-
-    from tally.rollups import verify as run_verify
-
-    project = load_project(read_only=not repair)
-    report = run_verify(project, names or None, repair=repair, category=category)
-    found = [m for ms in report.values() for m in ms]
-    if fmt is SummaryFormat.json:
-        sys.stdout.write(json.dumps({k: [m.as_dict() for m in ms] for k, ms in report.items()}, indent=2,
-                                    default=str) + "\n")
-    elif fmt is SummaryFormat.csv:   # one line per mismatch: only the header when every rollup matches
-        from dataclasses import fields
-
-        from tally.rollups.verify import Mismatch
-
-        print_records([m.as_dict() for ms in report.values() for m in ms], [f.name for f in fields(Mismatch)])
-    else:
-        for name, ms in report.items():
-            status = "[green]ok[/]" if not ms else f"[red]{len(ms)} mismatch(es)[/]"
-            out.print(f"{name}: {status}" + (" (repaired)" if ms and repair else ""))
-            view = Table(show_header=True) if ms else None
-            if view is not None:
-                for header in ("grain", "period", "key", "metric", "stored", "live"):
-                    view.add_column(header)
-                for m in ms[:50]:
-                    view.add_row(m.grain, m.period_start, escape(str(m.key)), m.metric, escape(str(m.stored)),
-                                 escape(str(m.live)))
-                out.print(view)
-                if len(ms) > 50:
-                    out.print(f"... and {len(ms) - 50} more")
-    if found and not repair:
-        raise typer.Exit(1)
-
-
-@app.command()
-@reports_errors
-def demo(
-    example: str = typer.Option("ecommerce", "--example", "-e", help="Example to run."),
-    rows: int = typer.Option(200_000, "--rows", help="Rows to generate (order lines for ecommerce)."),
-    directory: Path = typer.Option(Path("demo"), "--dir", help="Folder to write the example project into."),
-    seed_value: int = typer.Option(42, "--seed", help="Random seed for the generated data."),
-    no_serve: bool = typer.Option(False, "--no-serve", help="Prepare the project, then exit."),
-    force: bool = typer.Option(False, "--force", help="Write into a folder holding a project the demo did not create."),
-) -> None:
-    """Generate an example's data, load it, and show what it answers."""
-    from tally.demo import prepare
-
-    with err.status(f"Generating {rows:,} rows for the {example} example in {directory} ..."):
-        project, counts = prepare(example, directory, rows, seed_value, force=force)
-    for table_name, count in counts.items():
-        out.print(f"  {table_name:<28} {count:>14,}" if isinstance(count, int) else f"  {table_name:<28} {count:>14}")
-    if project.config.rollups:
-        from tally.rollups import build
-
-        with err.status("Building rollups ..."):
-            built = build(project)
-        for r in built:
-            out.print(f"  rollup {r.rollup:<13} {r.rows:>12,} rows in {r.seconds:.1f}s ({r.mode})")
-    from tally.delivery import terminal
-
-    showcase = DEMO_QUERIES[example]
-    result = project.query_result(showcase["metrics"], compare="previous_period",
-                                  **_last_30_days(project, showcase["metrics"][0]))
-    print_rows(result.table, Format.table, project, title=terminal.title_text(result.meta))
-    out.print(f"\nReady: try `tally -p {directory} {showcase['try']}`")
-    if not no_serve:
-        out.print("(`tally serve`, the dashboard and HTTP API, is coming (issue 16); nothing to serve yet.)")
-
-
-def _refuse_empty(project, section: str, command: str) -> None:
-    """A command over a section tally.yml does not have is a usage error, not a silent success."""
-    if not getattr(project.config, section):
-        from tally.errors import ConfigError
-
-        raise ConfigError(f"no {section} configured: `tally {command}` has nothing to do "
-                          f"(add a `{section}:` section to tally.yml)", file=project.loaded.file)
-
-
-DEMO_QUERIES = {
-    "ecommerce": {"metrics": ["revenue", "orders", "aov", "net_revenue", "profit", "margin"],
-                  "try": "query revenue orders --grain week --by shop --limit 10"},
-    "retail": {"metrics": ["total_sales", "total_transactions", "avg_transaction_value", "total_customers",
-                           "new_customers", "units_sold", "profit"],
-               "try": "query units_sold revenue stock_level --by category --grain month"},
-    "stats": {"metrics": ["new_users", "active_users", "transactions", "revenue", "error_rate"],
-              "try": "rollup build --category financial --from 2024-01-01 --to 2024-02-01"},
-}
-
-
-def _last_30_days(project, metric: str) -> dict:
-    """The 30 whole days before the data's last day, in the project timezone."""
-    import datetime as dt
-
-    bounds = project.query_result([metric], grain="day", fill=False, order_by=["-period"], limit=1)
-    last = bounds.table["period"][0].as_py() if bounds.table.num_rows else dt.date.today()
-    return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
 
 
 def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=frozenset()) -> None:
@@ -410,6 +118,16 @@ def print_rows(table, fmt: Format, project, title: str = "", notes=(), partial=f
     else:
         terminal.print_rows(out, table, project, title=title, notes=notes, partial=partial)
 
+
+# The commands, in the order `tally --help` lists them (groups, as `rollup`, come last): each module
+# of tally/commands/ adds its own with one `register(app)` line here.
+from tally.commands import demo_cli, ingest_cli, init_cli, query_cli, rollup_cli  # noqa: E402
+
+init_cli.register(app)      # init
+query_cli.register(app)     # query, metrics
+ingest_cli.register(app)    # seed, ingest
+rollup_cli.register(app)    # rollup build, verify
+demo_cli.register(app)      # demo
 
 from tally.commands import inspect_cli  # noqa: E402  (tables, describe, rejects, preview)
 
@@ -466,6 +184,3 @@ def run(args: list[str]) -> int:
         return 1
     return code if isinstance(code, int) else 0
 
-
-if __name__ == "__main__":
-    main()

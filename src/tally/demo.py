@@ -10,7 +10,7 @@ from types import ModuleType
 
 from tally.errors import ConfigError
 
-EXAMPLES = ("ecommerce", "retail", "stats")
+EXAMPLES = ("ecommerce", "retail", "stats", "ledger")
 MARKER = ".tally-demo"   # in a folder `tally demo` wrote: running it there again may replace the project
 
 
@@ -61,6 +61,22 @@ def prepare(name: str, target: Path, rows: int, seed: int = 42, warehouse: str |
     return project, {table_name: table.num_rows for table_name, table in tables.items()}
 
 
+def showcase(name: str) -> dict:
+    """What the demo shows of example `name` (its demo.yml): `metrics` to query, a command to `try` next."""
+    import yaml
+
+    return yaml.safe_load((examples_dir() / name / "demo.yml").read_text(encoding="utf-8"))
+
+
+def last_30_days(project, metric: str) -> dict:
+    """The 30 whole days before the data's last day (of `metric`), in the project timezone."""
+    import datetime as dt
+
+    bounds = project.query_result([metric], grain="day", fill=False, order_by=["-period"], limit=1)
+    last = bounds.table["period"][0].as_py() if bounds.table.num_rows else dt.date.today()
+    return {"start": (last - dt.timedelta(days=29)).isoformat(), "end": (last + dt.timedelta(days=1)).isoformat()}
+
+
 def refuse_foreign(target: Path, force: bool) -> None:
     """A folder holding a project the demo did not write is someone's work: not replaced without --force."""
     if not force and (target / "tally.yml").exists() and not (target / MARKER).exists():
@@ -76,7 +92,8 @@ def _prepare_from_sources(generator, target: Path, rows: int, seed: int, warehou
     from tally.sources import ingest
 
     counts = generator.prepare(target, rows, seed=seed)
-    upstream = generator.serve_customers(target) if hasattr(generator, "serve_customers") else nullcontext()
+    serve = getattr(generator, "serve_project", None) or getattr(generator, "serve_customers", None)
+    upstream = serve(target) if serve else nullcontext()
     with upstream as url:
         if url:
             os.environ[getattr(generator, "API_URL_ENV", "RETAIL_API_URL")] = url

@@ -36,7 +36,7 @@ REFUNDS_SQL = ("SELECT {keys}SUM(r.amount) FROM order_refunds r LEFT JOIN orders
 def sql_rows(project, sql: str) -> list[tuple]:
     warehouse = project.warehouse
     if warehouse.dialect.name == "duckdb":
-        return warehouse._cursor().execute(sql).fetchall()
+        return warehouse.cursor().execute(sql).fetchall()
     con = warehouse.backend.con
     cursor = con.cursor()
     try:

@@ -44,7 +44,7 @@ def test_times_and_dates_are_inlined_and_text_stays_a_parameter(tmp_path):
     naive = dict(values, lo=values["lo"].replace(tzinfo=None), hi=values["hi"].replace(tzinfo=None))
     assert warehouse.run(query, naive).column(0).to_pylist() == [4]
     # the SQL as compiled (placeholders) gives the same answer when DuckDB binds the values itself
-    assert warehouse._cursor().execute(query.sql, values).fetchone()[0] == 4
+    assert warehouse.cursor().execute(query.sql, values).fetchone()[0] == 4
 
 
 def test_text_that_looks_like_a_token_is_not_replaced(tmp_path):
@@ -87,7 +87,7 @@ def test_state_reads_take_the_key_as_a_parameter_and_threads_may_share_the_wareh
 
 def test_has_table_sees_the_tables_and_views_of_the_current_schema(tmp_path):
     warehouse = Warehouse("duckdb:///w.duckdb", tmp_path)
-    con = warehouse._cursor()
+    con = warehouse.cursor()
     con.execute("CREATE TABLE kept (x INT)")
     con.execute("CREATE VIEW shown AS SELECT 1 AS x")
     con.execute("CREATE SCHEMA other")
@@ -102,7 +102,7 @@ def test_has_table_sees_the_tables_and_views_of_the_current_schema(tmp_path):
 def test_reading_the_warehouse_leaves_no_transaction_open(tmp_path):
     """A result left unread holds its transaction: a later write then can't be checkpointed."""
     warehouse = Warehouse("duckdb:///w.duckdb", tmp_path)
-    con = warehouse._cursor()
+    con = warehouse.cursor()
     con.execute("CREATE TABLE kept (x INT)")
     con.execute("INSERT INTO kept VALUES (1)")
     assert warehouse.has_table("kept")

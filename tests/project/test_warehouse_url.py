@@ -9,7 +9,7 @@ from tally.warehouse.base import Warehouse
 
 
 def setting(warehouse: Warehouse, name: str) -> str:
-    return warehouse._cursor().execute(f"SELECT current_setting('{name}')").fetchone()[0]
+    return warehouse.cursor().execute(f"SELECT current_setting('{name}')").fetchone()[0]
 
 
 def test_duckdb_settings_in_the_url_apply_to_the_session(tmp_path):

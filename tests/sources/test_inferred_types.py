@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tally.cli import app
-from tally.sources import pipeline
+from tally.sources import merge
 from tests.sources import dirty
 from tests.sources.test_ingest_guarantees import opened, run, warehouse_url  # noqa: F401
 
@@ -201,7 +201,7 @@ def test_a_full_refresh_that_fails_midway_leaves_the_old_table(tmp_path, warehou
     def broken(*args, **kwargs):
         raise RuntimeError("the warehouse went away")
 
-    monkeypatch.setattr(pipeline, "merge_sql", broken)
+    monkeypatch.setattr(merge, "merge_sql", broken)
     with opened(tmp_path, {"sales": TYPED}, warehouse_url) as project:
         result = run(project, full_refresh=True)
         assert result.status == "failed" and "went away" in result.error

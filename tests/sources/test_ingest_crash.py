@@ -44,7 +44,7 @@ WAIT = 60.0                              # seconds a child may take to reach a m
 CHILD = r"""
 import sys, time
 from tally import Project
-from tally.sources import ingest, pipeline, validate
+from tally.sources import ingest, merge, validate
 from tally.warehouse import txn
 
 def say(word):
@@ -66,11 +66,11 @@ def traced(self, sql, params=None):
     return execute(self, sql, params)
 txn.Transaction.execute = traced
 
-finish = pipeline._finish
+finish = merge.record_load
 def finishing(*args, **kwargs):
     finish(*args, **kwargs)
     say("written")
-pipeline._finish = finishing
+merge.record_load = finishing
 
 project = Project.load(sys.argv[1])
 result = ingest(project, progress=lambda source, fraction, note: say(note))[0]

@@ -86,6 +86,7 @@ def profile(root: Path, path: str, delimiter: str = ",") -> list[Column]:
     from tally.sources.config import SourceConfig
     from tally.sources.connectors import connector
     from tally.sources.connectors.base import ReadContext
+    from tally.warehouse.sqltext import quote_ident
 
     config = SourceConfig.model_validate({"kind": "csv", "table": "draft", "path": path, "delimiter": delimiter})
     module = connector("csv")
@@ -101,8 +102,8 @@ def profile(root: Path, path: str, delimiter: str = ",") -> list[Column]:
         heads = [name for name in raw_types if name not in validate.INTERNAL]
         if not heads:
             raise ConfigError(f"{path} has no columns")
-        parts = [f"count(NULLIF(trim(CAST({validate.q(h)} AS VARCHAR)), '')), "
-                 f"count(DISTINCT NULLIF(trim(CAST({validate.q(h)} AS VARCHAR)), ''))" for h in heads]
+        parts = [f"count(NULLIF(trim(CAST({quote_ident(h)} AS VARCHAR)), '')), "
+                 f"count(DISTINCT NULLIF(trim(CAST({quote_ident(h)} AS VARCHAR)), ''))" for h in heads]
         counts = con.execute(f"SELECT count(*), {', '.join(parts)} FROM \"__draft\"").fetchone()
     except duckdb.Error as exc:
         raise ConfigError(f"DuckDB cannot read it: {str(exc).strip().splitlines()[0]}") from None
@@ -159,7 +160,9 @@ def _y(value: str) -> str:
 
 
 def draft_yaml(name: str, source: str, path: str, columns: list[Column], rows: int, delimiter: str = ",") -> str:
-    """The commented tally.yml text for the profiled columns."""
+    """The commented tally.yml text for the profiled columns.
+
+    (Long: the YAML is written top to bottom in the order a reader meets it.)"""
     from tally.sources.infer import type_name
 
     time, changed = guess_time(columns)

@@ -167,7 +167,8 @@ def _file_of(config) -> str | None:
 
 def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = False) -> dict:
     """Read a source as `tally ingest` would, write nothing: types, sample rows, what would be rejected."""
-    from tally.sources.pipeline import run_source, source_files
+    from tally.sources.rejects import source_files
+    from tally.sources.run import run_source
 
     if limit < 1:
         raise ConfigError(f"--rows must be positive, not {limit}")
@@ -177,15 +178,15 @@ def preview(project, name: str, limit: int, sources: dict, full_refresh: bool = 
     seen: dict = {}
 
     def peek(con, checked, plan, malformed) -> None:
-        from tally.sources import validate
+        from tally.warehouse.sqltext import quote_ident
 
-        q = validate.q
-        cols = ", ".join(q(c) for c in plan.columns)
+        cols = ", ".join(quote_ident(c) for c in plan.columns)
         seen["types"] = {c: kind for c, kind in plan.kinds}
-        seen["rows"] = con.execute(f"SELECT {cols} FROM {q(checked)} WHERE _tally_rule IS NULL AND NOT _tally_skip "
+        seen["rows"] = con.execute(f"SELECT {cols} FROM {quote_ident(checked)} "
+                                   f"WHERE _tally_rule IS NULL AND NOT _tally_skip "
                                    f"ORDER BY _tally_file NULLS FIRST, rowid LIMIT {int(limit)}").to_arrow_table()
         bad = con.execute(f"SELECT _tally_file, COALESCE(_tally_row, rowid + 1), _tally_rule, _tally_raw "
-                          f"FROM {q(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip "
+                          f"FROM {quote_ident(checked)} WHERE _tally_rule IS NOT NULL AND NOT _tally_skip "
                           f"ORDER BY 1 NULLS FIRST, 2 LIMIT {int(limit)}").fetchall()
         files = source_files(project.root, config)
         found = [{"file": _pick(files, f), "line": line, "rule": rule, "raw": raw} for f, line, rule, raw in bad]

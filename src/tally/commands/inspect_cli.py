@@ -8,7 +8,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the four commands to `app` (called by cli.py once its helpers exist)."""
+    """Add the four commands to `app` (called by cli.py once its helpers exist).
+
+    (Long: it holds the four command definitions, which typer reads from their signatures.)"""
     from tally import cli
     from tally.cli import SummaryFormat, reports_errors
 

@@ -15,30 +15,14 @@ JOB_COLUMNS = ["id", "schedule", "timezone", "next_run", "last_started_at", "las
 
 def register(app: typer.Typer) -> None:
     """Add the three commands to `app` (called by cli.py once its helpers exist)."""
-    cli = cli_module(app)
-    SummaryFormat, reports_errors = cli.SummaryFormat, cli.reports_errors
+    from tally import cli
+    from tally.cli import SummaryFormat, reports_errors
 
     @app.command("scheduler")
     @reports_errors
     def scheduler() -> None:
         """Run the scheduled jobs (sources and rollups with a schedule:) until Ctrl-C or SIGTERM."""
-        from tally.jobs import Scheduler, describe_run
-
-        project = cli.load_project()
-
-        def on_run(run) -> None:
-            cli.out.print(f"{_time(run.ended_at)} {describe_run(run)}", highlight=False, markup=False)
-
-        runner = Scheduler(project, on_run=on_run)
-        runner.start()
-        upcoming = runner.next_runs()
-        listed = ", ".join(f"{job} (next {_time(at)})" for job, at in upcoming.items()) or "none"
-        cli.err.print(f"scheduler: jobs {listed}; Ctrl-C or SIGTERM stops it", highlight=False, markup=False)
-        try:
-            wait_for_stop()
-        finally:
-            cli.err.print("scheduler: stopping, letting running jobs finish", highlight=False, markup=False)
-            runner.shutdown(wait=True)
+        run_scheduler(cli.load_project())
 
     @app.command("jobs")
     @reports_errors
@@ -79,39 +63,53 @@ def register(app: typer.Typer) -> None:
             cli.err.print(f"error: {result.job} {result.status}: {result.error}", highlight=False, markup=False)
             raise typer.Exit(1)
 
-    def show(records: list[dict], columns: list[str], fmt, title: str) -> None:
-        import json
 
-        from rich.table import Table
+def run_scheduler(project) -> None:
+    """The scheduler in the foreground: one line per run on stdout, until Ctrl-C or SIGTERM."""
+    from tally import cli
+    from tally.jobs import Scheduler, describe_run
 
-        if fmt is SummaryFormat.json:
-            sys.stdout.write(json.dumps(records, indent=2, default=_json_value) + "\n")
-            return
-        if fmt is SummaryFormat.csv:
-            cli.print_records([{c: _text(r.get(c)) for c in columns} for r in records], columns)
-            return
-        view = Table(title=f"{title} (times: UTC)", title_justify="left")
-        for column in columns:
-            view.add_column(HEADERS.get(column, column), overflow="fold",
-                            justify="right" if column in ("rows", "seconds", "last_rows") else "left",
-                            no_wrap=column not in ("error", "schedule"))
-        for record in records:
-            if record.get("schedule") and record.get("timezone"):
-                record = {**record, "schedule": f"{record['schedule']} ({record['timezone']})"}
-            view.add_row(*(_text(record.get(column), short=True) or "—" for column in columns))
-        cli.out.print(view)
-        if not records:
-            cli.out.print("(no runs recorded yet)" if "job" in columns else "(no jobs)", highlight=False)
+    def on_run(run) -> None:
+        cli.out.print(f"{_time(run.ended_at)} {describe_run(run)}", highlight=False, markup=False)
+
+    runner = Scheduler(project, on_run=on_run)
+    runner.start()
+    listed = ", ".join(f"{job} (next {_time(at)})" for job, at in runner.next_runs().items()) or "none"
+    cli.err.print(f"scheduler: jobs {listed}; Ctrl-C or SIGTERM stops it", highlight=False, markup=False)
+    try:
+        wait_for_stop()
+    finally:
+        cli.err.print("scheduler: stopping, letting running jobs finish", highlight=False, markup=False)
+        runner.shutdown(wait=True)
 
 
-def cli_module(app: typer.Typer):
-    """The module that made `app`: tally.cli, or __main__ under `python -m tally.cli` (a second copy,
-    whose `state` holds --project; `from tally import cli` would read the other copy's)."""
-    import importlib
+def show(records: list[dict], columns: list[str], fmt, title: str) -> None:
+    """Records as JSON, CSV or a table of `columns` (times in UTC)."""
+    import json
 
-    callback = app.registered_callback.callback if app.registered_callback else None
-    module = sys.modules.get(callback.__module__) if callback else None
-    return module if module is not None and hasattr(module, "load_project") else importlib.import_module("tally.cli")
+    from rich.table import Table
+
+    from tally import cli
+    from tally.cli import SummaryFormat
+
+    if fmt is SummaryFormat.json:
+        sys.stdout.write(json.dumps(records, indent=2, default=_json_value) + "\n")
+        return
+    if fmt is SummaryFormat.csv:
+        cli.print_records([{c: _text(r.get(c)) for c in columns} for r in records], columns)
+        return
+    view = Table(title=f"{title} (times: UTC)", title_justify="left")
+    for column in columns:
+        view.add_column(HEADERS.get(column, column), overflow="fold",
+                        justify="right" if column in ("rows", "seconds", "last_rows") else "left",
+                        no_wrap=column not in ("error", "schedule"))
+    for record in records:
+        if record.get("schedule") and record.get("timezone"):
+            record = {**record, "schedule": f"{record['schedule']} ({record['timezone']})"}
+        view.add_row(*(_text(record.get(column), short=True) or "—" for column in columns))
+    cli.out.print(view)
+    if not records:
+        cli.out.print("(no runs recorded yet)" if "job" in columns else "(no jobs)", highlight=False)
 
 
 def wait_for_stop() -> None:

@@ -65,9 +65,9 @@ def build(project, names=None, *, full: bool = False, start: str | None = None, 
     start, end = rebuild_range(start, end)
     ensure_internal_tables(project.warehouse)
     chosen = definitions(project, names, category)
-    for rdef in chosen:   # type clashes in what each rollup reads: one line at tally.yml's, before any work
-        check_query(project.engine, QuerySpec(metrics=tuple(rdef.rollup.metrics), by=tuple(rdef.by),
-                                              where=rdef.rollup.where))
+    for rollup_def in chosen:   # type clashes in what each rollup reads: one line at tally.yml's, before any work
+        check_query(project.engine, QuerySpec(metrics=tuple(rollup_def.rollup.metrics), by=tuple(rollup_def.by),
+                                              where=rollup_def.rollup.where))
     scans = RunScans(chosen)   # model facts read once per run, shared by its rollups
     return [build_one(project, rollup_def, full=full, start=start, end=end, progress=progress, scans=scans)
             for rollup_def in chosen]

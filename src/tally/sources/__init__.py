@@ -8,7 +8,7 @@ from tally.errors import ConfigError, api_boundary
 @api_boundary
 def ingest(project, names=None, *, full_refresh: bool = False, dry_run: bool = False, progress=None) -> list:
     """Run the named sources (all by default); each commits whole or not at all. Returns LoadResults."""
-    from tally.sources.pipeline import run_source
+    from tally.sources.run import run_source
 
     configs = project.sources
     if names is not None and not isinstance(names, (str, list, tuple)):

@@ -124,6 +124,7 @@ class Types:
             self.fail(f"{node.sql('duckdb')} is {kind}, not a condition (true or false)")
 
     def type(self, node) -> str | None:   # noqa: C901 - one branch per node kind reads best
+        # (Long: one branch per node kind, like project/exprtypes.)
         if isinstance(node, sge.Paren):
             return self.type(node.this)
         if isinstance(node, sge.Literal):

@@ -1,6 +1,6 @@
 """Column types for sources without `columns:`, and the stored table's types a load must match.
 
-A text column's type is inferred by the same cleaning casts a declared type uses (`validate._typed`):
+A text column's type is inferred by the same cleaning casts a declared type uses (`validate.typed_value`):
 the first candidate every non-empty value types under wins. A table that exists keeps its types.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from tally.sources import validate
 from tally.sources.config import SourceConfig
+from tally.warehouse.dialects import Dialect
+from tally.warehouse.sqltext import quote_ident, sql_literal
 
 # a leading zero ("007", "01234"): an identifier or a code, kept as text rather than read as a number
 LEADING_ZERO = r"^[+-]?0[0-9]"
@@ -24,19 +26,19 @@ def type_name(kind: str) -> str:
 
 def _counts(config: SourceConfig, target: str, source: str) -> list[str]:
     """Aggregates over the raw rows: non-empty values, then how many type under each candidate."""
-    col = validate.q(source)
-    clean = validate._cleaned(config, col)
-    bare = f"REGEXP_REPLACE({clean}, {validate.lit(validate.NUMBER_NOISE)}, '', 'g')"
+    col = quote_ident(source)
+    clean = validate.cleaned_text(config, col)
+    bare = f"REGEXP_REPLACE({clean}, {sql_literal(validate.NUMBER_NOISE)}, '', 'g')"
     plain = f"replace({bare}, ',', '')"
-    numeric = f"NOT regexp_matches({bare}, {validate.lit(LEADING_ZERO)})"
+    numeric = f"NOT regexp_matches({bare}, {sql_literal(LEADING_ZERO)})"
 
     def typed(kind: str) -> str:
-        return validate._typed(config, target, col, kind, "VARCHAR")
+        return validate.typed_value(config, target, col, kind, "VARCHAR")
 
     def ranged(kind: str) -> str:
-        return validate._in_range(config, target, kind, "VARCHAR", typed(kind), col)[0]
+        return validate.range_rule(config, target, kind, "VARCHAR", typed(kind), col)[0]
 
-    decimal = (f"{typed('DOUBLE')} IS NOT NULL AND regexp_full_match({plain}, {validate.lit(PLAIN_DECIMAL)}) "
+    decimal = (f"{typed('DOUBLE')} IS NOT NULL AND regexp_full_match({plain}, {sql_literal(PLAIN_DECIMAL)}) "
                f"AND {numeric}")
     places = f"CASE WHEN {decimal} THEN strlen(split_part({plain}, '.', 2)) END"
     whole = f"regexp_replace(split_part({plain}, '.', 1), '[^0-9]', '', 'g')"
@@ -103,7 +105,7 @@ def infer(con, config: SourceConfig, view: str, raw_types: dict[str, str], store
             kinds[target] = stored.get(target, raw_type)
     if text:
         parts = [part for target, source in text for part in _counts(config, target, source)]
-        row = con.execute(f"SELECT {', '.join(parts)} FROM {validate.q(view)}").fetchone()
+        row = con.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(view)}").fetchone()
         width = len(parts) // len(text)
         for i, (target, _) in enumerate(text):
             counts = row[i * width:(i + 1) * width]
@@ -147,10 +149,10 @@ def family(kind: str) -> str:
             "TIMESTAMPTZ": "timestamp", "TIMESTAMP": "timestamp"}.get(kind, kind)
 
 
-def fits(stored: str, kind: str, dialect: str) -> bool:
+def fits(stored: str, kind: str, dialect: Dialect) -> bool:
     """Whether rows typed as `kind` belong in a column stored as `stored` (both DuckDB types)."""
-    if dialect == "mysql" and {stored, kind} == {"TINYINT", "BOOLEAN"}:
-        return True   # MySQL stores booleans as TINYINT(1)
+    if dialect.tinyint_booleans and {stored, kind} == {"TINYINT", "BOOLEAN"}:
+        return True   # the warehouse stores booleans as TINYINT(1)
     if stored == "DECIMAL(38,10)" and kind.startswith("DECIMAL"):
         return True
     return family(stored) == family(kind)
@@ -165,7 +167,7 @@ def stored_kinds(warehouse, table: str) -> dict[str, str]:
     return {name: kind for name, dtype in schema.items() if (kind := stored_kind(dtype)) is not None}
 
 
-def mismatches(stored: dict[str, str], kinds: dict[str, str], dialect: str) -> list[str]:
+def mismatches(stored: dict[str, str], kinds: dict[str, str], dialect: Dialect) -> list[str]:
     """'column (stored T, declared U)' for every loaded column whose stored type differs in kind."""
     return [f"{column} (stored as {type_name(stored[column])}, declared {type_name(kind)})"
             for column, kind in kinds.items() if column in stored and not fits(stored[column], kind, dialect)]

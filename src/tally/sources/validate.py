@@ -33,10 +33,6 @@ FIRST_DAY, LAST_DAY = "0001-01-02", "9999-12-30"
 BAD_CLOCK = r"[T ]24:|\d:\d\d(:\d\d(\.\d+)?)?\s*[+-]((1[5-9]|[2-9]\d)(:?\d\d)?|\d\d:?[6-9]\d)$"
 
 
-# the warehouse's quoting and literals, under the short names this module's SQL reads with
-q, lit = quote_ident, sql_literal
-
-
 def refuse_reserved(names, where: str = "the source") -> None:
     """SourceError for a column named like Tally's own (`_tally_rule`): it would take their place."""
     taken = [n for n in names if str(n).startswith(RESERVED)]
@@ -101,7 +97,7 @@ def mapping(config: SourceConfig, raw_columns: list[str], raw_types: dict[str, s
     return {c: (source_of.get(c, c), duck_type(kind)) for c, kind in config.columns.items()}
 
 
-def _cleaned(config: SourceConfig, col: str) -> str:
+def cleaned_text(config: SourceConfig, col: str) -> str:
     """A text value trimmed (when the source trims) with '' as NULL.
 
     TRIM runs only where it can change something: a value starting or ending with a space, or holding
@@ -113,36 +109,36 @@ def _cleaned(config: SourceConfig, col: str) -> str:
     return f"NULLIF(CASE WHEN {edge} THEN TRIM({col}) ELSE {col} END, '')"
 
 
-def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str) -> str:
+def typed_value(config: SourceConfig, target: str, col: str, kind: str, raw_type: str) -> str:
     """The typed expression for one column read as `raw_type`.
 
     Plain values take a fast path (a plain integer, a timestamp DuckDB reads as is); the cleaning
     (trim, currency symbols, thousands separators) runs only for the values that need it.
     """
     if kind.startswith("DECIMAL") and raw_type not in ("DOUBLE", "FLOAT"):
-        kind = wide_decimal(kind)   # rounded to the declared places in `_in_range`, where a loss is refused
+        kind = wide_decimal(kind)   # rounded to the declared places in `range_rule`, where a loss is refused
     if raw_type != "VARCHAR":
         if raw_type == kind:
             return col
         if kind in INTEGERS and (raw_type in ("DOUBLE", "FLOAT") or raw_type.startswith("DECIMAL")):
             return f"CASE WHEN {col} = floor({col}) THEN TRY_CAST({col} AS {kind}) END"  # 1.5 is no integer
         return f"TRY_CAST({col} AS {kind})"
-    clean = _cleaned(config, col)
+    clean = cleaned_text(config, col)
     fmt = config.formats.get(target)
     if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
         # commas only as thousands separators ("1,250.00"); "1.250,50" is not read as 1.25
-        bare = f"REGEXP_REPLACE({clean}, {lit(NUMBER_NOISE)}, '', 'g')"
-        grouped = f"regexp_full_match({bare}, {lit(THOUSANDS)})"
+        bare = f"REGEXP_REPLACE({clean}, {sql_literal(NUMBER_NOISE)}, '', 'g')"
+        grouped = f"regexp_full_match({bare}, {sql_literal(THOUSANDS)})"
         if kind in INTEGERS:  # digits only: DuckDB would read "1.5" as 2 and "0x10" as 16
-            return (f"CASE WHEN regexp_full_match({col}, {lit(PLAIN_INTEGER)}) THEN TRY_CAST({col} AS {kind}) "
-                    f"WHEN regexp_full_match({bare}, {lit(WHOLE)}) THEN TRY_CAST(replace({bare}, ',', '') "
+            return (f"CASE WHEN regexp_full_match({col}, {sql_literal(PLAIN_INTEGER)}) THEN TRY_CAST({col} AS {kind}) "
+                    f"WHEN regexp_full_match({bare}, {sql_literal(WHOLE)}) THEN TRY_CAST(replace({bare}, ',', '') "
                     f"AS {kind}) END")
         return (f"CASE WHEN {grouped} THEN TRY_CAST(replace({bare}, ',', '') AS {kind}) "
                 f"ELSE TRY_CAST({bare} AS {kind}) END")
     if kind in ("DATE", "TIMESTAMPTZ") and fmt:
-        return f"CAST(TRY_STRPTIME({clean}, {lit(fmt)}) AS {kind})"
+        return f"CAST(TRY_STRPTIME({clean}, {sql_literal(fmt)}) AS {kind})"
     if kind == "BOOLEAN":
-        words = lambda ws: ", ".join(lit(w) for w in ws)  # noqa: E731
+        words = lambda ws: ", ".join(sql_literal(w) for w in ws)  # noqa: E731
         return (f"CASE WHEN LOWER({clean}) IN ({words(TRUE_WORDS)}) THEN TRUE "
                 f"WHEN LOWER({clean}) IN ({words(FALSE_WORDS)}) THEN FALSE END")
     if kind == "VARCHAR":
@@ -151,7 +147,7 @@ def _typed(config: SourceConfig, target: str, col: str, kind: str, raw_type: str
     return f"COALESCE(TRY_CAST({col} AS {kind}), TRY_CAST({clean} AS {kind}))"
 
 
-def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value: str,
+def range_rule(config: SourceConfig, target: str, kind: str, raw_type: str, value: str,
               given: str) -> tuple[str, str] | None:
     """(condition a typed value must meet, the rule's reason) for kinds whose cast accepts too much.
 
@@ -172,7 +168,8 @@ def _in_range(config: SourceConfig, target: str, kind: str, raw_type: str, value
         if raw_type == "VARCHAR" and target not in config.formats:
             # words (epoch, infinity) start with a letter; a clock check only where a clock could be wrong
             cond += (f" AND ascii(ltrim({given})) BETWEEN 48 AND 57 AND NOT ((contains({given}, '24:') "
-                     f"OR (strlen({given}) > 20 AND NOT ends_with({given}, 'Z'))) AND regexp_matches({given}, {lit(BAD_CLOCK)}))")
+                     f"OR (strlen({given}) > 20 AND NOT ends_with({given}, 'Z'))) "
+                     f"AND regexp_matches({given}, {sql_literal(BAD_CLOCK)}))")
         return cond, "is out of range (years 1-9999, hours 0-23, UTC offsets within ±14:59)"
     return None
 
@@ -199,36 +196,18 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
             columns[config.rename.get(c, c)] = (c, "VARCHAR")
     refuse_reserved(columns, "the source's target table")
     raw_name = {c: f"_tally_raw_{i}" for i, c in enumerate(source_columns)}
-    typed_parts, value_parts, type_rules = [], [], []
-    for target, (source, kind) in columns.items():
-        raw_type = raw_types.get(source, "VARCHAR")
-        typed = _typed(config, target, f"r.{q(source)}", kind, raw_type)
-        typed_parts.append(f"{typed} AS {q(target)}")
-        default = config.defaults.get(target)
-        value = f"t.{q(target)}"
-        given = f"t.{q(raw_name[source])}" if source in raw_name else "NULL"
-        ranged = _in_range(config, target, kind, raw_type, value, given)
-        if ranged:
-            type_rules.append((f"{value} IS NOT NULL AND NOT COALESCE({ranged[0]}, FALSE)",
-                               f"type: {target} {ranged[1]}"))
-            value = f"CASE WHEN {ranged[0]} THEN CAST({value} AS {kind}) END"
-        value_parts.append(f"COALESCE({value}, CAST({lit(default)} AS {kind})) AS {q(target)}" if default is not None
-                           else f"{value} AS {q(target)}")
-        if raw_type != kind:
-            given = _cleaned(config, given) if raw_type == "VARCHAR" else given
-            type_rules.append((f"t.{q(target)} IS NULL AND {given} IS NOT NULL",
-                               f"type: {target} is not a valid {kind.lower()}"))
+    typed_parts, value_parts, type_rules = _column_parts(config, columns, raw_types, raw_name)
     skip = "FALSE"
     if config.cursor and watermark is not None:
         kind = columns[config.cursor][1]
         # with a key, a row at the watermark is re-read (the merge replaces it): a row updated in the same
         # instant as the last loaded one is not lost; without a key it would be loaded twice
         op = "<" if config.primary_key else "<="
-        skip = f"COALESCE(t.{q(config.cursor)} {op} CAST({lit(watermark)} AS {kind}), FALSE)"
+        skip = f"COALESCE(t.{quote_ident(config.cursor)} {op} CAST({sql_literal(watermark)} AS {kind}), FALSE)"
     row = "r._tally_row" if "_tally_row" in raw_columns else "CAST(NULL AS BIGINT)"
     file = "r._tally_file" if "_tally_file" in raw_columns else "CAST(NULL AS BIGINT)"
-    passthrough = [f"r.{q(c)} AS {q(raw_name[c])}" for c in source_columns]
-    raw_cols = ", ".join(f"t.{q(raw_name[c])}" for c in source_columns)
+    passthrough = [f"r.{quote_ident(c)} AS {quote_ident(raw_name[c])}" for c in source_columns]
+    raw_cols = ", ".join(f"t.{quote_ident(raw_name[c])}" for c in source_columns)
     typed_sql = (f"SELECT {', '.join(typed_parts + passthrough)}, {row} AS _tally_row, "
                  f"CAST({file} AS BIGINT) AS _tally_file FROM {raw} AS r")
     valued_sql = (f"SELECT {', '.join(value_parts)}{', ' if raw_cols else ''}{raw_cols}, t._tally_row, t._tally_file, "
@@ -236,8 +215,8 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
     rules = _future_cursor_rule(config, columns, cursor_limit) + _check_rules(config, columns)
     ruled = (f"SELECT t.*, COALESCE(t._tally_type_rule, {_case(rules)}) AS _tally_rule, "
              f"{skip} AS _tally_skip FROM ({valued_sql}) AS t")
-    raw_json = ", ".join(f"{q(c)} := {q(raw_name[c])}" for c in source_columns)
-    hidden = ", ".join(["_tally_type_rule"] + [q(raw_name[c]) for c in source_columns])
+    raw_json = ", ".join(f"{quote_ident(c)} := {quote_ident(raw_name[c])}" for c in source_columns)
+    hidden = ", ".join(["_tally_type_rule"] + [quote_ident(raw_name[c]) for c in source_columns])
     sql = (f"SELECT * EXCLUDE ({hidden}), CASE WHEN _tally_rule IS NOT NULL "
            f"THEN CAST(to_json(struct_pack({raw_json})) AS VARCHAR) END AS _tally_raw FROM ({ruled}) AS u")
     return Plan(sql=sql, columns=tuple(columns), new_columns=new_columns,
@@ -245,9 +224,36 @@ def build(config: SourceConfig, raw: str, raw_columns: list[str], raw_types: dic
                 kinds=tuple((c, kind) for c, (_, kind) in columns.items()))
 
 
+def _column_parts(config: SourceConfig, columns: dict[str, tuple[str, str]], raw_types: dict[str, str],
+                  raw_name: dict[str, str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Per loaded column: its typed value (first layer), its checked value with its default (second
+    layer), and the type rules a value that did not type or is out of range breaks."""
+    typed_parts, value_parts, type_rules = [], [], []
+    for target, (source, kind) in columns.items():
+        raw_type = raw_types.get(source, "VARCHAR")
+        typed = typed_value(config, target, f"r.{quote_ident(source)}", kind, raw_type)
+        typed_parts.append(f"{typed} AS {quote_ident(target)}")
+        default = config.defaults.get(target)
+        value = f"t.{quote_ident(target)}"
+        given = f"t.{quote_ident(raw_name[source])}" if source in raw_name else "NULL"
+        ranged = range_rule(config, target, kind, raw_type, value, given)
+        if ranged:
+            type_rules.append((f"{value} IS NOT NULL AND NOT COALESCE({ranged[0]}, FALSE)",
+                               f"type: {target} {ranged[1]}"))
+            value = f"CASE WHEN {ranged[0]} THEN CAST({value} AS {kind}) END"
+        value_parts.append(f"COALESCE({value}, CAST({sql_literal(default)} AS {kind})) AS {quote_ident(target)}"
+                           if default is not None
+                           else f"{value} AS {quote_ident(target)}")
+        if raw_type != kind:
+            given = cleaned_text(config, given) if raw_type == "VARCHAR" else given
+            type_rules.append((f"t.{quote_ident(target)} IS NULL AND {given} IS NOT NULL",
+                               f"type: {target} is not a valid {kind.lower()}"))
+    return typed_parts, value_parts, type_rules
+
+
 def instant_as(kind: str, instant: dt.datetime) -> str:
     """SQL for a UTC instant as a value of a DATE or TIMESTAMPTZ column (a date in the session's zone)."""
-    return f"CAST(CAST({lit(instant.isoformat())} AS TIMESTAMPTZ) AS {kind})"
+    return f"CAST(CAST({sql_literal(instant.isoformat())} AS TIMESTAMPTZ) AS {kind})"
 
 
 def _future_cursor_rule(config: SourceConfig, columns: dict, limit: dt.datetime | None) -> list[tuple[str, str]]:
@@ -255,7 +261,7 @@ def _future_cursor_rule(config: SourceConfig, columns: dict, limit: dt.datetime 
     rows still to come: such a row is rejected now and read again by a later load."""
     if not config.cursor or limit is None or columns[config.cursor][1] not in ("DATE", "TIMESTAMPTZ"):
         return []
-    cursor = f"t.{q(config.cursor)}"
+    cursor = f"t.{quote_ident(config.cursor)}"
     return [(f"{cursor} > {instant_as(columns[config.cursor][1], limit)}",
              f"future_cursor: {config.cursor} is later than the load time + cursor_tolerance "
              f"({config.cursor_tolerance}); a later load reads it again")]
@@ -265,7 +271,7 @@ def _case(rules: list[tuple[str, str]]) -> str:
     """The text of the first rule whose condition holds, else NULL."""
     if not rules:
         return "CAST(NULL AS VARCHAR)"
-    return "CASE " + " ".join(f"WHEN {cond} THEN {lit(text)}" for cond, text in rules) + " END"
+    return "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(text)}" for cond, text in rules) + " END"
 
 
 def _check_rules(config: SourceConfig, columns: dict) -> list[tuple[str, str]]:
@@ -273,7 +279,7 @@ def _check_rules(config: SourceConfig, columns: dict) -> list[tuple[str, str]]:
         if name not in columns:
             raise SourceError(f"a check names column {name!r}, which the source does not load "
                               f"(columns: {', '.join(columns)})")
-        return f"t.{q(name)}"
+        return f"t.{quote_ident(name)}"
 
     rules = []
     for check in config.checks:
@@ -282,15 +288,16 @@ def _check_rules(config: SourceConfig, columns: dict) -> list[tuple[str, str]]:
             rules += [(f"{col(c)} IS NULL", f"not_null: {c}") for c in check.not_null]
         elif kind in ("min", "max"):
             op = "<" if kind == "min" else ">"
-            rules += [(f"{col(c)} {op} {lit(v)}", f"{kind}: {c} {'>=' if kind == 'min' else '<='} {v}")
+            rules += [(f"{col(c)} {op} {sql_literal(v)}", f"{kind}: {c} {'>=' if kind == 'min' else '<='} {v}")
                       for c, v in getattr(check, kind).items()]
         elif kind == "accepted_values":
             for c, values in check.accepted_values.items():
-                listed = ", ".join(lit(v) for v in values)
+                listed = ", ".join(sql_literal(v) for v in values)
                 rules.append((f"{col(c)} IS NOT NULL AND CAST({col(c)} AS VARCHAR) NOT IN "
-                              f"({', '.join(lit(str(v)) for v in values)})", f"accepted_values: {c} in [{listed}]"))
+                              f"({', '.join(sql_literal(str(v)) for v in values)})",
+                              f"accepted_values: {c} in [{listed}]"))
         elif kind == "regex":
-            rules += [(f"{col(c)} IS NOT NULL AND NOT regexp_full_match(CAST({col(c)} AS VARCHAR), {lit(p)})",
+            rules += [(f"{col(c)} IS NOT NULL AND NOT regexp_full_match(CAST({col(c)} AS VARCHAR), {sql_literal(p)})",
                        f"regex: {c} ~ {p}") for c, p in check.regex.items()]
         elif kind == "expression":
             tree = parse_row_expr(check.expression).tree.copy()
@@ -302,8 +309,9 @@ def _check_rules(config: SourceConfig, columns: dict) -> list[tuple[str, str]]:
         elif kind == "exists_in":
             for c, target in check.exists_in.items():
                 table, key = target.split(".")
-                rules.append((f"{col(c)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {q(exists_name(table, key))} "
-                               f"AS e WHERE e.{q(key)} = {col(c)})", f"exists_in: {c} in {target}"))
+                rules.append((f"{col(c)} IS NOT NULL AND NOT EXISTS "
+                              f"(SELECT 1 FROM {quote_ident(exists_name(table, key))} "
+                               f"AS e WHERE e.{quote_ident(key)} = {col(c)})", f"exists_in: {c} in {target}"))
     return rules
 
 
@@ -317,16 +325,18 @@ def dedupe_statements(config: SourceConfig, checked: str, raw_json: str) -> list
 
     Only keys that really repeat are ranked, so a load without duplicates pays one hash aggregate.
     """
-    # the later row of the files: by file, then line (set by pipeline._fill_lines where rows were re-read
+    # the later row of the files: by file, then line (set by check.fill_lines where rows were re-read
     # as text, so they rank among the others), then the order rows were read in
-    order = ((f"c.{q(config.cursor)} DESC NULLS LAST, " if config.cursor else "")
+    order = ((f"c.{quote_ident(config.cursor)} DESC NULLS LAST, " if config.cursor else "")
              + "c._tally_file DESC NULLS LAST, c._tally_row DESC NULLS LAST, c.rowid DESC")
     statements = []
     for rule, keys, cols, live, repeated, match in _repeats(config, checked):
-        ranked = (f"SELECT c.rowid AS id, ROW_NUMBER() OVER (PARTITION BY {', '.join(f'c.{q(k)}' for k in keys)} "
-                  f"ORDER BY {order}) AS n FROM {q(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
+        partition = ", ".join(f"c.{quote_ident(k)}" for k in keys)
+        ranked = (f"SELECT c.rowid AS id, ROW_NUMBER() OVER (PARTITION BY {partition} "
+                  f"ORDER BY {order}) AS n FROM {quote_ident(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
                   f"WHERE c.{live.replace(' AND NOT ', ' AND NOT c.')}")
-        statements.append(f"UPDATE {q(checked)} SET _tally_rule = {lit(rule + ' (a later row was kept)')}, "
+        statements.append(f"UPDATE {quote_ident(checked)} "
+                          f"SET _tally_rule = {sql_literal(rule + ' (a later row was kept)')}, "
                           f"_tally_raw = {raw_json} WHERE rowid IN (SELECT id FROM ({ranked}) WHERE n > 1)")
     return statements
 
@@ -335,16 +345,16 @@ def _repeats(config: SourceConfig, checked: str):
     groups = [("duplicate_key", config.primary_key)] if config.primary_key else []
     groups += [(f"unique: {', '.join(check.unique)}", check.unique) for check in config.checks if check.unique]
     for rule, keys in groups:
-        cols = ", ".join(q(k) for k in keys)
+        cols = ", ".join(quote_ident(k) for k in keys)
         live = "_tally_rule IS NULL AND NOT _tally_skip"
-        repeated = f"SELECT {cols} FROM {q(checked)} WHERE {live} GROUP BY ALL HAVING count(*) > 1"
-        match = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM d.{q(k)}" for k in keys)
+        repeated = f"SELECT {cols} FROM {quote_ident(checked)} WHERE {live} GROUP BY ALL HAVING count(*) > 1"
+        match = " AND ".join(f"c.{quote_ident(k)} IS NOT DISTINCT FROM d.{quote_ident(k)}" for k in keys)
         yield rule, keys, cols, live, repeated, match
 
 
 def repeated_rows(config: SourceConfig, checked: str) -> str:
     """A condition on the checked rows: the row's key (or `unique` set) repeats among the live rows."""
-    parts = [f"rowid IN (SELECT c.rowid FROM {q(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
+    parts = [f"rowid IN (SELECT c.rowid FROM {quote_ident(checked)} AS c SEMI JOIN ({repeated}) AS d ON {match} "
              f"WHERE c.{live.replace(' AND NOT ', ' AND NOT c.')})"
              for _, _, _, live, repeated, match in _repeats(config, checked)]
     return " OR ".join(parts) or "FALSE"
@@ -352,4 +362,5 @@ def repeated_rows(config: SourceConfig, checked: str) -> str:
 
 def typed_json(columns) -> str:
     """JSON of a checked row's typed values (for rejects found after typing, like duplicates)."""
-    return f"CAST(to_json(struct_pack({', '.join(f'{q(c)} := {q(c)}' for c in columns)})) AS VARCHAR)"
+    fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns)
+    return f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"

@@ -102,7 +102,7 @@ class Warehouse:
         with self._lock:
             self._tables.pop(name, None)
             if self.dialect.name == "duckdb":
-                cursor = self._cursor()
+                cursor = self.cursor()
                 cursor.register("__tally_upload", data)
                 try:
                     verb = "CREATE OR REPLACE TABLE" if overwrite else "CREATE TABLE"
@@ -117,7 +117,7 @@ class Warehouse:
                 with self.transaction() as tx:
                     tx.insert_arrow(name, data)
 
-    def _storable(self, data: pa.Table) -> pa.Table:
+    def storable(self, data: pa.Table) -> pa.Table:
         """Without a zoned timestamp type (MySQL), timestamps are stored as naive UTC."""
         if self.dialect.supports_timestamptz:
             return data
@@ -126,14 +126,14 @@ class Warehouse:
         return data.cast(pa.schema(fields))
 
     def writer_connection(self):
-        """The DB-API connection used for writes (PostgreSQL / MySQL); DuckDB writes use `_cursor()`."""
+        """The DB-API connection used for writes (PostgreSQL / MySQL); DuckDB writes use `cursor()`."""
         return self.backend.con
 
     def ensure_table(self, name: str, schema: pa.Schema, primary_key: tuple[str, ...] = ()) -> None:
         """Create a table for an Arrow schema unless it exists (DDL: outside any transaction)."""
         from tally.warehouse.txn import create_table_sql
 
-        storable = self._storable(schema.empty_table()).schema
+        storable = self.storable(schema.empty_table()).schema
         self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation,
                                           primary_key=primary_key, key_type=self.dialect.key_text_type))
         self._tables.pop(name, None)
@@ -143,7 +143,7 @@ class Warehouse:
         if not self.has_table(name):
             return []
         present = set(self.columns_of(name))
-        missing = [f for f in self._storable(schema.empty_table()).schema if f.name not in present]
+        missing = [f for f in self.storable(schema.empty_table()).schema if f.name not in present]
         for column in ibis.Schema.from_pyarrow(pa.schema(missing)).to_sqlglot_column_defs(self.dialect.name):
             alter = sge.Alter(this=sge.Table(this=sge.to_identifier(name, quoted=True)), kind="TABLE",
                               actions=[column])
@@ -193,11 +193,11 @@ class Warehouse:
 
     def run(self, query: CompiledQuery, values: dict[str, Any] | None = None) -> pa.Table:
         """Execute a compiled query with parameter values; the rows as an Arrow table."""
-        values = {name: self._param_value(values[name]) for name in query.params} if query.params else {}
+        values = {name: self.param_value(values[name]) for name in query.params} if query.params else {}
         try:
             if self.dialect.name == "duckdb":
                 sql, bound = query.inline(values)
-                table = self._cursor().execute(sql, bound or None).to_arrow_table()
+                table = self.cursor().execute(sql, bound or None).to_arrow_table()
                 if self.recorders:
                     self._recorded(query.template or sql, values if query.template else {},
                                    lambda: table_digest(table), inline=True)
@@ -224,7 +224,8 @@ class Warehouse:
         for recorder in self.recorders:
             recorder.ran(sql, values, digest)
 
-    def _param_value(self, value: Any) -> Any:
+    def param_value(self, value: Any) -> Any:
+        """A query parameter's value as the driver takes it (naive UTC times where the dialect needs them)."""
         if isinstance(value, dt.datetime) and self.dialect.naive_params:
             return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
@@ -244,7 +245,7 @@ class Warehouse:
         if byte_size(limit) == float("inf"):
             raise ConfigError(f"{setting} {limit!r} in the warehouse URL {redact(self.url)!r} is not a size "
                               "(write it like 1GB, 1500MB or 2GiB)")
-        con = self._cursor()
+        con = self.cursor()
         before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         if byte_size(limit) >= byte_size(before):
             yield
@@ -260,7 +261,7 @@ class Warehouse:
             con.execute(f"SET memory_limit = {sge.Literal.string(configured).sql('duckdb')}" if configured
                         else "RESET memory_limit")
 
-    def _cursor(self):
+    def cursor(self):
         """A DuckDB cursor per thread: one connection object must not be shared across threads."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
@@ -280,19 +281,19 @@ class Warehouse:
     def raw_fetch(self, sql: str) -> pa.Table:
         """Rows of a statement Tally wrote itself (never user text), on the connection queries use."""
         if self.dialect.name == "duckdb":
-            return self._cursor().execute(sql).to_arrow_table()
+            return self.cursor().execute(sql).to_arrow_table()
         return rows_table(*self._fetch_rows(sql, {}))
 
     def raw_digest(self, sql: str) -> str | None:
         """The digest of a statement's rows, as `rawsql.RawConnection.digest` takes it."""
         if self.dialect.name == "duckdb":
-            return table_digest(self._cursor().execute(sql).to_arrow_table())
+            return table_digest(self.cursor().execute(sql).to_arrow_table())
         return rows_digest(*self._fetch_rows(sql, {}))
 
     def execute_sql(self, sql: str) -> None:
         """Run a statement Tally wrote itself (DDL, session settings); never user text."""
         if self.dialect.name == "duckdb":
-            self._cursor().execute(sql)
+            self.cursor().execute(sql)
             return
         with self._lock:
             cursor = self.backend.con.cursor()

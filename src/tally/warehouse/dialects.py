@@ -26,8 +26,9 @@ class Dialect:
     column_type_change: str = "ALTER TABLE {table} ALTER COLUMN {column} TYPE {type}"
     decimal_type: str = "DECIMAL"
     identifier_quote: str = '"'          # quotes a name in raw SQL where sqlglot is not loaded (MySQL: `)
+    tinyint_booleans: bool = False       # booleans are stored as TINYINT(1): such a column may hold flags (MySQL)
     key_text_type: str | None = None     # a text primary key's type where TEXT can't be one (MySQL)
-    # each thread's transactions run on a connection of its own (Warehouse._cursor); elsewhere one
+    # each thread's transactions run on a connection of its own (Warehouse.cursor); elsewhere one
     # connection serves the Warehouse, and work that must commit apart from a job needs a second one
     thread_connections: bool = False
 
@@ -49,7 +50,7 @@ DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_
 POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC")
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
                 "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}",
-                identifier_quote="`", key_text_type="VARCHAR(255)")
+                identifier_quote="`", tinyint_booleans=True, key_text_type="VARCHAR(255)")
 
 SCHEMES = {
     "duckdb": DUCKDB,

@@ -87,4 +87,4 @@ def scratch_connection(warehouse=None):
 
 def bind_value(warehouse, value):
     """A query parameter's value as the warehouse's driver takes it (naive UTC times on MySQL)."""
-    return warehouse._param_value(value)
+    return warehouse.param_value(value)

@@ -119,7 +119,7 @@ class Transaction:
         the sort runs inside the database, within its memory limit."""
         if data.num_rows == 0:
             return
-        data = self.warehouse._storable(data)
+        data = self.warehouse.storable(data)
         if self.dialect.name == "duckdb":
             self.con.register("__tally_rows", data)
             try:
@@ -157,7 +157,7 @@ class Transaction:
 def transaction(warehouse) -> Iterator[Transaction]:
     """Commit on success, roll back on any error (or when the process dies before COMMIT)."""
     if warehouse.dialect.name == "duckdb":
-        con = warehouse._cursor()
+        con = warehouse.cursor()
         con.execute("BEGIN TRANSACTION")
         try:
             yield Transaction(warehouse, con)

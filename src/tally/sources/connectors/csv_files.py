@@ -43,9 +43,6 @@ def open_text(path: Path, encoding: str):
     return open(path, encoding=encoding, newline="")
 
 
-_open_text = open_text  # kept for connectors written against the earlier name
-
-
 def header(path: Path, options: Options) -> list[str]:
     """The column names on the first (non-skipped) line of a file."""
     try:
@@ -89,6 +86,9 @@ def _parse_types(ctx: ReadContext, names: list[str]) -> dict[str, str]:
 
 
 def read(options: Options, ctx: ReadContext) -> RawData:
+    """The CSV files as one DuckDB relation, with what the reader could not parse.
+
+    (Long: the RawData's callbacks share the reader's settings, its rejects table and scratch folder.)"""
     paths = files(ctx.root, options.path)
     if not paths:
         raise SourceError(f"no files match {options.path!r} (in {ctx.root})")
@@ -113,7 +113,7 @@ def read(options: Options, ctx: ReadContext) -> RawData:
     scratch = tempfile.TemporaryDirectory(prefix="tally-csv-")
 
     def relation(con):
-        # file_index: which file a row came from, to find its line (pipeline._fill_lines)
+        # file_index: which file a row came from, to find its line (check.fill_lines)
         return con.sql(f"SELECT *, file_index AS _tally_file FROM read_csv({_arguments(paths, kwargs)})")
 
     def failures(con) -> tuple[list[dict], list[tuple[int, str]]]:
@@ -129,7 +129,6 @@ def read(options: Options, ctx: ReadContext) -> RawData:
     def skipped(con) -> str:
         """SQL of the (file, line) of every line the reader left out: where the other rows' lines shift."""
         return f'SELECT DISTINCT file_id AS file, line FROM "{rejects}"'
-
 
     def as_text(con, lines: list[tuple[int, str]]):
         """The lines DuckDB could not type, re-read as text with their line numbers."""
@@ -153,14 +152,14 @@ def read(options: Options, ctx: ReadContext) -> RawData:
 
 def _arguments(paths: list[Path], kwargs: dict) -> str:
     """read_csv's arguments as SQL: every value a quoted literal."""
-    from tally.sources.validate import lit
+    from tally.warehouse.sqltext import sql_literal
 
     names = {"sep": "delim", "quotechar": "quote", "escapechar": "escape", "skiprows": "skip"}
-    parts = ["[" + ", ".join(lit(str(p)) for p in paths) + "]"]
+    parts = ["[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"]
     for key, value in kwargs.items():
         if isinstance(value, dict):
-            value = "{" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in value.items()) + "}"
+            value = "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in value.items()) + "}"
         else:
-            value = lit(value)
+            value = sql_literal(value)
         parts.append(f"{names.get(key, key)} = {value}")
     return ", ".join(parts)

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from tally.errors import SourceError
 from tally.sources.connectors.base import Capabilities, Options as BaseOptions, RawData, ReadContext, dig
-from tally.sources.connectors.csv_files import _open_text, files
+from tally.sources.connectors.csv_files import files, open_text
 
 CAPABILITIES = Capabilities(pushes_cursor=False, text_values=True)
 PROGRESS_EVERY = 50_000
@@ -148,7 +148,7 @@ def _document(path: Path, text: str, options: Options) -> Any:
 def _documents(path: Path, options: Options, kind: str, bad: list[dict]) -> Iterator[tuple[int, Any]]:
     """(line, document): the whole file for json; each non-blank line for ndjson, bad lines into `bad`."""
     try:
-        with _open_text(path, "utf-8-sig") as handle:
+        with open_text(path, "utf-8-sig") as handle:
             if kind == "json":
                 yield 1, _document(path, handle.read(), options)
                 return
