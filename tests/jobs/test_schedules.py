@@ -54,6 +54,8 @@ def test_text_and_mapping_forms(text, every, cron):
     ("0 0 * * funday", "day of week 'funday'"),
     ("*/0 * * * *", "minute step '0' is not a whole number above 0"),
     ("0 5-2 * * *", "hour range '5-2' runs backwards"),
+    ("0 0 30 feb *", "never runs: no month it names has day 30"),
+    ("0 0 31 4,6 *", "never runs"),
     ({"every": "0s"}, "longer than 0s"),
     ({"every": "12s", "cron": "* * * * *"}, "exactly one of `every`"),
     ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, "unknown timezone 'Mars/Olympus'"),
@@ -158,3 +160,36 @@ def test_list_jobs_shows_every_job_with_its_schedule_and_next_tick(tmp_path):
     assert dt.timedelta(0) < upcoming - dt.datetime.now(UTC) <= dt.timedelta(seconds=12)
     assert jobs["ingest:orders"].last_run is None
     project.close()
+
+
+def _field(low: int, high: int, names=()):
+    """Strategy: one cron field as people write them (*, N, A-B, */S, A-B/S, N/S, lists, names)."""
+    from hypothesis import strategies as st
+
+    number = st.integers(low, high).map(str)
+    if names:
+        number = st.one_of(number, st.sampled_from(names))
+    pair = st.tuples(st.integers(low, high), st.integers(low, high)).map(lambda t: f"{min(t)}-{max(t)}")
+    step = st.integers(1, high - low + 1).map(str)
+    part = st.one_of(st.just("*"), number, pair, st.tuples(st.sampled_from(["*"]), step).map("/".join),
+                     st.tuples(pair, step).map("/".join), st.tuples(st.integers(low, high).map(str), step).map("/".join))
+    return st.lists(part, min_size=1, max_size=3).map(",".join)
+
+
+def test_every_cron_expression_tally_accepts_apscheduler_accepts_too():
+    """tally.yml is checked without loading APScheduler: what passes must build a trigger that has ticks."""
+    from apscheduler.triggers.cron import CronTrigger
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    expressions = st.tuples(_field(0, 59), _field(0, 23), _field(1, 28), _field(1, 12, ("jan", "JUN", "dec")),
+                            _field(0, 7, ("sun", "Mon", "sat"))).map(" ".join)
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @given(expressions)
+    def check(expression):
+        Schedule.model_validate(expression)
+        made = CronTrigger(**cron_fields(expression), timezone=ZoneInfo("Europe/Istanbul"))
+        assert next_tick(made, dt.datetime(2026, 1, 1, tzinfo=UTC)) is not None
+
+    check()

@@ -19,6 +19,7 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EVERY = re.compile(r"^every\s+(\d+\s*(?:s|sec|seconds?|m|min|minutes?|h|hours?|d|days?))$")
 MONTHS = {name: i + 1 for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
                                                "oct", "nov", "dec"))}
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)   # the most each month can have
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")   # cron's numbering: 0 (and 7) is Sunday
 # (APScheduler's keyword, low, high, names) for each cron field, in cron's order
 CRON_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}), ("month", 1, 12, MONTHS),
@@ -68,14 +69,16 @@ def cron_fields(expression: str) -> dict[str, str]:
     parts = str(expression).split()
     if len(parts) != 5:
         raise ValueError(f"cron {expression!r} has {len(parts)} fields; write 5: minute hour day month weekday")
-    kwargs = {}
+    kwargs, found = {}, {}
     for text, (field, low, high, names) in zip(parts, CRON_FIELDS):
-        values = cron_values(text, field.replace("_", " "), low, high, names)
+        values = found[field] = cron_values(text, field.replace("_", " "), low, high, names)
         if field == "day_of_week":
             days = sorted({v % 7 for v in values})
             kwargs[field] = "*" if text == "*" else ",".join(WEEKDAYS[d] for d in days)
         else:
             kwargs[field] = "*" if text == "*" else ",".join(map(str, values))
+    if min(found["day"]) > max(MONTH_DAYS[month - 1] for month in found["month"]):
+        raise ValueError(f"cron {expression!r} never runs: no month it names has day {min(found['day'])}")
     return kwargs
 
 
