@@ -57,6 +57,8 @@ def test_unknown_jobs_and_bad_options_exit_2(duck_url, tmp_path):
     assert tally(root, "jobs", "--limit", "0").exit_code == 2
     empty = tally(root, "jobs")
     assert empty.exit_code == 0 and "no runs recorded yet" in empty.stdout
+    idle = tally(root, "scheduler")   # nothing has a schedule: refused at once rather than waiting forever
+    assert idle.exit_code == 2 and idle.stderr.startswith(f"error: {root / 'tally.yml'}: no job has a schedule")
 
 
 def test_the_scheduler_runs_ticks_and_stops_cleanly_on_sigterm(duck_url, tmp_path):

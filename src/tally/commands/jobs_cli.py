@@ -67,7 +67,13 @@ def register(app: typer.Typer) -> None:
 def run_scheduler(project) -> None:
     """The scheduler in the foreground: one line per run on stdout, until Ctrl-C or SIGTERM."""
     from tally import cli
+    from tally.errors import ConfigError
     from tally.jobs import Scheduler, describe_run
+    from tally.jobs.scheduler import scheduled_jobs
+
+    if not scheduled_jobs(project):
+        raise ConfigError("no job has a schedule: `tally scheduler` has nothing to do (add `schedule:` to a "
+                          "source or a rollup; `tally run JOB` runs one by hand)", file=project.loaded.file)
 
     def on_run(run) -> None:
         cli.out.print(f"{_time(run.ended_at)} {describe_run(run)}", highlight=False, markup=False)
