@@ -99,3 +99,23 @@ def test_a_job_that_never_ran_does_not_run_at_start(duck_url, tmp_path, monkeypa
     scheduler.shutdown()
     project.close()
     assert calls == [] and upcoming > dt.datetime.now(UTC) and upcoming.minute == 0
+
+
+def test_shutdown_lets_the_running_job_finish_and_record_its_outcome(duck_url, tmp_path, monkeypatch):
+    calls = beat_kind(monkeypatch, "every 1s", seconds=1.5)
+    write_orders(tmp_path, 3)
+    project = Project.load(write_project(tmp_path, duck_url))
+    seen = []
+    scheduler = Scheduler(project, on_run=seen.append)
+    scheduler.start()
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls, "the job never started"
+    scheduler.shutdown(wait=True)   # mid-run: waits for it
+    finished = time.monotonic()
+    project.close()
+    assert finished - calls[0] >= 1.4
+    assert [(run.status, run.rows) for run in seen] == [("succeeded", 1)]
+    rows = plain_rows(duck_url, 'SELECT "status" FROM "_tally_job_runs"')
+    assert rows == [("succeeded",)]
