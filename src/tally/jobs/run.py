@@ -42,7 +42,10 @@ def execute(project, records: Records, job: Job, *, scheduled_for=None, trigger:
     if trigger not in TRIGGERS:
         raise ConfigError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
     if scheduled_for is not None:
-        scheduled_for = scheduled_for.astimezone(dt.timezone.utc)
+        if not isinstance(scheduled_for, dt.datetime):
+            raise ConfigError(f"scheduled_for must be a datetime, not {scheduled_for!r}")
+        zoned = scheduled_for if scheduled_for.tzinfo else scheduled_for.replace(tzinfo=dt.timezone.utc)
+        scheduled_for = zoned.astimezone(dt.timezone.utc)   # a time without a zone is UTC
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     ttl = project.config.jobs.lease_seconds
     run = JobRun(run_id=uuid.uuid4().hex, job=job.id, kind=job.kind, name=job.name, trigger=trigger,
