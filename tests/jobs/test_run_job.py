@@ -191,3 +191,28 @@ def test_a_job_runs_table_made_by_an_earlier_tally_gains_its_columns(duck_url, t
     assert (run.status, run.rows) == ("succeeded", count)
     assert [(r.job, r.status, r.rows) for r in listed] == [("ingest:orders", "succeeded", count)]
     assert plain_rows(duck_url, RUNS) == [("ingest:orders", "ingest", "orders", "manual", "succeeded", count, None, None)]
+
+
+def test_recent_runs_and_list_jobs_read_every_warehouse(any_url, tmp_path):
+    from tally.jobs import list_jobs
+
+    write_orders(tmp_path, 6)
+    count, days = csv_count(tmp_path)
+    project = Project.load(write_project(tmp_path, any_url))
+    made = [run_job(project, "orders"), run_job(project, "daily")]
+    (tmp_path / "data" / "orders.csv").unlink()
+    made.append(run_job(project, "orders"))
+    runs = recent_runs(project)
+    failed = recent_runs(project, failed=True)
+    page = recent_runs(project, limit=1, offset=1)
+    jobs = {job.id: job for job in list_jobs(project)}
+    project.close()
+    assert [run.run_id for run in runs] == [run.run_id for run in reversed(made)]
+    assert [(run.status, run.rows) for run in runs] == [("failed", None), ("succeeded", days), ("succeeded", count)]
+    assert all(run.started_at.tzinfo is not None and run.ended_at >= run.started_at for run in runs)
+    assert [run.run_id for run in failed] == [made[2].run_id] and "orders.csv" in failed[0].error
+    assert [run.run_id for run in page] == [made[1].run_id]
+    assert (jobs["ingest:orders"].last_run.run_id, jobs["rollup:daily"].last_run.run_id) == (made[2].run_id,
+                                                                                          made[1].run_id)
+    stored = plain_rows(any_url, 'SELECT "run_id", "status" FROM "_tally_job_runs"')
+    assert sorted(stored) == sorted((run.run_id, run.status) for run in made)
