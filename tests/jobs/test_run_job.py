@@ -216,3 +216,14 @@ def test_recent_runs_and_list_jobs_read_every_warehouse(any_url, tmp_path):
                                                                                           made[1].run_id)
     stored = plain_rows(any_url, 'SELECT "run_id", "status" FROM "_tally_job_runs"')
     assert sorted(stored) == sorted((run.run_id, run.status) for run in made)
+
+
+def test_column_names_stay_readable_in_errors(duck_url, tmp_path):
+    """`primary_key: [order_id]` names a column, not a secret, though `key` is a secret-looking word."""
+    from tally.jobs.run import error_line
+
+    write_orders(tmp_path, 3)
+    project = Project.load(write_project(tmp_path, duck_url))
+    line = error_line(project, RuntimeError("column order_id of orders is missing"))
+    project.close()
+    assert line == "RuntimeError: column order_id of orders is missing"

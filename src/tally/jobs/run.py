@@ -119,16 +119,23 @@ def error_line(project, exc: BaseException) -> str:
     return line[:1000]
 
 
+# parts of tally.yml that name columns and measures, not secrets (`primary_key`, a measure called
+# access_count): their text stays readable in errors
+NOT_SECRETS = frozenset({"models", "metrics", "rollups", "seeds", "jobs", "columns", "rename", "formats", "checks",
+                         "defaults", "primary_key", "cursor", "dimensions", "measures", "by"})
+
+
 def _collect(value, urls: list, secrets: list, key: str = "") -> None:
-    """URLs and secret-named values (password, token, api_key, Authorization...) anywhere in the config."""
+    """URLs and secret-named values (password, token, api_key, Authorization...) in the config."""
     if isinstance(value, dict):
         for name, item in value.items():
-            _collect(item, urls, secrets, str(name))
+            if str(name) not in NOT_SECRETS:
+                _collect(item, urls, secrets, str(name))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _collect(item, urls, secrets, key)
+            _collect(item, urls, secrets)
     elif isinstance(value, str):
         if "://" in value:
             urls.append(value)
-        if is_secret_name(key) and len(value) >= 3:
+        if key and is_secret_name(key) and len(value) >= 3:
             secrets.append(value)
