@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from typer.testing import CliRunner
 
 from tally.cli import app
@@ -79,3 +81,30 @@ def test_the_scheduler_runs_ticks_and_stops_cleanly_on_sigterm(duck_url, tmp_pat
     assert "Traceback" not in errors and "stopping" in errors
     rows = plain_rows(duck_url, 'SELECT "trigger", "status", "rows" FROM "_tally_job_runs" ORDER BY "started_at"')
     assert rows[0] == ("schedule", "succeeded", count) and all(status != "running" for _, status, _ in rows)
+
+
+@pytest.mark.slow
+def test_two_scheduler_processes_on_one_postgresql_warehouse_run_each_tick_once(postgres_db_url, tmp_path):
+    count = write_orders(tmp_path, 8)
+    root = write_project(tmp_path, postgres_db_url, source={"schedule": "every 1s"}, jobs={"lease": "5s"})
+    command = [sys.executable, "-m", "tally.cli", "--project", str(root), "scheduler"]
+    processes = [subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=os.environ.copy()) for _ in range(2)]
+    try:
+        for process in processes:   # both started (a loaded machine takes seconds to import and connect)
+            while (line := process.stderr.readline()) and not line.startswith("scheduler: jobs"):
+                pass
+            assert "ingest:orders (next " in line
+        time.sleep(4)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=60) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], [err for _, err in outputs]
+    lines = [line for out, _ in outputs for line in out.splitlines()]
+    ticks = plain_rows(postgres_db_url, 'SELECT "scheduled_for", count(*) FROM "_tally_job_runs" '
+                                        'GROUP BY "scheduled_for" ORDER BY "scheduled_for"')
+    assert len(ticks) >= 2 and all(runs == 1 for _, runs in ticks)   # each tick ran once, by either process
+    assert len(lines) == len(ticks)   # one line per run, from whichever process ran it
+    loaded = plain_rows(postgres_db_url, 'SELECT "rows" FROM "_tally_job_runs" ORDER BY "started_at"')
+    assert loaded[0] == (count,) and plain_rows(postgres_db_url, 'SELECT count(*) FROM "orders"') == [(count,)]

@@ -1,6 +1,7 @@
 """`tally scheduler | jobs | run`: the scheduler without HTTP, recent job runs, one job now."""
 
 import sys
+from contextlib import contextmanager
 
 import typer
 
@@ -79,14 +80,18 @@ def run_scheduler(project) -> None:
         cli.out.print(f"{_time(run.ended_at)} {describe_run(run)}", highlight=False, markup=False)
 
     runner = Scheduler(project, on_run=on_run)
-    runner.start()
-    listed = ", ".join(f"{job} (next {_time(at)})" for job, at in runner.next_runs().items()) or "none"
-    cli.err.print(f"scheduler: jobs {listed}; Ctrl-C or SIGTERM stops it", highlight=False, markup=False)
-    try:
-        wait_for_stop()
-    finally:
-        cli.err.print("scheduler: stopping, letting running jobs finish", highlight=False, markup=False)
-        runner.shutdown(wait=True)
+    with stop_signals() as stop:   # from before the first tick: a SIGTERM always lets runs finish
+        runner.start()
+        try:
+            listed = ", ".join(f"{job} (next {_time(at)})" for job, at in runner.next_runs().items())
+            cli.err.print(f"scheduler: jobs {listed}; Ctrl-C or SIGTERM stops it", highlight=False, markup=False)
+            while not stop.wait(0.5):   # a timed wait: Ctrl-C reaches the main thread between waits
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            cli.err.print("scheduler: stopping, letting running jobs finish", highlight=False, markup=False)
+            runner.shutdown(wait=True)
 
 
 def show(records: list[dict], columns: list[str], fmt, title: str) -> None:
@@ -118,24 +123,25 @@ def show(records: list[dict], columns: list[str], fmt, title: str) -> None:
         cli.out.print("(no runs recorded yet)" if "job" in columns else "(no jobs)", highlight=False)
 
 
-def wait_for_stop() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+@contextmanager
+def stop_signals():
+    """An Event set by SIGTERM while inside (the previous handler is put back after)."""
     import signal
     import threading
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *args: stop.set())
     try:
-        while not stop.wait(0.5):   # a timed wait: Ctrl-C reaches the main thread between waits
-            pass
-    except KeyboardInterrupt:
-        pass
+        yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _time(value) -> str:
-    return f"{value:%Y-%m-%dT%H:%M:%SZ}" if value is not None else "—"
+    """A time as UTC ISO text (`2026-12-07T01:00:00Z`)."""
+    import datetime as dt
+
+    return f"{value.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}" if value is not None else "—"
 
 
 def _text(value, short: bool = False) -> str:
@@ -144,7 +150,7 @@ def _text(value, short: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return f"{value:%m-%d %H:%M:%S}" if short else _time(value)
+        return f"{value.astimezone(dt.timezone.utc):%m-%d %H:%M:%S}" if short else _time(value)
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)

@@ -77,7 +77,8 @@ class Scheduler:
         """When each scheduled job next runs (UTC)."""
         if self._scheduler is None:
             return {}
-        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
+        return {job.id: job.next_run_time.astimezone(dt.timezone.utc) if job.next_run_time else None
+                for job in self._scheduler.get_jobs()}
 
     def missed_tick(self, job: Job, trigger) -> dt.datetime | None:
         """The tick to run at start: the latest one, when the job ran before it and not since (never with `skip`)."""
