@@ -46,6 +46,8 @@ class Scheduler:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        if self._scheduler is not None:
+            return
         jobs = [(job, trigger_for(self.project, job)) for job in scheduled_jobs(self.project)]
         self.records = Records(self.project)
         self.records.ensure()
@@ -61,11 +63,12 @@ class Scheduler:
         log.info("scheduler started: %s", ", ".join(job.id for job, _ in jobs) or "no scheduled jobs")
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop ticking; with `wait`, the runs under way finish (and record how they ended) first."""
+        """Stop ticking; with `wait`, the runs under way finish (and record how they ended) first
+        (without, they finish in the background, on connections left open until they do)."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=wait)
             self._scheduler = None
-        if self.records is not None:
+        if self.records is not None and wait:
             self.records.close()
             self.records = None
 
