@@ -11,6 +11,7 @@ from tally.errors import ExpressionError
 from tally.project.api_config import ApiConfig
 from tally.project.expr import Expr, parse_formula, parse_row_expr
 from tally.project.ledgers import Ledger
+from tally.project.schedules import Jobs, Schedule
 
 AGGREGATIONS = ("sum", "count", "count_distinct", "avg", "min", "max")
 FORMATS = ("number", "integer", "money", "percent")
@@ -164,6 +165,7 @@ class Rollup(Strict):
     table: str | None = None
     category: str | None = None     # groups rollups for `--category` (user, business, system, financial)
     growth: bool = False            # add m_previous / m_change_pct columns (period over period)
+    schedule: Schedule | None = None   # refreshed by the scheduler (tally.jobs); zone: its own, else `timezone`
 
     @field_validator("where")
     @classmethod
@@ -207,6 +209,7 @@ class ProjectConfig(Strict):
     channels: dict[str, Any] = {}
     ledgers: dict[str, Ledger] = {}
     api: ApiConfig = ApiConfig()   # tally.project.api_config: keys, CORS, limits, cache, route aliases
+    jobs: Jobs = Jobs()   # the scheduler's settings (tally.project.schedules)
 
     @field_validator("timezone")
     @classmethod
