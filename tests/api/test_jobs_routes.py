@@ -50,3 +50,40 @@ def test_unknown_job_is_4xx(api):
     _, http = api
     response = http.post("/api/v1/jobs/ingest:nope", headers={"X-API-Key": ADMIN})
     assert 400 <= response.status_code < 500 and set(response.json()) == {"error"}
+
+
+def test_job_outcomes_in_prometheus(api):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, http = api
+    admin = {"X-API-Key": ADMIN}
+    assert http.post("/api/v1/jobs/ingest:h5_sales", headers=admin).json()["status"] == "succeeded"
+    assert http.post("/api/v1/jobs/ingest:h5_sales", headers=admin).json()["status"] == "succeeded"
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics", headers=admin).text)}
+    runs = {(s.labels["job"], s.labels["status"]): s.value for s in families["tally_job_runs"].samples
+            if s.name == "tally_job_runs_total"}
+    assert runs == {("ingest:h5_sales", "succeeded"): 2.0}
+    (duration,) = families["tally_job_last_duration_seconds"].samples
+    assert duration.labels == {"job": "ingest:h5_sales"} and 0 <= duration.value < 600
+    (success,) = families["tally_job_last_success"].samples
+    assert success.value == 1.0
+
+
+def test_job_metrics_read_on_every_warehouse(session_warehouse_url, tmp_path):
+    """The fixed statements behind the job and load metrics run on DuckDB, PostgreSQL and MariaDB."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tally import Project
+
+    project = Project.load(make_project(tmp_path, session_warehouse_url, build=False))
+    http = client(project)
+    assert http.post("/api/v1/jobs/ingest:h5_sales").json()["status"] == "succeeded"
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+    runs = {(s.labels["job"], s.labels["status"]): s.value for s in families["tally_job_runs"].samples
+            if s.name == "tally_job_runs_total"}
+    assert runs[("ingest:h5_sales", "succeeded")] >= 1
+    durations = {s.labels["job"]: s.value for s in families["tally_job_last_duration_seconds"].samples}
+    assert 0 <= durations["ingest:h5_sales"] < 600
+    loaded = {s.labels["source"] for s in families["tally_source_rows_loaded"].samples}
+    assert "h5_sales" in loaded
+    project.close()
