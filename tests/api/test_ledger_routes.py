@@ -55,6 +55,12 @@ api:
       fields: {{userId: user_id, totalPayout: pending}}
       where: "pending > 0"
       order: [user_id]
+    zeros:
+      path: /zeros/{{userId}}
+      target: ledger_entity
+      ledger: users
+      missing: zeros
+      fields: {{userId: user_id, balance: balance, paidOut: paidOut}}
 """
 
 ROWS = [("t1", "074092", "earned", "150.00"), ("t2", "074092", "spent", "50.00"), ("t3", "074092", "payout", "30.00"),
@@ -114,6 +120,28 @@ def test_ledger_routes_and_aliases_equal_plain_python(ledger_api):
             write(directory, "b.csv", MORE)
             assert all(r.status == "ok" for r in project.ingest())   # loads, then refreshes the ledger
     assert api.get("/aggregatedData/nobody").status_code == 404
+    assert api.get("/zeros/nobody").json() == {"userId": "nobody", "balance": 0, "paidOut": 0}
+    assert api.get("/zeros/u2").json()["paidOut"] == 5
+    exact = api.get("/aggregatedData/074092").text   # decimals written in full, as stored
+    assert '"earned": 150.00' in exact and '"balance": 100.00' in exact
     assert api.get("/api/v1/ledgers/nope/u1").status_code == 404
     bad = api.get("/api/v1/ledgers/users", params={"where": "balance >"})
     assert 400 <= bad.status_code < 500 and set(bad.json()) == {"error"}
+
+
+def test_the_ledger_example_serves_seed_003_routes():
+    """examples/ledger/tally.yml maps the seed's two routes onto its users ledger (the answers end to
+    end are the example's own test)."""
+    from pathlib import Path
+
+    from tally import Project
+
+    project = Project.load(Path(__file__).resolve().parents[2] / "examples" / "ledger")
+    routes = project.config.api.routes
+    assert routes["aggregated_data"].path == "/aggregatedData/{userId}"
+    assert list(routes["aggregated_data"].fields) == ["balance", "earned", "spent", "payout", "paidOut"]
+    assert routes["pending_payouts"].path == "/aggregatedData/payouts"
+    assert list(routes["pending_payouts"].fields) == ["userId", "totalPayout"]
+    paths = client(project).get("/api/openapi.json").json()["paths"]
+    assert {"/aggregatedData/{userId}", "/aggregatedData/payouts"} <= set(paths)
+    project.close()

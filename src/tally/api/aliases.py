@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from tally.api import jsontext
 from tally.api.data import Page, page, paging
 
 from tally.errors import ConfigError, NotFoundError
@@ -16,22 +17,28 @@ from tally.project.api_config import PATH_PARAM, RouteAlias
 
 def shape(row: dict, fields: dict[str, str], route: str) -> dict:
     """A ledger row under the route's JSON keys (`fields`: JSON key -> ledger field; {}: every field)."""
-    from tally.delivery.tabular import json_value
-
     if not fields:
-        return {k: json_value(v) for k, v in row.items()}
+        return dict(row)
     missing = [field for field in fields.values() if field not in row]
     if missing:
         raise ConfigError(f"api.routes.{route}: the ledger has no field {', '.join(missing)} "
                           f"(fields: {', '.join(row)})")
-    return {key: json_value(row[field]) for key, field in fields.items()}
+    return {key: row[field] for key, field in fields.items()}
 
 
 def run(alias: RouteAlias, name: str, project, path_params: dict, ledgers) -> Any:
     """The alias's answer: one shaped entity, or a list of shaped rows."""
     if alias.target == "ledger_entity":
         entity = path_params[PATH_PARAM.findall(alias.path)[0]]
-        row = ledgers.entity(project, alias.ledger, entity)
+        try:
+            row = ledgers.entity(project, alias.ledger, entity)
+        except NotFoundError:
+            if alias.missing != "zeros":
+                raise
+            row = None
+        if row is None and alias.missing == "zeros":   # the seed service's answer for a user it never saw
+            key = project.config.ledgers[alias.ledger].entity
+            return {json_key: (entity if field == key else 0) for json_key, field in alias.fields.items()}
         if row is None:
             raise NotFoundError(f"no entity {entity!r} in ledger {alias.ledger}")
         return shape(row, alias.fields, name)
@@ -41,6 +48,10 @@ def run(alias: RouteAlias, name: str, project, path_params: dict, ledgers) -> An
 
 
 def router(state, read) -> APIRouter:
+    unknown = sorted({a.ledger for a in state.settings.routes.values()} - set(state.project.config.ledgers or {}))
+    if unknown:
+        raise ConfigError(f"api.routes: unknown ledger(s) {', '.join(unknown)} (ledgers: "
+                          f"{', '.join(state.project.config.ledgers or {}) or 'none'})", file=state.project.loaded.file)
     api = APIRouter(dependencies=[Depends(read)])
     # literal paths first: `/aggregatedData/payouts` must not be taken by `/aggregatedData/{userId}`
     ordered = sorted(state.settings.routes.items(), key=lambda item: len(PATH_PARAM.findall(item[1].path)))
@@ -67,7 +78,7 @@ def _endpoint(state, name: str, alias: RouteAlias):
     def endpoint(request: Request) -> Any:
         ledgers = ledgers_module(f"api.routes.{name}")
         with state.lock:
-            return run(alias, name, state.project, request.path_params, ledgers)
+            return jsontext.response(run(alias, name, state.project, request.path_params, ledgers))
     return endpoint
 
 
@@ -87,7 +98,7 @@ def ledger_router(state, read, prefix: str) -> APIRouter:
         with state.lock:
             rows = ledgers.listing(state.project, ledger, where=where, order=order or None, limit=limit + 1,
                                    offset=offset)
-        return page(rows[:limit], len(rows) > limit, limit, offset, scope)
+        return jsontext.response(page(rows[:limit], len(rows) > limit, limit, offset, scope))
 
     @api.get("/ledgers/{ledger}/{entity}", summary="One entity of a ledger")
     def entity(ledger: str, entity: str, as_of: Optional[str] = None) -> dict[str, Any]:
@@ -96,6 +107,6 @@ def ledger_router(state, read, prefix: str) -> APIRouter:
             row = ledgers.entity(state.project, ledger, entity, as_of=as_of)
         if row is None:
             raise NotFoundError(f"no entity {entity!r} in ledger {ledger}")
-        return shape(row, {}, ledger)
+        return jsontext.response(row)
 
     return api

@@ -11,6 +11,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from tally.api import jsontext
 from tally.errors import QueryError
 
 RESERVED = {"grain", "from", "to", "limit", "offset", "cursor"}
@@ -58,10 +59,8 @@ def paging(state, limit: int, offset: int, cursor: Optional[str], scope: str) ->
 
 
 def page(rows: list, more: bool, limit: int, offset: int, scope: str) -> dict:
-    from tally.delivery.tabular import json_value
-
-    return {"rows": [{k: json_value(v) for k, v in row.items()} for row in rows], "limit": limit, "offset": offset,
-            "next": cursor_for(offset + limit, scope) if more else None}
+    """A page as a dict: its rows as they are (jsontext.response writes decimals in full)."""
+    return {"rows": rows, "limit": limit, "offset": offset, "next": cursor_for(offset + limit, scope) if more else None}
 
 
 def router(state, read, prefix: str) -> APIRouter:
@@ -91,7 +90,7 @@ def router(state, read, prefix: str) -> APIRouter:
         with state.lock:
             rows, more = stored_page(state.project, name, grain=grain, start=start, end=to, values=values,
                                      limit=limit, offset=offset)
-        return page(rows, more, limit, offset, scope)
+        return jsontext.response(page(rows, more, limit, offset, scope))
 
     @api.get("/sources", summary="Each source's last load, stored rows and rejects")
     def sources() -> list[dict[str, Any]]:
@@ -108,6 +107,6 @@ def router(state, read, prefix: str) -> APIRouter:
         limit, offset = paging(state, limit, offset, cursor, scope)
         with state.lock:
             rows = read_rejects(state.project, name, limit + 1, state.project.sources, offset=offset)
-        return page(rows[:limit], len(rows) > limit, limit, offset, scope)
+        return jsontext.response(page(rows[:limit], len(rows) > limit, limit, offset, scope))
 
     return api

@@ -60,6 +60,7 @@ class RouteAlias(Strict):
     where: str | None = None          # ledger_list: which entities (a row expression over the ledger's fields)
     order: list[str] = []             # ledger_list: `-balance` or `balance desc`
     limit: int = Field(default=1000, ge=1)
+    missing: Literal["not_found", "zeros"] = "not_found"   # ledger_entity: an entity with no rows
 
     @model_validator(mode="after")
     def _path_fits_target(self) -> RouteAlias:
