@@ -145,3 +145,34 @@ def test_the_ledger_example_serves_seed_003_routes():
     paths = client(project).get("/api/openapi.json").json()["paths"]
     assert {"/aggregatedData/{userId}", "/aggregatedData/payouts"} <= set(paths)
     project.close()
+
+
+def test_the_seed_routes_equal_the_reference_over_the_upstream(tmp_path, monkeypatch):
+    """The ledger example end to end through the API: two polls of its upstream (corrections between
+    them); /aggregatedData/{userId} and /aggregatedData/payouts equal examples/ledger/reference.py."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from examples.ledger import reference
+    from examples.ledger.generate import serve_upstream
+    from tally import Project
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "ledger"
+    shutil.copy(example / "tally.yml", tmp_path / "tally.yml")
+    exact = {"parse_float": Decimal, "parse_int": Decimal}
+    with serve_upstream(rows=2_000, seed=21) as upstream:
+        monkeypatch.setenv("LEDGER_API_URL", upstream.url)
+        project = Project.load(tmp_path)
+        api = client(project)
+        for step in range(2):
+            if step:
+                upstream.api.advance(300)
+            assert [r.status for r in project.ingest()] == ["ok"]
+            rows = upstream.api.transactions()
+            users = sorted(reference.per_user(rows))
+            for user in (users[0], users[len(users) // 2], users[-1], "999999"):
+                body = json.loads(api.get(f"/aggregatedData/{user}").text, **exact)
+                assert body == reference.aggregated_data(rows, user), user
+            assert json.loads(api.get("/aggregatedData/payouts").text, **exact) == reference.payouts(rows)
+        project.close()

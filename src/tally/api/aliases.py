@@ -14,6 +14,8 @@ from tally.api.data import Page, page, paging
 from tally.errors import ConfigError, NotFoundError
 from tally.project.api_config import PATH_PARAM, RouteAlias
 
+CHUNK = 10_000   # rows per tally.ledgers.listing call (its largest page)
+
 
 def shape(row: dict, fields: dict[str, str], route: str) -> dict:
     """A ledger row under the route's JSON keys (`fields`: JSON key -> ledger field; {}: every field)."""
@@ -42,8 +44,14 @@ def run(alias: RouteAlias, name: str, project, path_params: dict, ledgers) -> An
         if row is None:
             raise NotFoundError(f"no entity {entity!r} in ledger {alias.ledger}")
         return shape(row, alias.fields, name)
-    rows = ledgers.listing(project, alias.ledger, where=alias.where, order=alias.order or None,
-                           limit=alias.limit, offset=0)
+    rows: list[dict] = []
+    while len(rows) < alias.limit:   # in pages the ledger gives (at most CHUNK rows each)
+        want = min(CHUNK, alias.limit - len(rows))
+        got = ledgers.listing(project, alias.ledger, where=alias.where, order=alias.order or None,
+                              limit=want, offset=len(rows))
+        rows += got
+        if len(got) < want:
+            break
     return [shape(row, alias.fields, name) for row in rows]
 
 
