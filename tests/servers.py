@@ -53,6 +53,7 @@ __all__ = [
     "mysql_connect_kwargs",
     "postgres_database",
     "postgres_server",
+    "redis_server",
 ]
 
 PG_BIN = Path(os.environ.get("TALLY_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -310,6 +311,42 @@ def _stop_process(proc: subprocess.Popen) -> None:
 
 
 # --------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """Start a throwaway Redis (apt `redis-server`) on 127.0.0.1; yield its ``redis://`` URL."""
+    binary = _require(shutil.which("redis-server", path=_SBIN_PATH), "Redis", "redis-server", "redis-server")
+    with _temp_dir("tally-redis-", None) as tmp:
+        for attempt in range(PORT_ATTEMPTS):
+            port = _free_port()
+            proc = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
+                                     "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                                    cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            deadline = time.monotonic() + START_TIMEOUT
+            while proc.poll() is None and time.monotonic() < deadline:
+                with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+                time.sleep(0.05)
+            if proc.poll() is None:
+                break
+            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            if attempt + 1 == PORT_ATTEMPTS or "in use" not in output:
+                raise ServerError(f"Redis did not start:\n{output[-2000:]}")
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            _stop_process(proc)
+            if proc.stdout:
+                proc.stdout.close()
+
+
+# --------------------------------------------------------------------------
 # pytest fixtures
 # --------------------------------------------------------------------------
 
@@ -342,7 +379,14 @@ def mariadb_db_url(mariadb_url: str) -> Iterator[str]:
         yield url
 
 
-SERVER_FIXTURES = frozenset({"postgres_url", "mariadb_url", "postgres_db_url", "mariadb_db_url"})
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server started for this test session (database 0)."""
+    with _server_or_fail(redis_server) as url:
+        yield url
+
+
+SERVER_FIXTURES = frozenset({"postgres_url", "mariadb_url", "postgres_db_url", "mariadb_db_url", "redis_url"})
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from tally.cli import app
 from tally.engine.spec import COMPARISONS
 from tally.engine.timegrid import Grain
-from tally.project import expr, schema
+from tally.project import expr, schedules, schema
 from tally.project.yamlfile import read_yaml
 from tally.sources.config import Check, SourceConfig
 from tally.sources.connectors import REGISTRY, connector
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 CONFIGURATION, INGESTION, ROLLUPS = DOCS / "configuration.md", DOCS / "ingestion.md", DOCS / "rollups.md"
-PAGES = (CONFIGURATION, INGESTION, ROLLUPS)
+SCHEDULING = DOCS / "scheduling.md"
+PAGES = (CONFIGURATION, INGESTION, ROLLUPS, SCHEDULING)
 # values for ${NAME} references in examples, where a placeholder would not pass validation
 EXAMPLE_ENV = {"MONGO_URL": "mongodb://localhost:27017"}
 
@@ -114,6 +115,10 @@ def test_every_project_key_is_documented():
 
 def test_every_rollup_key_is_documented_with_rollups():
     assert undocumented([schema.Rollup], read(ROLLUPS)) == []
+
+
+def test_every_schedule_and_jobs_key_is_documented_with_scheduling():
+    assert undocumented(models_of(schedules), read(SCHEDULING)) == []
 
 
 def test_every_source_key_and_check_is_documented():

@@ -129,10 +129,12 @@ ingest_cli.register(app)    # seed, ingest
 rollup_cli.register(app)    # rollup build, verify
 demo_cli.register(app)      # demo
 
-from tally.commands import inspect_cli, ledger_cli  # noqa: E402  (tables, describe, rejects, preview; ledger)
+from tally.commands import inspect_cli, jobs_cli, ledger_cli  # noqa: E402  (tables, describe, rejects, preview; scheduler, jobs, run; ledger)
 
 inspect_cli.register(app)
 ledger_cli.register(app)     # ledger show, list, refresh
+jobs_cli.register(app)       # scheduler, jobs, run
+from tally.commands import apikey_cli; apikey_cli.register(app)  # noqa: E402,E702  (tally apikey create)
 from tally.commands import serve_cli; serve_cli.register(app)  # noqa: E402,E702  (serve)
 
 GLOBAL_OPTIONS = {"--project": 1, "-p": 1, "--profile": 1, "--debug": 0, "--version": 0}

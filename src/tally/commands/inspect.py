@@ -5,16 +5,17 @@ from __future__ import annotations
 import difflib
 import json
 
-from tally.errors import ConfigError, SourceError
+from tally.errors import ConfigError, NotFoundError, SourceError
 
 INTERNAL = "_tally_"
 
 
-def unknown(kind: str, name: str, choices, listing: str) -> ConfigError:
-    """'unknown table 'x' (did you mean 'y'?); `tally tables` lists them' as a ConfigError (exit 2)."""
+def unknown(kind: str, name: str, choices, listing: str, not_found: bool = False) -> ConfigError | NotFoundError:
+    """'unknown table 'x' (did you mean 'y'?); `tally tables` lists them' as a ConfigError (exit 2;
+    `not_found`: a NotFoundError, 404 over HTTP)."""
     hint = difflib.get_close_matches(name, list(choices), n=1)
     suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-    return ConfigError(f"unknown {kind} {name!r}{suggestion}; {listing}")
+    return (NotFoundError if not_found else ConfigError)(f"unknown {kind} {name!r}{suggestion}; {listing}")
 
 
 def no_warehouse_yet(project) -> bool:
@@ -126,14 +127,15 @@ def _describe_model(project, name: str, sources: dict) -> dict:
             "columns": column_types(warehouse, model.table) if stored else []}
 
 
-def rejects(project, source: str | None, limit: int, sources: dict) -> list[dict]:
-    """Rejected rows, newest load first (within a load, in file order): raw row, rule, file, line."""
+def rejects(project, source: str | None, limit: int, sources: dict, offset: int = 0) -> list[dict]:
+    """Rejected rows, newest load first (within a load, in file order): raw row, rule, file, line;
+    `offset` rows skipped (a page of them)."""
     import ibis
 
-    if limit < 1:
-        raise ConfigError(f"--limit must be positive, not {limit}")
+    if limit < 1 or offset < 0:
+        raise ConfigError(f"--limit must be positive, not {limit}" if limit < 1 else f"offset must not be negative, not {offset}")
     if source is not None and source not in sources:
-        raise unknown("source", source, sources, f"sources: {', '.join(sources) or 'none'}")
+        raise unknown("source", source, sources, f"sources: {', '.join(sources) or 'none'}", not_found=True)
     if no_warehouse_yet(project) or not project.warehouse.has_table("_tally_rejects"):
         return []
     warehouse = project.warehouse
@@ -142,12 +144,46 @@ def rejects(project, source: str | None, limit: int, sources: dict) -> list[dict
         table = table.filter(table.source == source)
     # a load's rejects share its latest time: newest load first, each load's rows in line order
     loaded = table.mutate(load_time=table.rejected_at.max().over(ibis.window(group_by=table.load_id)))
-    expr = loaded.order_by([ibis.desc("load_time"), "load_id", "source", "row_number"]).limit(limit).drop("load_time")
+    expr = loaded.order_by([ibis.desc("load_time"), "load_id", "source", "row_number"]).limit(limit, offset=offset)
+    expr = expr.drop("load_time")
     rows = warehouse.run(warehouse.compile(expr)).to_pylist()
     return [{"source": r["source"], "file": r.get("file") or _file_of(sources.get(r["source"])),
              "line": r["row_number"],
              "rule": r["rule"], "raw": r["raw"], "rejected_at": _utc(r["rejected_at"]), "load_id": r["load_id"]}
             for r in rows]
+
+
+def source_status(project, sources: dict) -> list[dict]:
+    """Per source: kind, table, stored rows, its last load (status, times, rows read/loaded/rejected,
+    watermark, error) and its rejects kept."""
+    import ibis
+
+    from tally.redaction import redact_text
+
+    warehouse = None if no_warehouse_yet(project) else project.warehouse
+    present = set(_list_tables(warehouse)) if warehouse else set()
+    rejected: dict = {}
+    if "_tally_rejects" in present:
+        table = warehouse.table("_tally_rejects")
+        counted = table.group_by("source").aggregate(n=table.count())
+        rejected = {r["source"]: int(r["n"]) for r in warehouse.run(warehouse.compile(counted)).to_pylist()}
+    found = []
+    for name, config in sources.items():
+        last = None
+        if "_tally_loads" in present:
+            loads = warehouse.table("_tally_loads")
+            newest = loads.filter(loads.source == name).order_by(ibis.desc("started_at")).limit(1)
+            rows = warehouse.run(warehouse.compile(newest)).to_pylist()
+            if rows:
+                r = rows[0]
+                last = {"status": r["status"], "started_at": _utc(r["started_at"]), "ended_at": _utc(r["ended_at"]),
+                        "rows_read": r["rows_read"], "rows_loaded": r["rows_loaded"],
+                        "rows_rejected": r["rows_rejected"], "watermark": r["watermark_after"],
+                        "error": redact_text(r["error"]) if r["error"] else None}
+        found.append({"source": name, "kind": config.kind, "table": config.table,
+                      "rows": _count(warehouse, config.table) if config.table in present else None,
+                      "last_load": last, "rejects": rejected.get(name, 0)})
+    return found
 
 
 def _utc(stamp):

@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tally.errors import ExpressionError
+from tally.project.api_config import ApiConfig
 from tally.project.expr import Expr, parse_formula, parse_row_expr
 from tally.project.ledgers import Ledger
+from tally.project.schedules import Jobs, Schedule
 
 AGGREGATIONS = ("sum", "count", "count_distinct", "avg", "min", "max")
 FORMATS = ("number", "integer", "money", "percent")
@@ -163,6 +165,7 @@ class Rollup(Strict):
     table: str | None = None
     category: str | None = None     # groups rollups for `--category` (user, business, system, financial)
     growth: bool = False            # add m_previous / m_change_pct columns (period over period)
+    schedule: Schedule | None = None   # refreshed by the scheduler (tally.jobs); zone: its own, else `timezone`
 
     @field_validator("where")
     @classmethod
@@ -205,6 +208,8 @@ class ProjectConfig(Strict):
     alerts: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     ledgers: dict[str, Ledger] = {}
+    api: ApiConfig = ApiConfig()   # tally.project.api_config: keys, CORS, limits, cache, route aliases
+    jobs: Jobs = Jobs()   # the scheduler's settings (tally.project.schedules)
 
     @field_validator("timezone")
     @classmethod

@@ -63,7 +63,8 @@ class RollupDef:
     @cached_property
     def fingerprint(self) -> str:
         """Changes when anything that shapes the stored numbers changes (then a full build is due)."""
-        text = json.dumps({"rollup": self.rollup.model_dump(), "zone": self.zone, "week_start": self.week_start,
+        # not `schedule`: when a rollup is refreshed does not shape its numbers
+        text = json.dumps({"rollup": self.rollup.model_dump(exclude={"schedule"}), "zone": self.zone, "week_start": self.week_start,
                            "bases": [(r.name, r.model, r.measure.model_dump()) for r in self.bases],
                            "context": self.context}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

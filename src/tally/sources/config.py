@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,11 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tally.errors import ConfigError, ExpressionError
 from tally.project.expr import parse_row_expr
+from tally.project.schedules import Schedule, parse_duration
 from tally.sources.regex import regex_problem
 from tally.warehouse.types import arrow_type
 
-_EVERY = re.compile(r"^every\s+(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Check(BaseModel):
@@ -77,7 +75,7 @@ class SourceConfig(BaseModel):
     formats: dict[str, str] = {}          # column -> strptime format for dates / timestamps
     data_timezone: str = "UTC"            # zone of timestamps that carry none
     checks: list[Check] = []
-    schedule: str | None = None
+    schedule: Schedule | None = None      # when `tally scheduler` / `tally serve` loads it (tally.jobs)
     on_new_columns: Literal["ignore", "add", "fail"] = "ignore"
     # how far past the load's own time a date/timestamp cursor may be; later rows wait for a later load
     cursor_tolerance: str | None = "1h"
@@ -112,13 +110,6 @@ class SourceConfig(BaseModel):
             seen[target] = source
         return value
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_schedule(value)
-        return value
-
     @field_validator("cursor_tolerance")
     @classmethod
     def _tolerance(cls, value: str | None) -> str | None:
@@ -145,30 +136,6 @@ class SourceConfig(BaseModel):
     def options(self) -> dict[str, Any]:
         """The connector-specific keys."""
         return dict(self.model_extra or {})
-
-
-_DURATION = re.compile(r"^(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)$")
-
-
-def parse_duration(text) -> int:
-    """`30m`, `1h`, `2 days` -> seconds; ValueError naming the accepted forms."""
-    match = _DURATION.match(str(text).strip().lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration (write N followed by s, m, h or d: `1h`, `2d`, `0s`; "
-                         "or `none` for no limit)")
-    return int(match.group(1)) * _SECONDS[match.group(2)[0]]
-
-
-def parse_schedule(text: str) -> dict:
-    """`every 12s` / `every 6h` -> interval seconds; otherwise a 5-field cron expression."""
-    text = str(text).strip()
-    match = _EVERY.match(text)
-    if match:
-        return {"kind": "interval", "seconds": int(match.group(1)) * _SECONDS[match.group(2)[0]]}
-    fields = text.split()
-    if len(fields) != 5 or not all(re.fullmatch(r"[\d*/,\-A-Za-z]+", f) for f in fields):
-        raise ValueError(f"schedule {text!r} is neither `every N(s|m|h|d)` nor a 5-field cron expression")
-    return {"kind": "cron", "expression": text}
 
 
 def source_configs(loaded) -> dict[str, SourceConfig]:

@@ -111,12 +111,13 @@ class Warehouse:
                   else f for f in data.schema]
         return data.cast(pa.schema(fields))
 
-    def ensure_table(self, name: str, schema: pa.Schema) -> None:
+    def ensure_table(self, name: str, schema: pa.Schema, primary_key: tuple[str, ...] = ()) -> None:
         """Create a table for an Arrow schema unless it exists (DDL: outside any transaction)."""
         from tally.warehouse.txn import create_table_sql
 
         storable = self.storable(schema.empty_table()).schema
-        self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation))
+        self.execute_sql(create_table_sql(name, storable, self.dialect.name, collation=self.dialect.table_collation,
+                                          primary_key=primary_key, key_type=self.dialect.key_text_type))
         self._tables.pop(name, None)
 
     def add_missing_columns(self, name: str, schema: pa.Schema) -> list[str]:
@@ -228,6 +229,14 @@ class Warehouse:
 
     def execute_in(self, con, sql: str, params=None):
         """Run a statement on a transaction's connection; returns what can fetch its rows."""
+        raise NotImplementedError
+
+    def changed_in(self, con, sql: str, params=None) -> int:
+        """Run an UPDATE or DELETE on a transaction's connection; the number of rows it changed."""
+        raise NotImplementedError
+
+    def fetch_in(self, con, sql: str, params=None) -> list[tuple]:
+        """Run a SELECT on a transaction's connection; its rows."""
         raise NotImplementedError
 
     def insert_rows(self, con, table: str, data: pa.Table, order_by: str | None = None) -> None:

@@ -94,6 +94,22 @@ class ServerWarehouse(Warehouse):
         cursor.execute(sql, params)
         return cursor
 
+    def changed_in(self, con, sql: str, params=None) -> int:
+        cursor = con.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    def fetch_in(self, con, sql: str, params=None) -> list[tuple]:
+        cursor = con.cursor()
+        try:
+            cursor.execute(sql, params or None)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def insert_rows(self, con, table: str, data: pa.Table, order_by: str | None = None) -> None:
         """COPY FROM STDIN where the driver has it (PostgreSQL), else multi-row INSERT batches.
         (`order_by` is DuckDB's storage hint; servers keep their own order.)"""

@@ -28,6 +28,10 @@ class Dialect:
     identifier_quote: str = '"'          # quotes a name in raw SQL where sqlglot is not loaded (MySQL: `)
     copy_from_stdin: bool = False        # the driver bulk-loads with COPY ... FROM STDIN (psycopg)
     tinyint_booleans: bool = False       # booleans are stored as TINYINT(1): such a column may hold flags (MySQL)
+    key_text_type: str | None = None     # a text primary key's type where TEXT can't be one (MySQL)
+    # each thread's transactions run on a connection of its own (Warehouse.cursor); elsewhere one
+    # connection serves the Warehouse, and work that must commit apart from a job needs a second one
+    thread_connections: bool = False
     # an embedded file one process writes at a time: `tally serve` owns it and the CLI hands it commands
     single_writer: bool = False
 
@@ -45,12 +49,13 @@ class Dialect:
 
 
 DUCKDB = Dialect("duckdb", "dollar", "SET TimeZone = 'UTC'; SET enable_progress_bar = false", False, True, True, True,
-                epoch_micros=True, local_duckdb=True, row_hash=True, single_writer=True)
+                epoch_micros=True, local_duckdb=True, row_hash=True, thread_connections=True,
+                single_writer=True)
 POSTGRES = Dialect("postgres", "pyformat", "SET TIME ZONE 'UTC'", False, True, True, True, decimal_type="NUMERIC",
                    copy_from_stdin=True)
 MYSQL = Dialect("mysql", "pyformat", "SET time_zone = '+00:00'", True, False, False, False,
                 "utf8mb4_bin", column_type_change="ALTER TABLE {table} MODIFY COLUMN {column} {type}",
-                identifier_quote="`", tinyint_booleans=True)
+                identifier_quote="`", tinyint_booleans=True, key_text_type="VARCHAR(255)")
 
 SCHEMES = {
     "duckdb": DUCKDB,

@@ -122,6 +122,12 @@ class DuckDBWarehouse(Warehouse):
     def execute_in(self, con, sql: str, params=None):
         return con.execute(sql, params or [])
 
+    def changed_in(self, con, sql: str, params=None) -> int:
+        return int(con.execute(sql, params or []).fetchall()[0][0])   # DuckDB answers a count row
+
+    def fetch_in(self, con, sql: str, params=None) -> list[tuple]:
+        return con.execute(sql, params or []).fetchall()
+
     def insert_rows(self, con, table: str, data: pa.Table, order_by: str | None = None) -> None:
         con.register("__tally_rows", data)
         try:

@@ -26,14 +26,21 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("rule", pa.string()), ("rejected_at", TS), ("file", pa.string()),
     ]),
     "_tally_state": pa.schema([("key", pa.string()), ("value", pa.string()), ("updated_at", TS)]),
+    # one row per job run (tally.jobs): `scheduled_for` is the tick it ran for (none for a run by hand)
     "_tally_job_runs": pa.schema([
-        ("run_id", pa.string()), ("kind", pa.string()), ("name", pa.string()), ("started_at", TS),
-        ("ended_at", TS), ("status", pa.string()), ("detail", pa.string()),
+        ("run_id", pa.string()), ("job", pa.string()), ("kind", pa.string()), ("name", pa.string()),
+        ("trigger", pa.string()), ("scheduled_for", TS), ("started_at", TS), ("ended_at", TS),
+        ("status", pa.string()), ("rows", pa.int64()), ("error", pa.string()), ("holder", pa.string()),
+    ]),
+    # one row per job: who may run it until when (taken and renewed by tally.jobs.records)
+    "_tally_job_leases": pa.schema([
+        ("job", pa.string()), ("holder", pa.string()), ("expires_at", TS), ("version", pa.int64()),
     ]),
 }
 
 
-GREW = frozenset({"_tally_rejects"})   # internal tables that gained columns (rejects: `file`)
+GREW = frozenset({"_tally_rejects", "_tally_job_runs"})   # internal tables that gained columns (rejects: `file`)
+KEYS = {"_tally_job_leases": ("job",)}   # primary keys: two schedulers can't both insert a job's lease
 
 
 def now() -> dt.datetime:
@@ -47,7 +54,7 @@ def ensure_internal_tables(warehouse, names=None) -> None:
         if names is not None and name not in names:
             continue
         if name not in existing:
-            warehouse.ensure_table(name, schema)
+            warehouse.ensure_table(name, schema, primary_key=KEYS.get(name, ()))
         elif name in GREW:   # a warehouse made by an earlier Tally: add the columns added since
             warehouse.add_missing_columns(name, schema)
 

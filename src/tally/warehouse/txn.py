@@ -20,9 +20,16 @@ def table_ref(name: str) -> sge.Table:
 
 
 def create_table_sql(name: str, schema: pa.Schema, dialect: str, *, temporary: bool = False,
-                     if_not_exists: bool = True, collation: str | None = None) -> str:
-    """CREATE TABLE for an Arrow schema in the warehouse's own types."""
+                     if_not_exists: bool = True, collation: str | None = None,
+                     primary_key: Sequence[str] = (), key_type: str | None = None) -> str:
+    """CREATE TABLE for an Arrow schema in the warehouse's own types; `primary_key` text columns take
+    `key_type` where the default text type can't be a key (MySQL's TEXT)."""
     columns = ibis.Schema.from_pyarrow(schema).to_sqlglot_column_defs(dialect)
+    if primary_key:
+        for column in columns:
+            if column.name in primary_key and key_type and schema.field(column.name).type == pa.string():
+                column.set("kind", sge.DataType.build(key_type, dialect=dialect))
+        columns.append(sge.PrimaryKey(expressions=[ident(key) for key in primary_key]))
     props = [sge.TemporaryProperty()] if temporary else []
     if collation:
         # text compares the same (case-sensitively) as on DuckDB and PostgreSQL
@@ -62,6 +69,14 @@ class Transaction:
 
     def execute(self, sql: str, params: Sequence | None = None):
         return self.warehouse.execute_in(self.con, sql, params)
+
+    def changed(self, sql: str, params: Sequence) -> int:
+        """Run an UPDATE or DELETE; the number of rows it changed."""
+        return self.warehouse.changed_in(self.con, sql, params)
+
+    def fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Run a SELECT inside the transaction; its rows."""
+        return self.warehouse.fetch_in(self.con, sql, params)
 
     def delete_in(self, table: str, column: str, values: Sequence, **equal) -> None:
         """DELETE the rows whose `column` is one of `values` (and each `equal` column has its

@@ -1,0 +1,147 @@
+"""`GET|POST /api/v1/query` and `GET /api/v1/metrics`: every option of `tally query`, the rows as
+`--format json` prints them beside the meta of `--format json --meta`, cached by data version."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional, Union
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tally.errors import QueryError
+
+
+class QueryRequest(BaseModel):
+    """A query: the options of `tally query` (`from`/`to` or `last`/`period` for the range)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    metrics: Union[list[str], str] = Field(description="Metric names (a list, or comma-separated).")
+    by: Union[list[str], str] = Field(default=[], description="Dimensions to break down by.")
+    grain: Optional[str] = Field(default=None, description="hour, day, week, month, quarter or year.")
+    from_: Optional[str] = Field(default=None, alias="from", description="Start, inclusive (date or timestamp).")
+    to: Optional[str] = Field(default=None, description="End, exclusive (date or timestamp).")
+    where: Optional[str] = Field(default=None, description="Filter on dimensions: status = 'paid'.")
+    compare: Optional[str] = Field(default=None, description="previous_period or previous_year.")
+    order: Union[list[str], str] = Field(default=[], description="Sort: -revenue or revenue desc.")
+    limit: Optional[int] = Field(default=None, description="Keep the first N rows.")
+    timezone: Optional[str] = Field(default=None, description="Override the project timezone.")
+    fill: bool = Field(default=True, description="Periods with no data as zeros (or null ratios).")
+    last: Optional[str] = Field(default=None, description="Range: 30d, 12w, 6m, 1y (up to today).")
+    period: Optional[str] = Field(default=None, description="Range: 2026, 2026-Q3, 2026-10, 2026-W05, 2026-10-05.")
+    live: bool = Field(default=False, description="Answer from the source tables, never from a rollup.")
+
+    def arguments(self) -> dict:
+        """The keyword arguments of `tally.delivery.answer.answer`."""
+        return {"by": _names(self.by), "grain": self.grain, "start": self.from_, "end": self.to,
+                "where": self.where, "compare": self.compare, "order_by": _names(self.order),
+                "limit": self.limit, "timezone": self.timezone, "fill": self.fill, "last": self.last,
+                "period": self.period, "live": self.live}
+
+
+class QueryAnswer(BaseModel):
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+
+def _names(value) -> list[str]:
+    """`a,b` or ["a", "b"] as a list of names (as the CLI's repeated options)."""
+    items = [value] if isinstance(value, str) else list(value)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def query_params(
+    metrics: list[str] = Query(..., description="Metric names (repeat, or comma-separated)."),
+    by: list[str] = Query([], description="Dimensions (repeat, or comma-separated)."),
+    grain: Optional[str] = Query(None), start: Optional[str] = Query(None, alias="from"),
+    to: Optional[str] = Query(None), where: Optional[str] = Query(None), compare: Optional[str] = Query(None),
+    order: list[str] = Query([]), limit: Optional[int] = Query(None), timezone: Optional[str] = Query(None),
+    fill: bool = Query(True), last: Optional[str] = Query(None), period: Optional[str] = Query(None),
+    live: bool = Query(False),
+) -> QueryRequest:
+    return QueryRequest(metrics=metrics, by=by, grain=grain, to=to, where=where, compare=compare, order=order,
+                        limit=limit, timezone=timezone, fill=fill, last=last, period=period, live=live,
+                        **{"from": start})
+
+
+def router(state, read, prefix: str) -> APIRouter:
+    api = APIRouter(prefix=prefix, dependencies=[Depends(read)])   # full paths: route templates in /metrics
+    responses = {200: {"model": QueryAnswer}}
+
+    @api.get("/query", response_class=Response, responses=responses, summary="Answer a query")
+    def get_query(request: QueryRequest = Depends(query_params)) -> Response:
+        return Response(answer_body(state, request), media_type="application/json")
+
+    @api.post("/query", response_class=Response, responses=responses, summary="Answer a query")
+    def post_query(request: QueryRequest) -> Response:
+        return Response(answer_body(state, request), media_type="application/json")
+
+    @api.get("/metrics", summary="The metric catalog")
+    def catalog() -> list[dict[str, Any]]:
+        with state.lock:
+            catalog = state.project.catalog
+            return [_info(catalog.info(name)) for name in catalog.names]
+
+    return api
+
+
+def _info(info) -> dict:
+    return {"metric": info.name, "kind": info.kind, "model": info.model, "format": info.format,
+            "dimensions": list(info.dimensions), "definition": info.definition}
+
+
+def answer_body(state, request: QueryRequest) -> bytes:
+    """The JSON answer: from the cache when the data has not moved since it was stored."""
+    from tally.delivery import answer, tabular
+    from tally.engine.ranges import resolve
+
+    from tally.api.cache import answer_key, cacheable
+
+    metrics = answer.metrics_of(request.metrics)
+    args = request.arguments()
+    if args["limit"] is not None and args["limit"] > state.settings.max_page_size:
+        from tally.api.data import BadPage
+
+        raise BadPage(f"limit {args['limit']} is over the page size limit {state.settings.max_page_size} "
+                      "(api.max_page_size)")
+    project = state.project
+    config = project.config
+    zone = args["timezone"] or config.timezone
+    key_args = dict(args, metrics=metrics)   # a relative range is keyed by the dates it means today
+    key_args["start"], key_args["end"] = resolve(args["last"], args["period"], args["start"], args["end"], zone,
+                                                 config.week_start_index)
+    arrived = time.monotonic_ns()
+    with state.lock:
+        key = None
+        if cacheable(project, metrics):
+            key = answer_key(state.digest, state.versions.since(project.reader, arrived), key_args)
+            hit = state.cache.get(key)
+            if hit is not None:
+                return hit
+        project.engine   # made now: a live query must leave the router to the others (see answer.answer)
+        result = answer.answer(project, metrics, **args)
+        meta = answer.meta_of(project, metrics, result, live=args["live"])
+    if result.table.num_rows > state.settings.max_page_size:
+        raise QueryError(f"the answer has {result.table.num_rows:,} rows, over the page size limit "
+                         f"{state.settings.max_page_size:,} (api.max_page_size): narrow the range, the grain or "
+                         "the dimensions, or add a limit")
+    import json
+
+    text = '{"rows": ' + tabular.to_json(result.table) + ', "meta": ' + json.dumps(meta, default=str) + "}"
+    data = text.encode()
+    if key is not None and storable(state, result.meta):
+        state.cache.set(key, data)
+    return data
+
+
+def storable(state, meta: dict) -> bool:
+    """Not a rollup's answer given within the router's freshness window after the data moved: the
+    router may have trusted a freshness check made before the commit (tally.rollups.routing), and
+    that answer must not outlive the window under the new version."""
+    if not str(meta.get("source", "")).startswith("rollup:"):
+        return True
+    from tally.rollups.routing import FRESHNESS_TTL
+
+    return state.versions.settled(FRESHNESS_TTL)
