@@ -57,12 +57,13 @@ class Server:
 
 
 @contextmanager
-def serving(root: Path, *args: str, handoff: bool = True):
+def serving(root: Path, *args: str, handoff: bool = True, scheduler: bool = False):
     """`tally serve` on `root`, ready (its server.json written when `handoff`, its port answering);
     stopped after."""
     port, log = free_port(), root.parent / f"serve-{root.name}.log"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([*TALLY, "-p", str(root), "serve", "--port", str(port), "--no-scheduler", *args],
+        proc = subprocess.Popen([*TALLY, "-p", str(root), "serve", "--port", str(port),
+                                 "--scheduler" if scheduler else "--no-scheduler", *args],
                                 stdout=handle, stderr=subprocess.STDOUT, env=ENV, stdin=subprocess.DEVNULL)
     server = Server(proc, port, root, log, args[args.index("--host") + 1] if "--host" in args else "127.0.0.1")
     try:

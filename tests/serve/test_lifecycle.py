@@ -182,3 +182,25 @@ def test_a_server_on_another_interface_takes_cli_commands_on_loopback_only(proje
     assert info.host == "127.0.0.1" and info.port != server.port   # a loopback port of its own for the CLI
     assert (handed.returncode, handed.stdout) == (expected.returncode, expected.stdout)
     assert refused.status_code == 403 and '_cli HTTP/1.1" 403' in server.output() and server.handed_off() == 2
+
+
+def test_scheduled_loads_and_handed_off_commands_share_the_server(project):
+    """A source polled every 2 s by the server's scheduler while the CLI hands it a load and a query:
+    every run succeeds (one writer at a time), SIGTERM lets them finish, the rows are all there once."""
+    config = project / "tally.yml"
+    config.write_text(config.read_text().replace("    table: orders                    #",
+                                                 "    schedule: every 2s\n    table: orders                    #", 1))
+    with serving(project, scheduler=True) as server:
+        write_orders(project / "data" / "orders2.csv", 10_000, 20_000, days_ago(4))
+        deadline = time.monotonic() + 60
+        while "ingest:orders succeeded" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        write_orders(project / "data" / "orders3.csv", 50_000, 30_000, days_ago(3))
+        handed = tally(project, "ingest", "--format", "json")
+        runs = tally(project, "jobs", "--format", "json")
+        assert server.stop() == 0, server.output()
+    assert "ingest:orders succeeded" in server.output() and "failed" not in server.output()
+    assert handed.returncode == 0 and runs.returncode == 0, handed.stderr + runs.stderr
+    assert {run["status"] for run in json.loads(runs.stdout)} <= {"succeeded", "skipped"}
+    assert orders(project) == 400 + 20_000 + 30_000
+    assert not (project / ".tally" / "server.json").exists()

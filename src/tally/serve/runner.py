@@ -97,7 +97,7 @@ def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = 
     server = uvicorn.Server(uvicorn.Config(server_app(project, handoff), log_config=uvicorn.config.LOGGING_CONFIG,
                                            timeout_graceful_shutdown=None))
     routing.install()   # after uvicorn's log handlers took the real stderr
-    jobs = start_scheduler(project) if scheduler else None
+    jobs = start_scheduler(project, say) if scheduler else None
     if handoff is not None:
         cli_host, cli_port = sockets[-1].getsockname()[:2]
         serverfile.write(root, serverfile.ServerInfo(os.getpid(), cli_host, cli_port, handoff.token, profile,
@@ -149,13 +149,16 @@ def stop(project, root: Path, handoff: Handoff | None, jobs, forced: bool) -> in
     return cut_short
 
 
-def start_scheduler(project):
-    """The project's scheduler, started (None where this build has none)."""
+def start_scheduler(project, say: Callable[[str], None]):
+    """The project's scheduler, started, saying one line per run (None where this build has none)."""
     if not _provided("tally.jobs"):
         return None
-    from tally.jobs import Scheduler
+    from tally.jobs import Scheduler, describe_run
 
-    scheduler = Scheduler(project)
+    def on_run(run) -> None:
+        say(f"{run.ended_at:%Y-%m-%dT%H:%M:%SZ} {describe_run(run)}" if run.ended_at else describe_run(run))
+
+    scheduler = Scheduler(project, on_run=on_run)
     scheduler.start()
     return scheduler
 
