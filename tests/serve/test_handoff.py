@@ -91,10 +91,13 @@ def test_a_query_runs_beside_a_handed_off_ingest(project):
     write_orders(project / "data" / "orders2.csv", 10_000, 150_000, days_ago(4))
     query = ["query", "revenue", "--grain", "month", "--by", "country"]
     expected = tally(project, *query)
-    with serving(project):
+    with serving(project) as server:
         ingest = subprocess.Popen([*TALLY, "-p", str(project), "ingest", "--format", "json"], env=ENV, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while server.handed_off() == 0 and time.monotonic() < deadline:   # the server has the ingest
+            time.sleep(0.05)
+        time.sleep(0.2)
         during = tally(project, *query)
         overlapped = ingest.poll() is None
         out, err = ingest.communicate(timeout=180)
@@ -108,9 +111,12 @@ def test_two_handed_off_ingests_run_one_after_the_other(project):
     """By themselves the second would meet the first's file lock; in the server it waits its turn."""
     write_orders(project / "data" / "orders2.csv", 10_000, 150_000, days_ago(4))
     command = [*TALLY, "-p", str(project), "ingest", "--format", "json"]
-    with serving(project):
+    with serving(project) as server:
         first = subprocess.Popen(command, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while server.handed_off() == 0 and time.monotonic() < deadline:   # the server has the first
+            time.sleep(0.05)
+        time.sleep(0.2)
         second = subprocess.Popen(command, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         outputs = [proc.communicate(timeout=180) for proc in (first, second)]
         runs = [(proc.returncode, out, err) for proc, (out, err) in zip((first, second), outputs)]

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from tally.api.security import check_bind
 from tally.errors import TallyError
+from tally.jobs.run import work_lock
 from tally.serve import routing, serverfile
 from tally.serve.handoff import Handoff
 
@@ -21,44 +23,12 @@ WILDCARD = ("0.0.0.0", "::", "")
 
 def server_app(project, handoff: Handoff | None = None):
     """The served app: the project's HTTP API, plus the CLI handoff route when the warehouse is embedded."""
-    if _provided("tally.api"):
-        from tally.api import create_app
+    from tally.api import create_app
 
-        app = create_app(project)
-    else:   # a build without issue 16's api/ yet: the handoff route alone
-        from fastapi import FastAPI
-
-        app = FastAPI(title=f"Tally: {project.config.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    app = create_app(project)
     if handoff is not None:
         app.include_router(handoff.router())
     return app
-
-
-def check_bind(project, host: str) -> None:
-    """The API's rule: beyond loopback only with an API key configured (ConfigError otherwise)."""
-    if _provided("tally.api"):
-        from tally.api.security import check_bind as api_check_bind
-
-        api_check_bind(host, project.config.api)
-
-
-def scheduler_lock(project):
-    """The lock a scheduled job holds while it writes (None where this build has no scheduler)."""
-    if not _provided("tally.jobs.run"):
-        return None
-    from tally.jobs.run import work_lock
-
-    return work_lock(project)
-
-
-def _provided(module: str) -> bool:
-    """Whether this build has `module` (api/ and jobs/ land separately in issue 16)."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:   # its package is missing
-        return False
 
 
 def running_server(root: Path) -> serverfile.ServerInfo | None:
@@ -92,7 +62,7 @@ def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = 
     other = running_server(root)
     if other is not None:
         raise TallyError(f"tally serve already runs on {root} (pid {other.pid}, port {other.port}); stop it first")
-    check_bind(project, host)
+    check_bind(host, project.config.api)   # beyond loopback only with an API key
     sockets, handoff = bind(project, root, host, port)
     server = uvicorn.Server(uvicorn.Config(server_app(project, handoff), log_config=uvicorn.config.LOGGING_CONFIG,
                                            timeout_graceful_shutdown=None))
@@ -126,7 +96,8 @@ def bind(project, root: Path, host: str, port: int) -> tuple[list[socket.socket]
             return sockets, None
         if host not in LOOPBACK and host not in WILDCARD:   # the CLI reaches the server on loopback
             sockets.append(listen("127.0.0.1", 0))
-        return sockets, Handoff(root, secrets.token_urlsafe(32), scheduler_lock(project))
+        # a handed-off write takes the lock a scheduled job's work takes: they never overlap
+        return sockets, Handoff(root, secrets.token_urlsafe(32), work_lock(project))
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -150,9 +121,7 @@ def stop(project, root: Path, handoff: Handoff | None, jobs, forced: bool) -> in
 
 
 def start_scheduler(project, say: Callable[[str], None]):
-    """The project's scheduler, started, saying one line per run (None where this build has none)."""
-    if not _provided("tally.jobs"):
-        return None
+    """The project's scheduler, started, saying one line per run as `tally scheduler` does."""
     from tally.jobs import Scheduler, describe_run
 
     def on_run(run) -> None:
