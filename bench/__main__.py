@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = {"dashboard": "bench.dashboard", "ingest": "bench.ingest", "rollups": "bench.rollups"}
+BENCHMARKS = {"dashboard": "bench.dashboard", "ingest": "bench.ingest", "rollups": "bench.rollups", "api": "bench.api"}
 TOOLS = {"data": "bench.data", "profile": "bench.tally_profile", "cli": "bench.cli"}
 COMMANDS = {**BENCHMARKS, **TOOLS}
 

@@ -93,6 +93,9 @@ class TallyRunner:
         from tally import Project
 
         self.project = Project.load(ds.dir)
+        # the engine's steady state: with the on-disk query cache (tally.engine.replay, measured by
+        # `bench cli`) a run after an earlier one would answer every query by replaying its reads
+        self.project.query_cache = False
         self.w = w
         self.range = {"start": w.start.isoformat(), "end": w.end.isoformat()}
 

@@ -42,6 +42,7 @@ class Project:
         self.root = loaded.root
         self._warehouse_url = warehouse_url
         self._reader = None
+        self._replayed = False   # the query cache answers a project's first query only
 
     @classmethod
     @api_boundary
@@ -118,14 +119,19 @@ class Project:
     def query_result(self, metrics, **kwargs):
         """Answer a query with its meta (timezone, range, source).
 
-        A process's first query may be answered from `.tally/cache/queries` without loading Ibis
-        (see `tally.engine.replay`); once the engine exists it answers, with its own caches."""
+        A project's first query may be answered from `.tally/cache/queries` without loading Ibis
+        (see `tally.engine.replay`: what makes a one-query CLI process fast); every later one is
+        answered by the engine, with its own caches (a replay opens a fresh driver connection and
+        re-reads every recorded read: a long-lived process, such as `tally serve`, must not pay that
+        on each request)."""
         unknown = [name for name in kwargs if name not in QUERY_ARGUMENTS]
         if unknown:
             raise QueryError(f"unknown query argument(s) {', '.join(unknown)} (arguments: {', '.join(QUERY_ARGUMENTS)})")
 
-        if self.query_cache and "engine" not in self.__dict__:
+        if self.query_cache and "engine" not in self.__dict__ and not self._replayed:
             from tally.engine import replay
+
+            self._replayed = True
 
             return replay.answer(self, metrics, kwargs, lambda: self.engine.query(metrics, **kwargs))
         return self.engine.query(metrics, **kwargs)

@@ -169,6 +169,9 @@ def main() -> None:
     sys.exit(run(args) if code is None else code)
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
 def run(args: list[str]) -> int:
     """The CLI's exit code for `args`; a usage error (an unknown option, a value of the wrong type) is
     one line on stderr, like every other error, rather than click's framed usage box."""
@@ -176,6 +179,14 @@ def run(args: list[str]) -> int:
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
     from typer.exceptions import Abort
 
+    if len(args) == 2 and args[0] == "--show-completion" and args[1] in COMPLETION_SHELLS:
+        # typer's flag takes no value and asks the parent process which shell it is: named, it
+        # works from scripts and CI too (where no shell is found above the process)
+        from typer._completion_shared import get_completion_script
+
+        out.print(get_completion_script(prog_name="tally", complete_var="_TALLY_COMPLETE", shell=args[1]),
+                  highlight=False, markup=False, soft_wrap=True)
+        return 0
     try:
         code = app(args=args, prog_name="tally", standalone_mode=False)
     except NoArgsIsHelpError as exc:   # `tally rollup`: the group's help, as click shows it

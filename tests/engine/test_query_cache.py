@@ -236,3 +236,21 @@ def test_the_driver_connection_only_reads(example):
         assert not project.warehouse.has_table("forged")
     finally:
         project.close()
+
+
+def test_only_a_projects_first_query_replays(example):
+    """A long-lived process (tally serve) answers from the engine after its first query: a replay
+    opens a fresh driver connection and re-reads every recorded read, each time."""
+    folder, url = example
+    query = dict(QUERIES[0])
+    answer(folder, url, query)   # recorded
+    project = Project.load(folder, warehouse=url)
+    try:
+        args = dict(query)
+        metrics = args.pop("metrics")
+        first = project.query_result(metrics, **args)
+        assert "engine" not in project.__dict__   # replayed, without Ibis
+        second = project.query_result(metrics, **args)
+        assert "engine" in project.__dict__ and same(first, second)
+    finally:
+        project.close()
