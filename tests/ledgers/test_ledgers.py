@@ -425,3 +425,35 @@ def test_two_refreshes_at_once_on_postgres_store_each_user_once(postgres_db_url,
     finally:
         first.close()
         second.close()
+
+
+def test_a_sole_writer_looks_entities_up_in_memory_and_sees_every_write(tmp_path):
+    """On an embedded file this process writes (tally serve), lookups come from an index of the
+    table, read again after any write: no statement per lookup, never a stale value."""
+    rng = random.Random(4)
+    write_project(tmp_path)
+    rows = transactions(rng, range(1, 201), users=30)
+    write_csv(tmp_path / "data" / "a.csv", rows)
+    project = Project.load(tmp_path)
+    try:
+        project.ingest()
+        warehouse = project.warehouse
+        assert warehouse.local_version() is not None
+        users = sorted(expected(rows))
+        ledgers.entity(project, "users", users[0])   # builds the index
+        statements = []
+        original = warehouse.run
+        warehouse.run = lambda *a, **k: statements.append(a) or original(*a, **k)
+        try:
+            for user in users:
+                assert ledgers.entity(project, "users", user) == {"user_id": user, **expected(rows)[user]}
+        finally:
+            warehouse.run = original
+        assert statements == []
+        edit = [{**rows[0], "amount": rows[0]["amount"] + Decimal("5.00"), "updated_at": START + dt.timedelta(days=99)}]
+        write_csv(tmp_path / "data" / "b.csv", edit)
+        project.ingest()
+        user = edit[0]["user_id"]
+        assert ledgers.entity(project, "users", user) == {"user_id": user, **expected(rows + edit)[user]}
+    finally:
+        project.close()

@@ -31,7 +31,8 @@ class ApiState:
         self.project, self.settings = project, settings
         self.lock = threading.RLock()
         self.cache = make_cache(settings)
-        self.versions = Versions()
+        # a version counted in this process means nothing to another server sharing a Redis cache
+        self.versions = Versions(local=settings.cache in ("memory", "none"))
         self.digest = hashlib.sha256((project.config.model_dump_json() + project.warehouse_url).encode()).hexdigest()
         self.registry, self.latency = registry_for(self)
 

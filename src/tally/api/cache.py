@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from time import monotonic_ns as time_ns
 
 log = logging.getLogger("tally.api")
 MEMORY_BYTES = 256 * 2**20   # the in-process cache's budget
@@ -25,7 +26,8 @@ class Versions:
     made before), so under load one read answers every request queued behind it. The caller holds
     the project lock (reads are serialized)."""
 
-    def __init__(self):
+    def __init__(self, local: bool = True):
+        self.use_local = local   # take the sole writer's own count where there is one (see `local`)
         self.read_at, self.version, self.table_seen = -1, "", False
         self.changed_at = 0   # monotonic ns when this process first saw the current version
 
@@ -33,6 +35,9 @@ class Versions:
         """The version for a request that arrived at `arrived` (time.monotonic_ns())."""
         import time
 
+        local = self.local(reader) if self.use_local else None
+        if local is not None:
+            return local
         if self.read_at > arrived:
             return self.version
         self.read_at = time.monotonic_ns()
@@ -42,6 +47,15 @@ class Versions:
         if version != self.version:
             self.version, self.changed_at = version, self.read_at
         return self.version
+
+    def local(self, reader) -> str | None:
+        """Where this process is the warehouse's only writer (an embedded file `tally serve` owns),
+        the version it counts itself: no query per request (Warehouse.local_version)."""
+        version = getattr(reader, "local_version", None)
+        version = version() if version is not None else None
+        if version is not None and version != self.version:
+            self.version, self.changed_at = version, time_ns()
+        return version
 
     def settled(self, seconds: float) -> bool:
         """The current version was first seen at least `seconds` ago."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import uuid
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,10 @@ from tally.warehouse.connect import open_backend, redact
 from tally.warehouse.rawsql import TOKEN as _TOKEN, CompiledQuery, inline_values
 
 UTC_TS = idt.Timestamp(timezone="UTC")
+# writes this process committed, per database: the data version of a database only this process
+# can write (an embedded file opened read-write), read without a query (see `local_version`)
+_WRITES: dict[str, int] = {}
+_PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 _SENTINEL_BASE = dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
 
 
@@ -138,6 +144,7 @@ class Warehouse:
         return list(self.table(name).columns)
 
     def drop_table(self, name: str) -> None:
+        self.wrote()
         with self._lock:
             self._tables.pop(name, None)
             self.backend.drop_table(name, force=True)
@@ -191,6 +198,23 @@ class Warehouse:
         if isinstance(value, dt.datetime) and self.dialect.naive_params:
             return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
+
+    # -- the data version a sole writer keeps in memory ---------------------------
+
+    database_key: str | None = None   # set by a family whose database only this process can write
+
+    def wrote(self) -> None:
+        """Count a committed write (a transaction, a table written, created or dropped)."""
+        if self.database_key is not None:
+            _WRITES[self.database_key] = _WRITES.get(self.database_key, 0) + 1
+
+    def local_version(self) -> str | None:
+        """A version of the data that moves with every write, known without a query, when no other
+        process can write this database (an embedded file this process opened read-write, as
+        `tally serve` does); None otherwise (ask the database: api.cache.data_version)."""
+        if self.database_key is None:
+            return None
+        return f"{_PROCESS}:{_WRITES.get(self.database_key, 0)}"
 
     # -- what each family does its own way --------------------------------------
 

@@ -23,6 +23,16 @@ class DuckDBWarehouse(Warehouse):
 
     inline_template = True
 
+    def __init__(self, url: str, root=".", read_only: bool = False):
+        super().__init__(url, root, read_only=read_only)
+        from pathlib import Path
+
+        from tally.warehouse.connect import duckdb_path
+
+        path = duckdb_path(url, Path(root))
+        if not read_only:   # DuckDB's file lock: no other process writes while this one holds it
+            self.database_key = f"memory:{id(self)}" if path == ":memory:" else str(Path(path).resolve())
+
     def has_table(self, name: str) -> bool:
         with self._lock:   # what Ibis's list_tables reads, in one query (it runs three)
             # fetchall: a result left unread keeps its transaction open (and CHECKPOINT waiting)
@@ -32,6 +42,7 @@ class DuckDBWarehouse(Warehouse):
         return found
 
     def write_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> None:
+        self.wrote()
         with self._lock:
             self._tables.pop(name, None)
             cursor = self.cursor()
@@ -64,6 +75,7 @@ class DuckDBWarehouse(Warehouse):
 
     def execute_sql(self, sql: str) -> None:
         self.cursor().execute(sql)
+        self.wrote()   # DDL and settings: counted as writes (a version that moves too often is only a miss)
 
     @contextmanager
     def memory_budget(self, setting: str):
@@ -118,6 +130,7 @@ class DuckDBWarehouse(Warehouse):
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+        self.wrote()
 
     def execute_in(self, con, sql: str, params=None):
         return con.execute(sql, params or [])
