@@ -123,6 +123,7 @@ def test_two_handed_off_ingests_run_one_after_the_other(project):
     loaded = [json.loads(out)[0]["rows_loaded"] for _, out, _ in runs]
     assert [code for code, _, _ in runs] == [0, 0], runs
     assert loaded[0] >= 150_000 and loaded[1] < 10   # the second found the rows loaded already
-    assert runs[1][2] == "note: waiting for another write on this project to finish ...\n"
+    # the note shows when the wait passed 1 s (it may not, on a fast run): the counts prove the order
+    assert runs[1][2] in ("", "note: waiting for another write on this project to finish ...\n")
     with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from orders").fetchone()[0] == 150_400

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from tally.api import jsontext
 from tally.api.data import Page, page, paging
@@ -90,6 +91,12 @@ def _endpoint(state, name: str, alias: RouteAlias):
     return endpoint
 
 
+def locked(state, function, *args, **kwargs):
+    """`function(*args, **kwargs)` under the project's lock (its warehouse serves one caller at a time)."""
+    with state.lock:
+        return function(*args, **kwargs)
+
+
 def ledger_router(state, read, prefix: str) -> APIRouter:
     """`GET /api/v1/ledgers/{ledger}` (entities, filtered, ordered, paged) and
     `GET /api/v1/ledgers/{ledger}/{entity}` (one entity, as of now or a past time)."""
@@ -109,10 +116,14 @@ def ledger_router(state, read, prefix: str) -> APIRouter:
         return jsontext.response(page(rows[:limit], len(rows) > limit, limit, offset, scope))
 
     @api.get("/ledgers/{ledger}/{entity}", summary="One entity of a ledger")
-    def entity(ledger: str, entity: str, as_of: Optional[str] = None) -> dict[str, Any]:
+    async def entity(ledger: str, entity: str, as_of: Optional[str] = None) -> dict[str, Any]:
         ledgers = ledgers_module(f"GET /api/v1/ledgers/{ledger}/{entity}")
-        with state.lock:
-            row = ledgers.entity(state.project, ledger, entity, as_of=as_of)
+        # answered from memory on the event loop when it can be (no I/O: a sole writer's current
+        # index); else read in a worker thread, under the project's lock
+        in_memory = getattr(ledgers, "entity_in_memory", None)
+        row = in_memory(state.project, ledger, entity) if as_of is None and in_memory else None
+        if row is None:
+            row = await run_in_threadpool(locked, state, ledgers.entity, state.project, ledger, entity, as_of=as_of)
         if row is None:
             raise NotFoundError(f"no entity {entity!r} in ledger {ledger}")
         return jsontext.response(row)

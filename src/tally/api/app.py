@@ -76,7 +76,7 @@ def scope_check(state, scope: str):
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY")
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-    def check(authorization=Depends(bearer), api_key: Optional[str] = Depends(header)) -> Optional[str]:
+    async def check(authorization=Depends(bearer), api_key: Optional[str] = Depends(header)) -> Optional[str]:
         key = authorization.credentials if authorization is not None else None
         return security.authorize(state.settings.keys, security.presented_key(None, api_key) or key, scope)
     check.__name__ = f"require_{scope}"

@@ -7,6 +7,7 @@ import time
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,7 +53,7 @@ def _names(value) -> list[str]:
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
-def query_params(
+async def query_params(
     metrics: list[str] = Query(..., description="Metric names (repeat, or comma-separated)."),
     by: list[str] = Query([], description="Dimensions (repeat, or comma-separated)."),
     grain: Optional[str] = Query(None), start: Optional[str] = Query(None, alias="from"),
@@ -71,8 +72,13 @@ def router(state, read, prefix: str) -> APIRouter:
     responses = {200: {"model": QueryAnswer}}
 
     @api.get("/query", response_class=Response, responses=responses, summary="Answer a query")
-    def get_query(request: QueryRequest = Depends(query_params)) -> Response:
-        return Response(answer_body(state, request), media_type="application/json")
+    async def get_query(request: QueryRequest = Depends(query_params)) -> Response:
+        # a cached answer on the event loop (no I/O where the data version is counted in memory);
+        # anything else in a worker thread
+        body = cached_body(state, request)
+        if body is None:
+            body = await run_in_threadpool(answer_body, state, request)
+        return Response(body, media_type="application/json")
 
     @api.post("/query", response_class=Response, responses=responses, summary="Answer a query")
     def post_query(request: QueryRequest) -> Response:
@@ -90,6 +96,42 @@ def router(state, read, prefix: str) -> APIRouter:
 def _info(info) -> dict:
     return {"metric": info.name, "kind": info.kind, "model": info.model, "format": info.format,
             "dimensions": list(info.dimensions), "definition": info.definition}
+
+
+def cached_body(state, request: QueryRequest) -> bytes | None:
+    """The cached answer when it is found with no I/O (an in-memory cache, a version counted in this
+    process, a request the cache keys without reading); None otherwise (then `answer_body`)."""
+    from tally.api.cache import MemoryCache
+
+    project = state.project
+    if not isinstance(state.cache, MemoryCache) or "warehouse" not in project.__dict__:
+        return None
+    version = state.versions.local(project.warehouse) if state.versions.use_local else None
+    if version is None:
+        return None
+    try:
+        key = request_key(state, request, version)
+    except Exception:   # a bad request: answer_body says what is wrong
+        return None
+    return state.cache.get(key) if key is not None else None
+
+
+def request_key(state, request: QueryRequest, version: str) -> str | None:
+    """The cache key of a request at `version`; None when its answer is never cached."""
+    from tally.delivery import answer
+    from tally.engine.ranges import resolve
+
+    from tally.api.cache import answer_key, cacheable
+
+    metrics = answer.metrics_of(request.metrics)
+    args = request.arguments()
+    config = state.project.config
+    if not cacheable(state.project, metrics):
+        return None
+    key_args = dict(args, metrics=metrics)   # a relative range is keyed by the dates it means today
+    key_args["start"], key_args["end"] = resolve(args["last"], args["period"], args["start"], args["end"],
+                                                 args["timezone"] or config.timezone, config.week_start_index)
+    return answer_key(state.digest, version, key_args)
 
 
 def answer_body(state, request: QueryRequest) -> bytes:

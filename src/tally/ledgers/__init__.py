@@ -1,7 +1,7 @@
 """Ledgers: per-entity buckets and formulas (balance, earned, spent), stored, refreshed as rows load, verified."""
 
 from tally.errors import api_boundary
-from tally.ledgers.lookup import entity, listing
+from tally.ledgers.lookup import entity, entity_in_memory, listing
 from tally.ledgers.refresh import LedgerResult, after_ingest, refresh
 from tally.ledgers.verify import verify
 
@@ -9,4 +9,4 @@ from tally.ledgers.verify import verify
 refresh, entity, listing, verify, after_ingest = (api_boundary(f) for f in (refresh, entity, listing, verify,
                                                                            after_ingest))
 
-__all__ = ["LedgerResult", "after_ingest", "entity", "listing", "refresh", "verify"]
+__all__ = ["LedgerResult", "after_ingest", "entity", "entity_in_memory", "listing", "refresh", "verify"]

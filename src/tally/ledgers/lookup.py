@@ -38,6 +38,18 @@ def entity(project, ledger: str, entity, as_of=None) -> dict:
     return store.public(row, ldef)
 
 
+def entity_in_memory(project, ledger: str, entity) -> dict | None:
+    """The stored entity when it is answered from memory with no I/O at all (a sole writer's current
+    index: see store.lookup), else None: then ask `entity`, which reads (and may raise)."""
+    if "warehouse" not in project.__dict__:
+        return None
+    ldef = project.__dict__.get("_ledger_defs", {}).get(ledger)
+    if ldef is None or ldef.name not in project.__dict__.get("_ledgers_built", ()):
+        return None
+    answered, row = store.indexed(project.warehouse, ldef, _typed(entity, ldef.entity_type))
+    return store.public(row, ldef) if answered and row is not None else None
+
+
 def listing(project, ledger: str, where=None, order=None, limit: int = 100, offset: int = 0) -> list[dict]:
     """Stored entities filtered by `where` and sorted by `order` (over the entity, bucket and formula
     names: `-balance`, `balance desc`), one page of `limit` rows from `offset`."""

@@ -111,6 +111,17 @@ def lookup(warehouse, ldef: LedgerDef, value) -> dict | None:
     return rows[0] if rows else None
 
 
+def indexed(warehouse, ldef: LedgerDef, value) -> tuple[bool, dict | None]:
+    """(True, row or None) when the in-memory index is current and answers without any I/O;
+    (False, None) when a lookup must read (see `lookup`)."""
+    version = warehouse.local_version()
+    found = warehouse.__dict__.get("_ledger_indexes", {}).get((ldef.table, tuple(ldef.stored_columns)))
+    if version is None or found is None or found[0] != version or found[1] is None:
+        return False, None
+    row = found[1].get(value)
+    return True, (dict(zip(ldef.stored_columns, row)) if row is not None else None)
+
+
 def _index(warehouse, ldef: LedgerDef, version: str) -> dict | None:
     """entity -> stored row (a tuple of `stored_columns`) as of `version`; None past INDEX_MAX_ROWS."""
     indexes = warehouse.__dict__.setdefault("_ledger_indexes", {})
