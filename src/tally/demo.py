@@ -162,7 +162,8 @@ def preflight(name: str, target: Path, host: str | None = None, port: int = 0) -
 def links(project, name: str, base: str) -> list[tuple[str, str]]:
     """What to open while the demo serves example `name` at `base`: (what, URL) pairs."""
     metrics = ",".join(showcase(name)["metrics"][:2])
-    shown = [("API", f"{base}/api/v1/query?metrics={metrics}&grain=month"), ("API docs", f"{base}/api/docs")]
+    shown = [("API", f"{base}/api/v1"), ("query", f"{base}/api/v1/query?metrics={metrics}&grain=month"),
+             ("API docs", f"{base}/api/docs")]
     for route_name, route in project.config.api.routes.items():
         shown.append((route_name, base + route.path))
         sample = _sample_entity(project, route) if route.target == "ledger_entity" else None
