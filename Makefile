@@ -2,7 +2,7 @@
 #
 #   make test                      # servers + venv, then the whole test suite
 #   make test PYTEST_ARGS='-m "not servers" -x'
-#   make demo ARGS='--rows 100000'
+#   make demo ARGS='--rows 100000'   # serves the example until Ctrl-C (ARGS=--no-serve: prepare, exit)
 #   make lock                      # after changing dependencies in pyproject.toml
 
 PYTHON      ?= python3

@@ -53,9 +53,9 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = True, profile: str | None = None,
-          say: Callable[[str], None] = print) -> int:
+          say: Callable[[str], None] = print, ready: Callable[[str], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then finish running requests, commands and jobs, and close the
-    project; the exit code."""
+    project; the exit code. `ready` gets the base URL once the port is bound (`tally demo` lists its routes)."""
     import uvicorn
 
     root = Path(project.root).resolve()
@@ -76,6 +76,8 @@ def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = 
     say(f"tally serve: http://{_host_text(bound[0])}:{bound[1]} on {root}"
         f"{'; CLI commands on this project run here' if handoff else ''}; scheduler "
         f"{'on' if jobs else 'off'} (Ctrl-C or SIGTERM stops it)")
+    if ready is not None:
+        ready(f"http://{_host_text(bound[0])}:{bound[1]}")
     try:
         with _signals_end_serving():
             server.run(sockets=sockets)
