@@ -10,9 +10,15 @@ import secrets
 from tally.delivery.tabular import decimal_text, json_value
 
 
+# a decimal's place in the JSON text before its digits go in: random per process (no text a user
+# sends can guess it), its pattern compiled once (a pattern per call cost ~0.3 ms of a 0.5 ms lookup)
+MARKER = f"__tally_decimal_{secrets.token_hex(8)}_"
+PLACES = re.compile(rf'"{MARKER}(\d+)"')
+
+
 def dumps(value) -> bytes:
     """`value` (dicts, lists, scalars) as JSON: Decimals as numbers written out in full."""
-    marker = f"__tally_decimal_{secrets.token_hex(8)}_"
+    marker = MARKER
     exact: list[str] = []
 
     def walk(item):
@@ -27,7 +33,7 @@ def dumps(value) -> bytes:
 
     text = json.dumps(walk(value), ensure_ascii=False)
     if exact:
-        text = re.sub(rf'"{marker}(\d+)"', lambda m: exact[int(m.group(1))], text)
+        text = PLACES.sub(lambda m: exact[int(m.group(1))], text)
     return text.encode()
 
 
