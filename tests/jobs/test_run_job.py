@@ -175,6 +175,34 @@ def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, m
     assert sorted(row[4] for row in plain_rows(any_url, RUNS)) == ["abandoned", "succeeded"]
 
 
+def test_a_sole_writer_frees_a_dead_processs_lease_at_once(duck_url, tmp_path, monkeypatch):
+    """On an embedded file no other live process can hold a lease: a restart after kill -9 does not
+    wait for the dead holder's lease (60 s here) to run out."""
+    started, release = threading.Event(), threading.Event()
+    release.set()
+    slow_kind(monkeypatch, started, release)
+    write_orders(tmp_path, 3)
+    root = write_project(tmp_path, duck_url, jobs={"lease": "60s"})
+    marker = tmp_path / "started"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(marker)], env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the child never started its job"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    project = Project.load(root)
+    scheduler = Scheduler(project)
+    scheduler.start()   # frees the dead holder's lease and marks its run abandoned, without waiting
+    scheduler.shutdown()
+    after = run_job(project, "slow:x")
+    project.close()
+    assert after.status == "succeeded"
+    assert sorted(row[4] for row in plain_rows(duck_url, RUNS)) == ["abandoned", "succeeded"]
+
+
 def test_a_job_runs_table_made_by_an_earlier_tally_gains_its_columns(duck_url, tmp_path):
     """Earlier builds created `_tally_job_runs` with (run_id, kind, name, started_at, ended_at, status, detail)."""
     import duckdb

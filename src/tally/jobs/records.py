@@ -171,6 +171,14 @@ class Records:
                        self._bind(run.status, run.ended_at, run.rows, run.error, run.run_id))
             self._release(tx, run.job, holder)
 
+    def free_all(self) -> None:
+        """Expire every lease: only for the sole process that can write the warehouse (an embedded file
+        it holds read-write), where any lease found at start was held by a process now dead."""
+        self.ensure()
+        with self._lock, self.warehouse.transaction() as tx:
+            tx.execute(self._sql("UPDATE {leases} SET {expires_at} = ?, {version} = {version} + 1"),
+                       self._bind(RELEASED))
+
     def release(self, job_id: str, holder: str) -> None:
         with self._lock, self.warehouse.transaction() as tx:
             self._release(tx, job_id, holder)

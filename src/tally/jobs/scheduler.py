@@ -92,8 +92,13 @@ class Scheduler:
         return tick if tick is not None and last is not None and last < tick else None
 
     def recover(self) -> list[str]:
-        """Mark runs left `running` by a dead process abandoned (their lease expired); the job ids."""
+        """Mark runs left `running` by a dead process abandoned (their lease expired); the job ids.
+        A process that is the warehouse's only possible writer (`tally serve` or `tally scheduler` on
+        an embedded file) knows every lease it finds is a dead one's: it frees them at once instead of
+        waiting out the lease (a restart after kill -9 polls again right away)."""
         ttl = self.project.config.jobs.lease_seconds
+        if self.project.warehouse.local_version() is not None:
+            self.records.free_all()
         recovered = []
         for job_id in self.records.stale_jobs():
             holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
