@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import shutil
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+# before they are imported: their asserts report values as a test's own do
+pytest.register_assert_rewrite("tests.cli_helpers", "tests.servers")
+
+from tests.servers import WAREHOUSE_KINDS, warehouse_url_for  # noqa: E402
+
 pytest_plugins = ["tests.servers"]
 
-WAREHOUSES = ["duckdb", "postgres", "mariadb"]
 ECOMMERCE_ROWS = 4000
 
 
-@pytest.fixture(scope="session", params=WAREHOUSES)
+@pytest.fixture(scope="session", params=WAREHOUSE_KINDS)
 def warehouse_kind(request) -> str:
     return request.param
 
 
 @pytest.fixture(scope="session")
-def session_warehouse_url(request, warehouse_kind, tmp_path_factory):
+def session_warehouse_url(request, warehouse_kind):
     """A warehouse URL for the whole session, one per kind (servers are started on first use)."""
-    from tests.servers import mariadb_database, postgres_database
-
-    with ExitStack() as stack:
-        if warehouse_kind == "duckdb":
-            yield f"duckdb:///{tmp_path_factory.mktemp('duck')}/warehouse.duckdb"
-        elif warehouse_kind == "postgres":
-            yield stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "shared"))
-        else:
-            yield stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "shared"))
+    with warehouse_url_for(warehouse_kind, request, "shared") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import tally.rollups
 from tally import Project
 from tally.demo import prepare
+from tests.servers import WAREHOUSE_KINDS, warehouse_url_for
 
 UTC = dt.timezone.utc
 ROWS = 3000
@@ -28,11 +30,6 @@ ROLLUPS = ["shop_reports", "listing_reports", "product_reports"]
 DIMENSION = {"shop_reports": "shop", "listing_reports": "listing", "product_reports": "sku"}
 GRAINS = ["day", "week", "month", "quarter", "year"]
 
-KINDS = [
-    pytest.param("duckdb", id="duckdb"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.servers),
-    pytest.param("mariadb", id="mariadb", marks=pytest.mark.servers),
-]
 
 
 # --------------------------------------------------------------------------
@@ -267,16 +264,15 @@ def change_storm(project: Project, clock: Clock) -> dict:
 # --------------------------------------------------------------------------
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=WAREHOUSE_KINDS)
 def kind(request) -> str:
     return request.param
 
 
 @pytest.fixture
-def warehouse_url(kind, request, tmp_path) -> str:
-    if kind == "duckdb":
-        return f"duckdb:///{tmp_path}/warehouse.duckdb"
-    return request.getfixturevalue(f"{kind}_db_url")
+def warehouse_url(kind, request) -> Iterator[str]:
+    with warehouse_url_for(kind, request) as url:
+        yield url
 
 
 @pytest.fixture
@@ -285,19 +281,11 @@ def shop(warehouse_url, tmp_path) -> tuple[Path, str]:
     return make_shop(tmp_path / "shop", warehouse_url), warehouse_url
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=WAREHOUSE_KINDS)
 def built(request, tmp_path_factory):
     """One fully built project per warehouse for the read-only tests of this module."""
-    from tests.servers import mariadb_database, postgres_database
-
-    kind = request.param
     with ExitStack() as stack:
-        if kind == "duckdb":
-            url = f"duckdb:///{tmp_path_factory.mktemp('rollup_duck')}/warehouse.duckdb"
-        elif kind == "postgres":
-            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "rollups"))
-        else:
-            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "rollups"))
+        url = stack.enter_context(warehouse_url_for(request.param, request, "rollups"))
         directory = make_shop(tmp_path_factory.mktemp("rollup_shop") / "shop", url)
         project = stack.enter_context(opened(directory, url))
         yield project
