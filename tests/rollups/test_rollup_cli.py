@@ -11,15 +11,7 @@ import pytest
 
 from tally.demo import prepare
 from tests.cli_helpers import invoke, ok, refused
-from tests.rollups.test_build_verify import (
-    ROLLUPS,
-    Clock,
-    edit_config,
-    execute,
-    in_month,
-    opened,
-    order_lines,
-)
+from tests.rollups.helpers import ROLLUPS, Clock, edit_config, execute, in_month, opened, order_lines
 
 
 @pytest.fixture
