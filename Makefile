@@ -1,14 +1,17 @@
 # Tally: set-up, tests, demo and benchmarks on Debian 12 (run as root).
 #
-#   make test                      # servers + venv, then the whole test suite
-#   make test PYTEST_ARGS='-m "not servers" -x'
+#   make test                      # servers + venv, then the whole test suite on 2 workers
+#   make test PYTEST_ARGS='-m "not servers" -x'   # replaces the default: one process
+#   make test PYTEST_ARGS='-n 4 --dist loadgroup' # more workers (each starts its own servers)
 #   make demo ARGS='--rows 100000'   # serves the example until Ctrl-C (ARGS=--no-serve: prepare, exit)
 #   make lock                      # after changing dependencies in pyproject.toml
 
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-PYTEST_ARGS ?=
+# pytest-xdist: 2 workers; tests/conftest.py groups the tests (all PostgreSQL ones on one worker,
+# all MariaDB ones on one, the rest by module) so that servers and fixtures are set up once.
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 ARGS        ?=
 
 # Debian packages: to build mysqlclient (and make the venv) / what the tests start.

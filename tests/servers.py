@@ -21,6 +21,10 @@ Loaded as a pytest plugin (``pytest_plugins = ["tests.servers"]``) it provides:
 - ``postgres_db_url`` / ``mariadb_db_url`` (function): a new empty database on
   that server, dropped after the test.
 
+and, for fixtures parametrized over the three warehouses (``WAREHOUSE_KINDS``),
+``warehouse_url_for(kind, request, name)``: a new empty DuckDB file, PostgreSQL
+or MariaDB database, as a context manager.
+
 Tests using any of these get the ``servers`` marker automatically, so
 ``-m "not servers"`` runs the rest without starting anything.
 
@@ -47,6 +51,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import pytest
 
 __all__ = [
+    "WAREHOUSE_KINDS",
     "ServerError",
     "mariadb_database",
     "mariadb_server",
@@ -54,6 +59,7 @@ __all__ = [
     "postgres_database",
     "postgres_server",
     "redis_server",
+    "warehouse_url_for",
 ]
 
 PG_BIN = Path(os.environ.get("TALLY_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -387,6 +393,31 @@ def redis_url() -> Iterator[str]:
 
 
 SERVER_FIXTURES = frozenset({"postgres_url", "mariadb_url", "postgres_db_url", "mariadb_db_url", "redis_url"})
+# DuckDB needs no server: `-m "not servers"` still runs it.
+WAREHOUSE_KINDS = [
+    pytest.param("duckdb", id="duckdb"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.servers),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.servers),
+]
+
+
+@contextmanager
+def warehouse_url_for(kind: str, request: pytest.FixtureRequest, name: str = "t") -> Iterator[str]:
+    """URL of a new empty warehouse of `kind`: a DuckDB file in a new temp folder, or a database
+    (named `name`_...) on this session's PostgreSQL / MariaDB server, dropped afterwards."""
+    if kind == "duckdb":
+        yield f"duckdb:///{request.getfixturevalue('tmp_path_factory').mktemp(name)}/warehouse.duckdb"
+    elif kind == "postgres":
+        with postgres_database(request.getfixturevalue("postgres_url"), name) as url:
+            yield url
+    elif kind == "mariadb":
+        with mariadb_database(request.getfixturevalue("mariadb_url"), name) as url:
+            yield url
+    else:
+        raise ValueError(f"unknown warehouse kind {kind!r}: expected duckdb, postgres or mariadb")
+
+
+SERVER_FIXTURES = frozenset({"postgres_url", "mariadb_url", "postgres_db_url", "mariadb_db_url"})
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,20 +7,16 @@ import json
 import time
 
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
+from tests.cli_helpers import invoke
 
-
-def tally(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("big") / "shop"
-    assert tally("init", root).exit_code == 0
-    assert tally("-p", root, "ingest").exit_code == 0
+    assert invoke("init", root).exit_code == 0
+    assert invoke("-p", root, "ingest").exit_code == 0
     return root
 
 
@@ -32,7 +28,7 @@ def one_line_error(result) -> str:
 
 def test_hours_over_centuries_are_refused_at_once(shop):
     clock = time.perf_counter()
-    line = one_line_error(tally("-p", shop, "query", "revenue", "--grain", "hour", "--from", "1000-01-01",
+    line = one_line_error(invoke("-p", shop, "query", "revenue", "--grain", "hour", "--from", "1000-01-01",
                                 "--to", "8999-01-01"))
     assert time.perf_counter() - clock < 5
     assert "by hour is about 70,117,800 periods" in line and "narrow the range or use a coarser grain" in line
@@ -40,7 +36,7 @@ def test_hours_over_centuries_are_refused_at_once(shop):
 
 def test_years_over_centuries_answer_quickly(shop):
     clock = time.perf_counter()
-    result = tally("-p", shop, "query", "revenue", "--grain", "year", "--from", "1000-01-01", "--to", "8999-01-01",
+    result = invoke("-p", shop, "query", "revenue", "--grain", "year", "--from", "1000-01-01", "--to", "8999-01-01",
                    "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert time.perf_counter() - clock < 10
@@ -50,9 +46,9 @@ def test_years_over_centuries_answer_quickly(shop):
 
 
 def test_a_rebuild_of_centuries_is_refused_at_once(shop):
-    assert tally("-p", shop, "rollup", "build").exit_code == 0
+    assert invoke("-p", shop, "rollup", "build").exit_code == 0
     clock = time.perf_counter()
-    line = one_line_error(tally("-p", shop, "rollup", "build", "--from", "1000-01-01"))
+    line = one_line_error(invoke("-p", shop, "rollup", "build", "--from", "1000-01-01"))
     assert time.perf_counter() - clock < 5
     assert "--from 1000-01-01" in line and "days, more than 200,000" in line and "--full" in line
 
@@ -60,10 +56,10 @@ def test_a_rebuild_of_centuries_is_refused_at_once(shop):
 def test_a_grid_of_every_period_for_every_value_too_big_to_read_is_refused(shop):
     # six years of hours for every customer: 5 million rows, once 45 s and hundreds of MB of JSON
     clock = time.perf_counter()
-    line = one_line_error(tally("-p", shop, "query", "revenue", "--grain", "hour", "--by", "customer",
+    line = one_line_error(invoke("-p", shop, "query", "revenue", "--grain", "hour", "--by", "customer",
                                 "--from", "2020-01-01", "--to", "2026-01-01"))
     assert time.perf_counter() - clock < 10
     assert "periods ×" in line and "values of customer" in line and "--limit" in line
-    top = tally("-p", shop, "query", "revenue", "--grain", "hour", "--by", "customer", "--from", "2020-01-01",
+    top = invoke("-p", shop, "query", "revenue", "--grain", "hour", "--by", "customer", "--from", "2020-01-01",
                 "--to", "2026-01-01", "--order", "-revenue", "--limit", "3", "--format", "json")
     assert top.exit_code == 0 and len(json.loads(top.stdout)) == 3

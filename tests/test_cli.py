@@ -10,11 +10,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from typer.testing import CliRunner
 
 from tally import Project
-from tally.cli import app
 from tally.demo import prepare
+from tests.cli_helpers import invoke, ok, refused
 
 MONEY = re.compile(r"\$\d{1,3}(,\d{3})*\.\d{2}")
 MARCH = ["--from", "2026-03-01", "--to", "2026-04-01"]
@@ -35,30 +34,8 @@ def project(shop_dir):
     loaded.close()
 
 
-def tally(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args: str):
-    result = tally(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
 def query_json(shop_dir, *args: str) -> list[dict]:
     return json.loads(ok("-p", shop_dir, "query", *args, "--format", "json").stdout)
-
-
-def refused(*args: str, code: int = 2) -> str:
-    """Run a command that must fail; return its one `error:` line."""
-    result = tally(*args)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def is_number(value) -> bool:
@@ -258,7 +235,7 @@ def test_unknown_profile(shop_dir):
 
 
 def test_bad_format_is_a_usage_error(shop_dir):
-    result = tally("-p", shop_dir, "query", "revenue", "--format", "xml")
+    result = invoke("-p", shop_dir, "query", "revenue", "--format", "xml")
     assert result.exit_code == 2
     assert "xml" in result.stderr
 

@@ -3,17 +3,15 @@ line on stderr and exit 2, as every other error is; help and --version still pri
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
+from tests.cli_helpers import tally_process
+
 
 def tally(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="100")
-    return subprocess.run([sys.executable, "-m", "tally.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=60)
+    return tally_process(*args, env={"COLUMNS": "100"}, cwd=cwd)
 
 
 @pytest.mark.parametrize("args, says", [

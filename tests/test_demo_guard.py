@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typer.testing import CliRunner
 
-from tally.cli import app
 from tally.demo import MARKER
+from tests.cli_helpers import invoke
 
 
 def demo(directory, *extra):
-    return CliRunner().invoke(app, ["demo", "--dir", str(directory), "--rows", "300", "--no-serve", *extra])
+    return invoke("demo", "--dir", directory, "--rows", "300", "--no-serve", *extra)
 
 
 def test_demo_refuses_a_foreign_project(tmp_path):

@@ -14,11 +14,10 @@ import textwrap
 
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
 
 import tally
-from tally.cli import app
 from tally.errors import ConfigError, ExpressionError, QueryError, TallyError
+from tests.cli_helpers import invoke, refused
 
 ROWS = [  # day, shop, status, amount, enabled
     (dt.date(2026, 1, 1), 1, "paid", "10.50", True),
@@ -74,18 +73,6 @@ def typed(tmp_path_factory, session_warehouse_url):
     return directory, url
 
 
-def _cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def _one_line(result, code: int = 2) -> str:
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and lines[0].startswith("error: ")
-    return lines[0]
-
-
 def _rows(predicate) -> int:
     return sum(1 for r in ROWS if predicate(dict(zip(("day", "shop", "status", "amount", "enabled"), r))))
 
@@ -126,7 +113,7 @@ REFUSED_WHERE = [   # --where text, what the one line says (shop: int64, status:
 @pytest.mark.parametrize("where, message", REFUSED_WHERE, ids=[w[:30] for w, _ in REFUSED_WHERE])
 def test_where_is_refused_with_one_line(typed, where, message):
     directory, _ = typed
-    line = _one_line(_cli("-p", directory, "query", "rows", "--where", where))
+    line = refused("-p", directory, "query", "rows", "--where", where)
     assert message in line
     with _opened(directory) as project:
         with pytest.raises((ExpressionError, QueryError)) as caught:
@@ -174,7 +161,7 @@ def test_valid_where_still_answers(typed, where, keep):
 def test_long_or_chain_answers_on_the_command_line(typed):
     directory, _ = typed
     where = " or ".join(f"status = 'x{i}'" for i in range(499)) + " or status = 'paid'"
-    result = _cli("-p", directory, "query", "rows", "--where", where, "--format", "json")
+    result = invoke("-p", directory, "query", "rows", "--where", where, "--format", "json")
     assert result.exit_code == 0, (result.stderr, result.exception)
     assert json.loads(result.stdout) == [{"rows": _rows(lambda r: r["status"] == "paid")}]
 
@@ -194,7 +181,7 @@ WAREHOUSE_TYPED = [   # measure line, what the one line says
 def test_warehouse_typed_measure_is_refused_at_its_line(typed, tmp_path, measure, message):
     _, url = typed
     directory = _write(tmp_path / "p", url, extra=f"      {measure}")
-    line = _one_line(_cli("-p", directory, "query", "bad"))
+    line = refused("-p", directory, "query", "bad")
     assert "tally.yml:11: " in line and message in line, line
     with _opened(directory) as project:
         with pytest.raises(ConfigError) as caught:
@@ -208,8 +195,8 @@ def test_warehouse_typed_rollup_filter_is_refused_at_its_line(typed, tmp_path):
     rollup = "rollups:\n  r: {metrics: [rows], by: [status], where: \"shop = 'a'\", table: j1_rollup}"
     directory = _write(tmp_path / "p", url, extra=rollup)
     message = "tally.yml:12: rollup 'r' (where: \"shop = 'a'\"): shop = 'a' compares a whole number (shop) with text ('a')"
-    assert message in _one_line(_cli("-p", directory, "rollup", "build", "r"))
-    assert message in _one_line(_cli("-p", directory, "query", "rows"))
+    assert message in refused("-p", directory, "rollup", "build", "r")
+    assert message in refused("-p", directory, "query", "rows")
 
 
 # -- declared column types: refused when the config loads ----------------------------------------
@@ -251,7 +238,7 @@ def test_declared_types_are_checked_when_the_config_loads(tmp_path, measure, ext
     with pytest.raises(ConfigError) as caught:
         tally.Project.load(tmp_path)
     assert caught.value.line == line and message in caught.value.message, caught.value.message
-    result = _one_line(_cli("-p", tmp_path, "metrics"))
+    result = refused("-p", tmp_path, "metrics")
     assert f"tally.yml:{line}:" in result and message in result
 
 
@@ -273,12 +260,12 @@ def test_declared_types_accept_valid_expressions(tmp_path):
 ])
 def test_order_by_something_not_queried_says_to_add_it(typed, order, message):
     directory, _ = typed
-    assert message in _one_line(_cli("-p", directory, "query", "rows", "--by", "shop", "--order", order))
+    assert message in refused("-p", directory, "query", "rows", "--by", "shop", "--order", order)
 
 
 def test_by_a_column_that_is_no_dimension_says_how_to_declare_it(typed):
     directory, _ = typed
-    line = _one_line(_cli("-p", directory, "query", "rows", "--by", "amount"))
+    line = refused("-p", directory, "query", "rows", "--by", "amount")
     assert ("--by: 'amount' is a column of table 'j1_typed' but not a dimension of model 'orders'; to filter or "
             "group by it, declare it in tally.yml: `models: {orders: {dimensions: {amount: amount}}}`") in line
 

@@ -15,12 +15,11 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from tally import Project
-from tally.cli import app
 from tally.demo import prepare
 from tally.errors import InternalError, TallyError
+from tests.cli_helpers import invoke
 
 # TALLY_FUZZ_EXAMPLES=2000 explores further, with fresh random inputs each run
 EXPLORE = int(os.environ.get("TALLY_FUZZ_EXAMPLES", "0"))
@@ -115,7 +114,7 @@ def cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where,
 def test_cli_answers_or_says_one_line(shop_dir, metrics, by, order, start, end, grain, zone, limit, compare,
                                       where, fmt, rel, flags):
     args = cli_args(metrics, by, order, start, end, grain, zone, limit, compare, where, fmt, rel, flags)
-    result = CliRunner().invoke(app, ["-p", str(shop_dir), *args])
+    result = invoke("-p", shop_dir, *args)
     assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
     assert "Traceback" not in result.stderr + result.stdout, args
     if result.exit_code == 0:

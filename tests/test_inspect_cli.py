@@ -6,15 +6,14 @@ import csv
 import datetime as dt
 import hashlib
 import json
-from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from typer.testing import CliRunner
 
 from tally import Project
-from tally.cli import app
+from tests.cli_helpers import invoke, ok, printed, refused
+from tests.servers import warehouse_url_for
 
 # changed today: after every sample row (they end before this month), so a re-read does not skip them
 TODAY = dt.date.today().isoformat() + " 00:00:00"
@@ -26,26 +25,8 @@ RULES = ["accepted_values: status", "type: amount", "min: amount", "malformed CS
 LATER = f"9005,2026-01-06 10:00:00,{TODAY},c002,GB,gone,1.00"
 
 
-def tally(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args) -> str:
-    result = tally(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
 def as_json(*args):
-    return json.loads(ok(*args, "--format", "json"))
-
-
-def refused(*args, code: int = 2) -> str:
-    result = tally(*args)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
+    return json.loads(printed(*args, "--format", "json"))
 
 
 def starter(root: Path, url: str | None = None) -> Path:
@@ -83,15 +64,9 @@ def contents(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def shop(request, warehouse_kind, tmp_path_factory):
     """The starter project with bad lines, ingested into a fresh database of each warehouse."""
-    from tests.servers import mariadb_database, postgres_database
-
-    with ExitStack() as stack:
-        url = None
-        if warehouse_kind == "postgres":
-            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "inspect"))
-        elif warehouse_kind == "mariadb":
-            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "inspect"))
-        root = starter(tmp_path_factory.mktemp(f"inspect_{warehouse_kind}") / "shop", url)
+    with warehouse_url_for(warehouse_kind, request, "inspect") as url:
+        root = starter(tmp_path_factory.mktemp(f"inspect_{warehouse_kind}") / "shop",
+                       None if warehouse_kind == "duckdb" else url)   # DuckDB: the project's own file
         ok("-p", root, "ingest")
         yield SimpleNamespace(root=root, kind=warehouse_kind)
 
@@ -102,7 +77,7 @@ def test_tables_lists_row_counts_and_roles(shop):
     assert rows["_tally_rejects"]["used_by"] == "internal" and rows["_tally_rejects"]["rows"] == len(BAD)
     assert rows["_tally_loads"]["rows"] == 1 and rows["_tally_state"]["used_by"] == "internal"
     assert rows["monthly_by_country"]["rows"] is None and "not in the warehouse yet" in rows["monthly_by_country"]["used_by"]
-    text = ok("-p", shop.root, "tables")
+    text = printed("-p", shop.root, "tables")
     assert "orders" in text and "_tally_loads" in text and "internal" in text
 
 
@@ -119,7 +94,7 @@ def test_describe_a_model(shop):
     types = {c["column"]: c["type"] for c in info["columns"]}
     assert types["amount"] == "decimal(12,2)" and types["order_id"] == "int64"
     assert types["ordered_at"] == "timestamp" and types["status"] == "string"
-    text = ok("-p", shop.root, "describe", "orders")
+    text = printed("-p", shop.root, "describe", "orders")
     for part in ("Measures", "Dimensions", "Formulas using it", "revenue / orders", "decimal(12,2)"):
         assert part in text, part
 
@@ -149,7 +124,7 @@ def test_rejects_show_raw_row_rule_file_and_line(shop):
     stamp = dt.datetime.fromisoformat(rows[0]["rejected_at"])
     assert stamp.utcoffset() == dt.timedelta(0) and abs(dt.datetime.now(dt.timezone.utc) - stamp) < dt.timedelta(hours=1)
     assert len(as_json("-p", shop.root, "rejects", "orders", "--limit", "2")) == 2
-    text = ok("-p", shop.root, "rejects")
+    text = printed("-p", shop.root, "rejects")
     assert "accepted_values" in text and "data/orders.csv" in text
 
 
@@ -251,8 +226,8 @@ def test_describe_joins_and_seed_tables_of_the_demo(tmp_path):
 
 @pytest.mark.parametrize("command", ["tables", "describe", "rejects", "preview"])
 def test_inspection_commands_are_listed_with_help(command):
-    assert command in ok("--help")
-    assert "Usage" in ok(command, "--help")
+    assert command in printed("--help")
+    assert "Usage" in printed(command, "--help")
 
 
 def two_files(root: Path, url: str | None) -> Path:
@@ -270,15 +245,8 @@ def two_files(root: Path, url: str | None) -> Path:
 
 
 def test_rejects_name_the_file_each_row_came_from(request, warehouse_kind, tmp_path):
-    from tests.servers import mariadb_database, postgres_database
-
-    with ExitStack() as stack:
-        url = None
-        if warehouse_kind == "postgres":
-            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "rejfiles"))
-        elif warehouse_kind == "mariadb":
-            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "rejfiles"))
-        root = two_files(tmp_path / "p", url)
+    with warehouse_url_for(warehouse_kind, request, "rejfiles") as url:
+        root = two_files(tmp_path / "p", None if warehouse_kind == "duckdb" else url)   # DuckDB: the project's own file
         ok("-p", root, "ingest")
         found = {(r["file"], r["line"], r["rule"].split(":")[0]) for r in as_json("-p", root, "rejects")}
     assert found == {("data/orders.csv", 402, "accepted_values"), ("data/orders.csv", 403, "type"),

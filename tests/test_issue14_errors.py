@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
 from tally.demo import prepare
 from tally.sources.seeds import read_seed
 
+from tests.cli_helpers import ok, refused
 from tests.engine import reference
 
 START, END = "2026-03-01", "2026-05-01"
@@ -22,22 +21,6 @@ def shop_dir(tmp_path_factory):
     project, _ = prepare("ecommerce", directory, 2000, seed=5)
     project.close()
     return directory
-
-
-def refused(*args, code: int = 2) -> str:
-    """Run a command that must fail; return its one `error:` line."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
-
-
-def ok(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 # -- 1. --limit on a total ---------------------------------------------------------------------

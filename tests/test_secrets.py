@@ -14,13 +14,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 import tally
-from tally.cli import app
 from tally.errors import WarehouseError
 from tally.redaction import redact_text, redact_url, split_url
 from tally.warehouse.connect import open_backend
+from tests.cli_helpers import invoke
 
 NASTY = ["pa/ss-word", "pa#ss-word", "pa?ss-word", "pa@ss-word", "p[a]ss-word", "pa]ss[", "pa:ss:word",
          "pa%2Fss", "pa ss word", "pässwörd", "pa&ss=word", "pa'ss\"word", "@@@", "::/?#[]@"]
@@ -109,7 +108,7 @@ def test_cli_errors_and_debug_output_hide_the_password(tmp_path, monkeypatch, pa
         monkeypatch.setenv("WAREHOUSE_URL", url)
         root = write_project(tmp_path, "${WAREHOUSE_URL}")
         args = ["-p", str(root), *(["--debug"] if debug else []), "query", "orders"]
-        result = CliRunner().invoke(app, args)
+        result = invoke(*args)
         assert result.exit_code != 0
         shown = result.output + (result.stderr if result.stderr_bytes is not None else "")
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -124,7 +123,7 @@ def test_ingest_json_and_the_load_record_hide_a_source_password(tmp_path, monkey
     monkeypatch.setenv("SOURCE_URL", source_url)
     root = write_project(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}", {"orders": {
         "kind": "sql", "url": "${SOURCE_URL}", "source_table": "orders", "table": "orders"}})
-    result = CliRunner().invoke(app, ["-p", str(root), "ingest", "--format", "json"])
+    result = invoke("-p", root, "ingest", "--format", "json")
     assert result.exit_code == 1
     assert_hidden(password, result.output)
     loads = json.loads(result.stdout)
@@ -196,7 +195,7 @@ def test_configured_headers_are_not_sent_to_another_origin(two_origins, tmp_path
     root = write_project(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}", {"records": {
         "kind": "http", "url": f"{home}/redirect?to={target}", "table": "records",
         "headers": {"X-API-Key": "${API_KEY}", "X-Tenant": "acme", "Accept-Language": "en"}}})
-    result = CliRunner().invoke(app, ["-p", str(root), "ingest", "--format", "json"])
+    result = invoke("-p", root, "ingest", "--format", "json")
     assert result.exit_code == 0, result.output
     [headers] = _Recorder.seen
     assert headers["host"] == urlsplit(target).netloc

@@ -8,9 +8,9 @@ import json
 from decimal import Decimal
 
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
+from tests.cli_helpers import invoke, ok, printed
+
 
 # sales in Istanbul (UTC+3): 10:00 UTC is 13:00 local; the last row is on Wednesday 2026-09-16
 SALES = [(1, "2026-08-30 10:00:00", "10.50", "a"), (2, "2026-09-01 10:00:00", "20.25", "a"),
@@ -47,16 +47,6 @@ rollups:
 """
 
 
-def tally(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args) -> str:
-    result = tally(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def sales_dir(session_warehouse_url, tmp_path_factory):
     directory = tmp_path_factory.mktemp("meta")
@@ -70,8 +60,8 @@ def sales_dir(session_warehouse_url, tmp_path_factory):
 
 
 def meta_of(directory, *args) -> tuple[list, dict]:
-    plain = json.loads(ok("-p", directory, "query", *args, "--format", "json"))
-    both = json.loads(ok("-p", directory, "query", *args, "--format", "json", "--meta"))
+    plain = json.loads(printed("-p", directory, "query", *args, "--format", "json"))
+    both = json.loads(printed("-p", directory, "query", *args, "--format", "json", "--meta"))
     assert set(both) == {"rows", "meta"}
     assert both["rows"] == plain   # --meta wraps the very rows a script reads without it
     return plain, both["meta"]
@@ -102,10 +92,10 @@ def test_meta_from_a_rollup_and_live(sales_dir):
 
 def test_footer_says_where_the_answer_came_from(sales_dir):
     directory, _ = sales_dir
-    text = ok("-p", directory, "query", "revenue", "--grain", "month", "--from", "2026-09-01", "--to", "2026-10-01")
+    text = printed("-p", directory, "query", "revenue", "--grain", "month", "--from", "2026-09-01", "--to", "2026-10-01")
     assert "answered from rollup j5_sales_report (built 20" in text
     assert "sales: last load 20" in text and "watermark 2026-09-16" in text
-    text = ok("-p", directory, "query", "revenue", "--grain", "month", "--from", "2026-09-01", "--to",
+    text = printed("-p", directory, "query", "revenue", "--grain", "month", "--from", "2026-09-01", "--to",
               "2026-10-01", "--live")
     assert "answered live (--live)" in text and "rollup" not in text
 
@@ -121,7 +111,7 @@ def test_partial_periods(sales_dir):
                                {"period": "2026-09-21", "reasons": ["data"]},
                                {"period": "2026-09-28", "reasons": ["range", "data"]}]
     assert meta["data_through"] == "2026-09-16T21:00:00Z"   # the end of the local day of the last row
-    text = ok("-p", directory, "query", "revenue", "--grain", "week", "--from", "2026-09-01", "--to", "2026-10-01")
+    text = printed("-p", directory, "query", "revenue", "--grain", "week", "--from", "2026-09-01", "--to", "2026-10-01")
     marked = [line for line in text.splitlines() if "* " in line and "2026-" in line and "│" in line]
     assert [m.split()[1] for m in marked] == ["2026-08-31", "2026-09-14", "2026-09-21", "2026-09-28"]
     assert "* partial period: 2026-08-31 (cut by the range)" in text
@@ -134,7 +124,7 @@ def test_partial_periods(sales_dir):
 
 def test_meta_needs_json(sales_dir):
     directory, _ = sales_dir
-    result = tally("-p", directory, "query", "revenue", "--meta")
+    result = invoke("-p", directory, "query", "revenue", "--meta")
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
         "error: --meta adds the answer's meta to JSON: use it with --format json"]
 
@@ -145,5 +135,5 @@ def test_a_total_past_the_data_is_flagged(sales_dir):
     assert meta["past_data"] is True and meta["partial"] == []
     _, meta = meta_of(directory, "revenue", "--from", "2026-09-01", "--to", "2026-09-10")
     assert meta["past_data"] is False
-    text = ok("-p", directory, "query", "revenue", "--from", "2026-09-01", "--to", "2026-10-01")
+    text = printed("-p", directory, "query", "revenue", "--from", "2026-09-01", "--to", "2026-10-01")
     assert "* partial: the range ends after the data (through 2026-09-16T21:00:00Z)" in text

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
 from tally.errors import QueryError
 from tally.engine.ranges import resolve
+from tests.cli_helpers import invoke, refused
 
 TUESDAY = dt.date(2026, 9, 15)
 
@@ -90,8 +89,7 @@ def test_cli_period_equals_from_to(shop_dir):
     import json
 
     def rows(*args):
-        result = CliRunner().invoke(app, ["-p", str(shop_dir), "query", "revenue", "--grain", "week", *args,
-                                          "--format", "json"])
+        result = invoke("-p", shop_dir, "query", "revenue", "--grain", "week", *args, "--format", "json")
         assert result.exit_code == 0, result.stderr
         return json.loads(result.stdout)
 
@@ -103,18 +101,14 @@ def test_cli_period_equals_from_to(shop_dir):
                                   ["query", "revenue", "--last", "3d", "--to", "2026-01-01"],
                                   ["rollup", "build", "--period", "2026-13"]])
 def test_cli_bad_values_are_one_line(shop_dir, args):
-    result = CliRunner().invoke(app, ["-p", str(shop_dir), *args])
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: --"), result.stderr
+    assert refused("-p", shop_dir, *args).startswith("error: --")
 
 
 def test_rollup_build_takes_a_period(shop_dir):
     import json
 
     def built(*args):
-        result = CliRunner().invoke(app, ["-p", str(shop_dir), "rollup", "build", "shop_reports", *args,
-                                          "--format", "json"])
+        result = invoke("-p", shop_dir, "rollup", "build", "shop_reports", *args, "--format", "json")
         assert result.exit_code == 0, result.stderr
         return [(r["mode"], r["periods"], r["rows"]) for r in json.loads(result.stdout)]
 

@@ -9,12 +9,11 @@ import sys
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
 from tally.demo import prepare
 from tally.errors import WarehouseError
 from tally.warehouse import Warehouse
+from tests.cli_helpers import invoke
 
 MONTH = ["revenue", "profit", "--grain", "month", "--from", "2026-07-01", "--to", "2026-10-01"]
 
@@ -24,7 +23,7 @@ def shop_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("readonly") / "shop"
     project, _ = prepare("ecommerce", directory, 2000, seed=3)
     project.close()
-    assert CliRunner().invoke(app, ["-p", str(directory), "rollup", "build"]).exit_code == 0
+    assert invoke("-p", directory, "rollup", "build").exit_code == 0
     return directory
 
 
@@ -54,7 +53,7 @@ def test_queries_run_while_another_process_reads(shop_dir):
 def test_a_missing_database_file_is_one_line(tmp_path):
     (tmp_path / "tally.yml").write_text((shop_yml := "name: x\nwarehouse: duckdb:///none.duckdb\n"
                                          "models:\n  m: {table: t, measures: {n: {count: '*'}}}\n"), encoding="utf-8")
-    result = CliRunner().invoke(app, ["-p", str(tmp_path), "query", "n"])
+    result = invoke("-p", tmp_path, "query", "n")
     assert result.exit_code == 1, (result.stdout, result.stderr, result.exception, shop_yml)
     assert result.stderr.strip().splitlines() == [
         "error: the warehouse duckdb:///none.duckdb has no database file yet (run `tally ingest` or `tally seed` first)"]

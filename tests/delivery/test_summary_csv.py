@@ -7,9 +7,8 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
+from tests.cli_helpers import invoke, ok, printed
 
 CONFIG = """
 name: summaries
@@ -35,12 +34,6 @@ rollups:
 """
 
 
-def ok(*args) -> str:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
 def rows(text: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -54,18 +47,18 @@ def project_dir(tmp_path):
 
 
 def test_ingest_csv(project_dir):
-    found = rows(ok("-p", project_dir, "ingest", "--format", "csv"))
+    found = rows(printed("-p", project_dir, "ingest", "--format", "csv"))
     assert [(r["source"], r["status"], r["rows_loaded"]) for r in found] == [("sales", "ok", "2")]
     assert json.loads(found[0]["inferred_types"]) == {} and found[0]["new_columns"] == "[]"
 
 
 def test_rollup_build_and_verify_csv(project_dir):
     ok("-p", project_dir, "ingest")
-    built = rows(ok("-p", project_dir, "rollup", "build", "--format", "csv"))
-    again = json.loads(ok("-p", project_dir, "rollup", "build", "--full", "--format", "json"))
+    built = rows(printed("-p", project_dir, "rollup", "build", "--format", "csv"))
+    again = json.loads(printed("-p", project_dir, "rollup", "build", "--full", "--format", "json"))
     assert [r["rollup"] for r in built] == [r["rollup"] for r in again] == ["daily"]
     assert set(built[0]) == set(again[0])
-    assert ok("-p", project_dir, "verify", "--format", "csv") == "rollup,grain,period_start,key,metric,stored,live\n"
+    assert printed("-p", project_dir, "verify", "--format", "csv") == "rollup,grain,period_start,key,metric,stored,live\n"
 
 
 def test_verify_csv_lists_mismatches(project_dir):
@@ -75,7 +68,7 @@ def test_verify_csv_lists_mismatches(project_dir):
     ok("-p", project_dir, "rollup", "build")
     with duckdb.connect(str(project_dir / "warehouse.duckdb")) as con:
         con.execute("UPDATE daily SET revenue = 1 WHERE grain = 'month'")
-    result = CliRunner().invoke(app, ["-p", str(project_dir), "verify", "--format", "csv"])
+    result = invoke("-p", project_dir, "verify", "--format", "csv")
     assert result.exit_code == 1
     found = rows(result.stdout)
     assert [(r["rollup"], r["grain"], r["period_start"], r["metric"]) for r in found] == [

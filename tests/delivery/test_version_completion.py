@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import tally
+from tests.cli_helpers import tally_process
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tally.cli", *args], capture_output=True, text=True,
-                          env=dict(os.environ, **(env or {})), cwd=cwd, timeout=60)
 
 
 def test_version():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     for args in (["--version"], ["-p", "nowhere", "--version"]):
-        done = run(*args)
+        done = tally_process(*args)
         assert (done.returncode, done.stdout, done.stderr) == (0, f"tally {version}\n", "")
     assert tally.__version__ == version
 
 
 def test_show_completion_prints_a_script():
-    done = run("--show-completion", "bash")
+    done = tally_process("--show-completion", "bash")
     assert done.returncode == 0 and "_TALLY_COMPLETE" in done.stdout and "complete " in done.stdout
 
 
 def complete(words: str, cwd=None) -> list[str]:
-    done = run(env={"_TALLY_COMPLETE": "complete_bash", "COMP_WORDS": words,
+    done = tally_process(env={"_TALLY_COMPLETE": "complete_bash", "COMP_WORDS": words,
                     "COMP_CWORD": str(len(words.split()) - 1)}, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +10,7 @@ from tally import Project
 from tally.delivery import tabular
 from tally.delivery.terminal import metric_formats
 from tally.demo import prepare
+from tests.cli_helpers import tally_process
 
 WIDE = ["query", "revenue", "orders", "margin", "--grain", "week", "--by", "shop", "--compare", "previous_period",
         "--from", "2026-09-01", "--to", "2026-10-01"]
@@ -27,9 +25,7 @@ def shop_dir(tmp_path_factory):
 
 
 def run(shop_dir, *args: str, columns: int = 80) -> str:
-    env = dict(os.environ, COLUMNS=str(columns))
-    done = subprocess.run([sys.executable, "-m", "tally.cli", "-p", str(shop_dir), *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = tally_process("-p", shop_dir, *args, env={"COLUMNS": str(columns)})
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -83,7 +79,7 @@ def test_headers_are_not_folded_letter_by_letter(tmp_path):
     """Once: at 80 columns two compared metrics with long names, by a breakdown, folded their headers
     one letter per line; splitting the metrics over two tables keeps each header readable."""
     root = tmp_path / "p"
-    subprocess.run([sys.executable, "-m", "tally.cli", "init", str(root)], check=True, capture_output=True)
+    tally_process("init", root).check_returncode()
     config = root / "tally.yml"
     config.write_text(config.read_text(encoding="utf-8").replace(
         "\nmetrics:\n", "\nmetrics:\n  total_amount_in_euro: {formula: revenue, format: money}\n"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tally.engine import replay
 from tally.app import Project
+from tests.servers import warehouse_url_for
 
 ROWS = 1500
 QUERIES = [
@@ -32,15 +32,8 @@ def example(request, warehouse_kind, tmp_path):
     """A fresh ecommerce project with built rollups on its own database: (folder, warehouse URL)."""
     from tally.demo import prepare
     from tally.rollups import build
-    from tests.servers import mariadb_database, postgres_database
 
-    with ExitStack() as stack:
-        if warehouse_kind == "duckdb":
-            url = f"duckdb:///{tmp_path}/warehouse.duckdb"
-        elif warehouse_kind == "postgres":
-            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "qcache"))
-        else:
-            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "qcache"))
+    with warehouse_url_for(warehouse_kind, request, "qcache") as url:
         folder = tmp_path / "project"
         project, _ = prepare("ecommerce", folder, ROWS, seed=5, warehouse=url)
         build(project)

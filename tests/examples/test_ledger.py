@@ -9,11 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from examples.ledger import reference
 from examples.ledger.generate import END, TYPES, TransactionApi, history, millis, serve_upstream, stamp
-from tally.cli import app
+from tests.cli_helpers import invoke
 
 D = Decimal
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ledger"
@@ -130,8 +129,7 @@ def test_http_throttles_every_nth_request_and_rejects_bad_input():
 
 
 def test_demo_ledger_generates_and_ingests(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--example", "ledger", "--dir", str(tmp_path), "--rows", "400",
-                                      "--no-serve"])
+    result = invoke("demo", "--example", "ledger", "--dir", tmp_path, "--rows", "400", "--no-serve")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "transactions (loaded/rejected)" in result.stdout and " 400/0" in result.stdout
     assert json.loads((tmp_path / "data" / "upstream.json").read_text())["rows"] == 400

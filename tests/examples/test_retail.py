@@ -26,6 +26,7 @@ import tally
 import tally.rollups
 from examples.retail.generate import EXPORTED_AT, _utc_text, prepare, serve_customers
 from tally.sources import ingest
+from tests.servers import warehouse_url_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "retail"
 ROWS, SEED = 5000, 11
@@ -93,17 +94,10 @@ def generated(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def retail(request, generated, warehouse_kind, tmp_path_factory):
+def retail(request, generated, warehouse_kind):
     """The example ingested twice into a fresh database of each warehouse, then its rollups built."""
-    from tests.servers import mariadb_database, postgres_database
-
     with ExitStack() as stack:
-        if warehouse_kind == "duckdb":
-            url = f"duckdb:///{tmp_path_factory.mktemp('retail_duck')}/warehouse.duckdb"
-        elif warehouse_kind == "postgres":
-            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "retail"))
-        else:
-            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "retail"))
+        url = stack.enter_context(warehouse_url_for(warehouse_kind, request, "retail"))
         project = tally.Project.load(generated.root, warehouse=url)
         stack.callback(project.close)
         first = {r.source: r for r in ingest(project)}

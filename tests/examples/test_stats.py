@@ -10,14 +10,13 @@ from decimal import Decimal
 import duckdb
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
 
 from tally import Project
-from tally.cli import app
 from tally.demo import _generator, prepare
 from tally.errors import ConfigError
 from tally.app import read_project
 from tally.rollups import build, verify
+from tests.cli_helpers import invoke
 
 ROWS, SEED = 3000, 11
 MONEY = pa.decimal128(12, 2)
@@ -227,9 +226,8 @@ def test_cli_rebuilds_one_category_for_a_range_in_the_staging_warehouse(tmp_path
     staging = "duckdb:///stats-staging.duckdb"
     project, _ = prepare("stats", tmp_path, ROWS, seed=SEED, warehouse=staging)
     project.close()
-    result = CliRunner().invoke(app, ["-p", str(tmp_path), "--profile", "staging", "rollup", "build",
-                                      "--category", "financial", "--from", "2024-01-01", "--to", "2024-02-01",
-                                      "--format", "json"])
+    result = invoke("-p", tmp_path, "--profile", "staging", "rollup", "build", "--category", "financial",
+                    "--from", "2024-01-01", "--to", "2024-02-01", "--format", "json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert [(r["rollup"], r["table"], r["mode"]) for r in summary] == \
@@ -260,7 +258,7 @@ def test_cli_takes_the_profile_after_the_command_as_the_issue_writes_it(built):
     from tally.cli import hoist_global_options
 
     directory, _, _, _ = built
-    result = CliRunner().invoke(app, hoist_global_options([
+    result = invoke(*hoist_global_options([
         "-p", str(directory), "rollup", "build", "--category", "financial", "--from", "2024-01-01", "--to",
         "2024-02-01", "--profile", "development"]))
     assert result.exit_code == 0, result.output
@@ -268,7 +266,7 @@ def test_cli_takes_the_profile_after_the_command_as_the_issue_writes_it(built):
 
 def test_cli_names_an_unknown_category(built):
     directory, _, _, _ = built
-    result = CliRunner().invoke(app, ["-p", str(directory), "rollup", "build", "--category", "marketing"])
+    result = invoke("-p", directory, "rollup", "build", "--category", "marketing")
     assert result.exit_code == 2
     assert "no rollup in category 'marketing'" in result.output
     assert "financial" in result.output and "Traceback" not in result.output
@@ -293,8 +291,8 @@ def january_only(tmp_path):
 
 
 def test_cli_range_build_in_a_new_process_computes_from_the_source(january_only):
-    result = CliRunner().invoke(app, ["-p", str(january_only), "rollup", "build", "--category", "financial",
-                                      "--from", "2024-03-01", "--to", "2024-04-01", "--format", "json"])
+    result = invoke("-p", january_only, "rollup", "build", "--category", "financial",
+                    "--from", "2024-03-01", "--to", "2024-04-01", "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["rows"] == 40
 

@@ -8,28 +8,9 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from tally.cli import app
+from tests.cli_helpers import invoke, ok, refused
 
 
-def tally(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = tally(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def refused(*args, code: int = 2) -> str:
-    result = tally(*args)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def monthly_from_csv(path: Path) -> dict[str, tuple[Decimal, int]]:

@@ -11,30 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import yaml
-from typer.testing import CliRunner
 
-from tally.cli import app
+from tests.cli_helpers import ok, printed, refused
+
 
 HEADER = ["Order ID", "Order Date", "Updated At", "Customer Name", "COUNTRY", "Amount (net)", "amount-net",
           "Select", "Qty", "Notes"]
-
-
-def tally(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args) -> str:
-    result = tally(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
-def refused(*args, code: int = 2) -> str:
-    result = tally(*args)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def awkward_csv(path: Path, rows: int = 250) -> list[dict]:
@@ -59,7 +41,7 @@ def test_awkward_headers_draft_a_project_that_answers(tmp_path):
     source = tmp_path / "Sales Export.csv"
     records = awkward_csv(source)
     project = tmp_path / "drafted"
-    said = ok("init", project, "--from-csv", source)
+    said = printed("init", project, "--from-csv", source)
     assert "time column: order_date" in said
     config = yaml.safe_load((project / "tally.yml").read_text(encoding="utf-8"))
     src = config["sources"]["sales_export"]
@@ -81,7 +63,7 @@ def test_awkward_headers_draft_a_project_that_answers(tmp_path):
                                  "row_count": {"count": "*", "format": "integer"}}
 
     ok("-p", project, "ingest")
-    answer = json.loads(ok("-p", project, "query", "total_amount_net", "total_amount_net_2", "row_count",
+    answer = json.loads(printed("-p", project, "query", "total_amount_net", "total_amount_net_2", "row_count",
                            "--grain", "month", "--format", "json"))
     expected = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
     for r in records:
@@ -91,13 +73,13 @@ def test_awkward_headers_draft_a_project_that_answers(tmp_path):
         month[2] += 1
     assert {a["period"]: [Decimal(str(a["total_amount_net"])), Decimal(str(a["total_amount_net_2"])), a["row_count"]]
             for a in answer} == {k: v for k, v in expected.items()}
-    by_country = json.loads(ok("-p", project, "query", "total_qty", "--by", "country", "--format", "json"))
+    by_country = json.loads(printed("-p", project, "query", "total_qty", "--by", "country", "--format", "json"))
     qty = defaultdict(int)
     for r in records:
         qty[r["COUNTRY"]] += int(r["Qty"])
     assert {a["country"]: a["total_qty"] for a in by_country} == qty
     # yes/no reads as a boolean: still a dimension
-    chosen = json.loads(ok("-p", project, "query", "row_count", "--by", "select_col", "--format", "json"))
+    chosen = json.loads(printed("-p", project, "query", "row_count", "--by", "select_col", "--format", "json"))
     assert {a["select_col"]: a["row_count"] for a in chosen} == {
         True: sum(r["Select"] == "yes" for r in records), False: sum(r["Select"] == "no" for r in records)}
 
@@ -105,12 +87,12 @@ def test_awkward_headers_draft_a_project_that_answers(tmp_path):
 def test_no_time_column_is_said_and_the_draft_still_answers(tmp_path):
     source = tmp_path / "scores.csv"
     source.write_text("Player,Score,Team\nann,1.5,red\nbob,2.25,blue\ncid,,red\ndan,4,red\n", encoding="utf-8")
-    said = ok("init", tmp_path / "p", "--from-csv", source)
+    said = printed("init", tmp_path / "p", "--from-csv", source)
     assert "time column: none found" in said
     text = (tmp_path / "p" / "tally.yml").read_text(encoding="utf-8")
     assert "no date or timestamp column was found" in text and "time:" not in text.split("models:")[1].split("#")[0]
     ok("-p", tmp_path / "p", "ingest")
-    rows = json.loads(ok("-p", tmp_path / "p", "query", "row_count", "total_score", "--by", "team", "--format", "json"))
+    rows = json.loads(printed("-p", tmp_path / "p", "query", "row_count", "total_score", "--by", "team", "--format", "json"))
     assert {r["team"]: (r["row_count"], r["total_score"]) for r in rows} == {"red": (3, 5.5), "blue": (1, 2.25)}
 
 
@@ -122,7 +104,7 @@ def test_the_created_column_is_preferred_as_time(tmp_path):
     model = yaml.safe_load((tmp_path / "p" / "tally.yml").read_text(encoding="utf-8"))["models"]["signups"]
     assert (model["time"], model["updated"]) == ("created", "modified_at")
     ok("-p", tmp_path / "p", "ingest")
-    rows = json.loads(ok("-p", tmp_path / "p", "query", "row_count", "--grain", "month", "--format", "json"))
+    rows = json.loads(printed("-p", tmp_path / "p", "query", "row_count", "--grain", "month", "--format", "json"))
     assert [(r["period"], r["row_count"]) for r in rows] == [("2025-01-01", 1), ("2025-02-01", 1)]
 
 
@@ -133,7 +115,7 @@ def test_a_csv_inside_the_folder_is_referenced_not_copied(tmp_path):
     assert yaml.safe_load((tmp_path / "tally.yml").read_text(encoding="utf-8"))["sources"]["t"]["path"] == "files/t.csv"
     assert not (tmp_path / "data").exists()
     ok("-p", tmp_path, "ingest")
-    assert json.loads(ok("-p", tmp_path, "query", "total_n", "--format", "json")) == [{"total_n": 6}]
+    assert json.loads(printed("-p", tmp_path, "query", "total_n", "--format", "json")) == [{"total_n": 6}]
 
 
 def test_refusals_are_one_line_and_write_nothing(tmp_path):
@@ -161,7 +143,7 @@ def test_a_semicolon_file_gets_its_delimiter(tmp_path):
     config = yaml.safe_load((tmp_path / "p" / "tally.yml").read_text(encoding="utf-8"))
     assert config["sources"]["semi"]["delimiter"] == ";" and config["models"]["semi"]["time"] == "day"
     ok("-p", tmp_path / "p", "ingest")
-    rows = json.loads(ok("-p", tmp_path / "p", "query", "row_count", "--by", "shop", "--format", "json"))
+    rows = json.loads(printed("-p", tmp_path / "p", "query", "row_count", "--by", "shop", "--format", "json"))
     assert {r["shop"]: r["row_count"] for r in rows} == {"a": 2, "b": 1}
 
 
@@ -189,11 +171,11 @@ def test_a_few_stray_values_do_not_turn_a_column_into_text(tmp_path):
     assert config["models"]["payments"]["time"] == "paid_at"
     assert "1 value(s) do not read as timestamp" in text and "1 value(s) do not read as decimal(18,2)" in text
     ok("-p", tmp_path / "p", "ingest")
-    got = json.loads(ok("-p", tmp_path / "p", "query", "total_amount", "--grain", "month", "--format", "json"))
+    got = json.loads(printed("-p", tmp_path / "p", "query", "total_amount", "--grain", "month", "--format", "json"))
     want: dict = defaultdict(Decimal)
     for i in range(200):
         if i not in (50, 120):
             want[f"2026-0{1 + i % 3}-01"] += Decimal(f"{i}.25")
     assert {row["period"]: Decimal(str(row["total_amount"])) for row in got} == dict(want)
-    rejected = json.loads(ok("-p", tmp_path / "p", "rejects", "--format", "json"))
+    rejected = json.loads(printed("-p", tmp_path / "p", "rejects", "--format", "json"))
     assert sorted(r["line"] for r in rejected) == [52, 122]

@@ -2,7 +2,7 @@
 rest of the model shows no deletion (`changes.days_now`), and the in-place difference works from
 the day rows that differ, still keeping a coarser row whose other day rows didn't change.
 
-Every test builds its own ecommerce project (see test_build_verify for the helpers)."""
+Every test builds its own ecommerce project (see helpers.py and conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,21 +19,18 @@ from tally.rollups.build import state_key
 from tally.rollups.definition import definitions
 from tally.warehouse.internal import read_state
 
-from tests.rollups.test_build_verify import (  # noqa: F401  (fixtures)
+from tests.rollups.helpers import (
     ROLLUPS,
     Clock,
     all_stored,
     assert_same_tables,
     execute,
     insert_line,
-    kind,
     mismatches,
     next_id,
     opened,
     order_lines,
-    shop,
     stored,
-    warehouse_url,
 )
 
 

@@ -1,7 +1,7 @@
 """A full build sums a distinct count from its days when every counted value has its rows on one
 local day (an order's lines on the order's day), and counts it when one doesn't.
 
-Every test builds its own ecommerce project (see test_build_verify for the helpers)."""
+Every test builds its own ecommerce project (see helpers.py and conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,7 @@ import tally.rollups
 from tally.rollups import compute
 from tally.rollups.definition import definitions
 
-from tests.rollups.test_build_verify import (  # noqa: F401  (fixtures)
-    execute,
-    insert_line,
-    kind,
-    mismatches,
-    opened,
-    order_lines,
-    shop,
-    utc,
-    warehouse_url,
-)
+from tests.rollups.helpers import execute, insert_line, mismatches, opened, order_lines, utc
 
 SPAN = (dt.date(2020, 1, 1), dt.date(2030, 1, 1))
 

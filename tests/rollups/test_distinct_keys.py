@@ -16,20 +16,17 @@ import tally.rollups
 from tally.rollups import keys
 from tally.rollups.definition import definitions
 
-from tests.rollups.test_build_verify import (  # noqa: F401  (fixtures)
+from tests.rollups.helpers import (
     ROLLUPS,
     Clock,
     change_storm,
     execute,
     insert_line,
-    kind,
     mismatches,
     next_id,
     opened,
     order_lines,
-    shop,
     utc,
-    warehouse_url,
 )
 
 build_module = importlib.import_module("tally.rollups.build")

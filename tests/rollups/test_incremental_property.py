@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import tally.rollups
 
-from tests.rollups.test_build_verify import (
+from tests.rollups.helpers import (
     ORDER_COLUMNS,
     Clock,
     assert_same_tables,

@@ -12,8 +12,20 @@ import pytest
 
 import tally.rollups
 from tally.warehouse.internal import read_state, write_state
-from tests.rollups.test_build_verify import (ROLLUPS, Clock, all_stored, assert_same_tables, execute, in_month,
-                                             insert_refund, make_shop, mismatches, opened, order_lines, stored)
+from tests.rollups.helpers import (
+    ROLLUPS,
+    Clock,
+    all_stored,
+    assert_same_tables,
+    execute,
+    in_month,
+    insert_refund,
+    make_shop,
+    mismatches,
+    opened,
+    order_lines,
+    stored,
+)
 
 
 @pytest.fixture

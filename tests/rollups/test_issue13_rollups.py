@@ -11,22 +11,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import tally.rollups
 from tally import Project
-from tally.cli import app
 from tally.errors import ConfigError
+from tests.cli_helpers import ok, printed
+from tests.servers import WAREHOUSE_KINDS, warehouse_url_for
 
-KINDS = [
-    pytest.param("duckdb", id="duckdb"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.servers),
-    pytest.param("mariadb", id="mariadb", marks=pytest.mark.servers),
-]
 LONDON = "Europe/London"
 
 CONFIG = """
@@ -91,17 +87,10 @@ def expected_revenue(data: list[dict], start: dt.datetime, end: dt.datetime) -> 
     return total
 
 
-def tally_cli(*args) -> str:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
-@pytest.fixture(params=KINDS)
-def url(request, tmp_path) -> str:
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path}/warehouse.duckdb"
-    return request.getfixturevalue(f"{request.param}_db_url")
+@pytest.fixture(params=WAREHOUSE_KINDS)
+def url(request) -> Iterator[str]:
+    with warehouse_url_for(request.param, request) as url:
+        yield url
 
 
 def make_project(directory: Path, url: str, rollups: str = DAILY, data: list[dict] | None = None) -> Path:
@@ -113,7 +102,7 @@ def make_project(directory: Path, url: str, rollups: str = DAILY, data: list[dic
 
 
 def query(directory: Path, *args) -> list[dict]:
-    return json.loads(tally_cli("-p", directory, "query", *args, "--format", "json"))
+    return json.loads(printed("-p", directory, "query", *args, "--format", "json"))
 
 
 def answer(directory: Path, routed: bool, metrics, **kwargs):
@@ -137,8 +126,8 @@ MARCH_UTC = (dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc), dt.datetime(2024, 
 def test_an_order_changed_in_place_is_never_answered_stale(url, tmp_path):
     data = rows()
     directory = make_project(tmp_path / "p", url, data=data)
-    tally_cli("-p", directory, "ingest")
-    assert [r["mode"] for r in json.loads(tally_cli("-p", directory, "rollup", "build", "--format", "json"))] == [
+    ok("-p", directory, "ingest")
+    assert [r["mode"] for r in json.loads(printed("-p", directory, "rollup", "build", "--format", "json"))] == [
         "full", "full"]
     before = expected_revenue(data, *MARCH_UTC)
     routed, meta = answer(directory, True, ["revenue"], **MARCH)
@@ -147,7 +136,7 @@ def test_an_order_changed_in_place_is_never_answered_stale(url, tmp_path):
     changed = next(r for r in data if r["status"] == "paid" and r["ordered_at"] < "2024-03-31")
     changed["status"] = "cancelled"
     write_csv(directory, data)
-    tally_cli("-p", directory, "ingest")
+    ok("-p", directory, "ingest")
     after = expected_revenue(data, *MARCH_UTC)
     assert after == before - Decimal(changed["amount"])
     # not built yet: every answer is live, and right
@@ -156,23 +145,23 @@ def test_an_order_changed_in_place_is_never_answered_stale(url, tmp_path):
     assert Decimal(str(query(directory, "revenue", "--from", "2024-03-01", "--to", "2024-04-01")[0]["revenue"])) \
         == after
     # the build sees the change
-    modes = [r["mode"] for r in json.loads(tally_cli("-p", directory, "rollup", "build", "--format", "json"))]
+    modes = [r["mode"] for r in json.loads(printed("-p", directory, "rollup", "build", "--format", "json"))]
     assert "unchanged" not in modes, modes
     routed, meta = answer(directory, True, ["revenue"], **MARCH)
     assert meta["source"] == "rollup:daily" and routed[0]["revenue"] == after
     by_status, meta = answer(directory, True, ["revenue", "orders"], by=["status"], grain="day", **MARCH)
     live, _ = answer(directory, False, ["revenue", "orders"], by=["status"], grain="day", **MARCH)
     assert meta["source"] == "rollup:by_status" and by_status == live
-    assert json.loads(tally_cli("-p", directory, "verify", "--format", "json")) == {"daily": [], "by_status": []}
+    assert json.loads(printed("-p", directory, "verify", "--format", "json")) == {"daily": [], "by_status": []}
 
 
 def test_loading_the_same_file_again_keeps_answers_right(url, tmp_path):
     data = rows(40)
     directory = make_project(tmp_path / "p", url, data=data)
-    tally_cli("-p", directory, "ingest")
-    tally_cli("-p", directory, "rollup", "build")
-    tally_cli("-p", directory, "ingest")   # every row again, none changed
-    built = json.loads(tally_cli("-p", directory, "rollup", "build", "--format", "json"))
+    ok("-p", directory, "ingest")
+    ok("-p", directory, "rollup", "build")
+    ok("-p", directory, "ingest")   # every row again, none changed
+    built = json.loads(printed("-p", directory, "rollup", "build", "--format", "json"))
     if url.startswith("duckdb"):   # the fingerprints show nothing moved
         assert [r["mode"] for r in built] == ["unchanged", "unchanged"]
     routed, meta = answer(directory, True, ["revenue"], **MARCH)
@@ -184,10 +173,10 @@ def test_a_table_no_source_loads_is_never_served_from_a_rollup(tmp_path):
     url = f"duckdb:///{tmp_path}/warehouse.duckdb"
     data = rows(40)
     directory = make_project(tmp_path / "p", url, data=data)
-    tally_cli("-p", directory, "ingest")
+    ok("-p", directory, "ingest")
     config = (directory / "tally.yml").read_text()
     (directory / "tally.yml").write_text(config[:config.index("sources:")] + config[config.index("models:"):])
-    tally_cli("-p", directory, "rollup", "build")
+    ok("-p", directory, "rollup", "build")
     routed, meta = answer(directory, True, ["revenue"], **MARCH)
     assert meta["source"] == "live" and routed[0]["revenue"] == expected_revenue(data, *MARCH_UTC)
 
@@ -205,8 +194,8 @@ GROWTH = """  growing:
 
 def test_verify_reports_a_tampered_growth_column(url, tmp_path):
     directory = make_project(tmp_path / "p", url, rollups=GROWTH, data=rows())
-    tally_cli("-p", directory, "ingest")
-    tally_cli("-p", directory, "rollup", "build")
+    ok("-p", directory, "ingest")
+    ok("-p", directory, "rollup", "build")
     project = Project.load(directory)
     try:
         assert tally.rollups.verify(project) == {"growing": []}
@@ -263,14 +252,14 @@ def test_two_rollups_whose_key_table_names_ran_together_keep_their_own(url, tmp_
     (directory / "tally.yml").write_text(text.replace("      customers: {count_distinct: customer_id}\n",
                                                       "      customers: {count_distinct: customer_id}\n"
                                                       + config_metrics))
-    tally_cli("-p", directory, "ingest")
-    tally_cli("-p", directory, "rollup", "build")
+    ok("-p", directory, "ingest")
+    ok("-p", directory, "rollup", "build")
     data = rows()
     data[5]["status"] = "cancelled" if data[5]["status"] != "cancelled" else "paid"
     write_csv(directory, data)
-    tally_cli("-p", directory, "ingest")
-    tally_cli("-p", directory, "rollup", "build")
-    assert json.loads(tally_cli("-p", directory, "verify", "--format", "json")) == {"shop": [], "shop_daily": []}
+    ok("-p", directory, "ingest")
+    ok("-p", directory, "rollup", "build")
+    assert json.loads(printed("-p", directory, "verify", "--format", "json")) == {"shop": [], "shop_daily": []}
     project = Project.load(directory)
     try:
         tables = [t for t in project.warehouse.backend.list_tables() if t.startswith("_tally_keys_")]

@@ -8,40 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tally.cli import app
 from tally.demo import prepare
-
-from tests.rollups.test_build_verify import (
-    ROLLUPS,
-    Clock,
-    edit_config,
-    execute,
-    in_month,
-    opened,
-    order_lines,
-)
-
-
-def tally(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    result = tally(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def refused(*args, code: int = 2) -> str:
-    """A command that must fail with one `error:` line; that line."""
-    result = tally(*args)
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
+from tests.cli_helpers import invoke, ok, refused
+from tests.rollups.helpers import ROLLUPS, Clock, edit_config, execute, in_month, opened, order_lines
 
 
 @pytest.fixture
@@ -58,7 +28,7 @@ def build_json(directory: Path, *args) -> list[dict]:
 
 
 def verify_json(directory: Path, *args, code: int = 0) -> dict:
-    result = tally("-p", directory, "verify", *args, "--format", "json")
+    result = invoke("-p", directory, "verify", *args, "--format", "json")
     assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
     return json.loads(result.stdout)
 
@@ -100,7 +70,7 @@ def test_verify_reports_a_tampered_ratio_and_repairs_it(shop):
     ok("-p", shop, "rollup", "build")
     execute_on(shop, "UPDATE shop_reports SET margin = 0.99 WHERE grain = 'month' AND period_start = ?",
                [dt.date(2025, 6, 1)])
-    result = tally("-p", shop, "verify", "shop_reports")
+    result = invoke("-p", shop, "verify", "shop_reports")
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert re.search(r"shop_reports: \d+ mismatch\(es\)", result.stdout)
     assert "2025-06-01" in result.stdout and "margin" in result.stdout and "0.99" in result.stdout
@@ -120,7 +90,7 @@ def test_verify_reports_tampered_rows_and_repairs_them(shop):
     execute_on(shop, "UPDATE shop_reports SET gross_sales = gross_sales + 1, revenue = revenue + 1 "
                      "WHERE grain = 'month' AND period_start = ?", [dt.date(2025, 6, 1)])
     execute_on(shop, "DELETE FROM listing_reports WHERE grain = 'day' AND period_start = ?", [day])
-    result = tally("-p", shop, "verify")
+    result = invoke("-p", shop, "verify")
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert re.search(r"shop_reports: \d+ mismatch\(es\)", result.stdout)
     assert re.search(r"listing_reports: \d+ mismatch\(es\)", result.stdout)
@@ -147,7 +117,7 @@ def test_unknown_rollup_is_bad_usage(shop):
 
 
 def test_verify_before_any_build_says_so(shop):
-    result = tally("-p", shop, "verify", "shop_reports", "--format", "json")
+    result = invoke("-p", shop, "verify", "shop_reports", "--format", "json")
     assert result.exit_code == 1, (result.stdout, result.stderr)
     found = json.loads(result.stdout)["shop_reports"]
     assert [m["metric"] for m in found] == ["(table)"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from tests.servers import warehouse_url_for
 from tests.tpcds import data
 
 HERE = Path(__file__).parent
@@ -25,17 +27,14 @@ def reference(sf: float):
 def tpcds(request, warehouse_kind, tmp_path_factory):
     """(project on a warehouse holding the star, the reference DuckDB connection)."""
     import tally
-    from tests.servers import mariadb_database, postgres_database
 
     con = reference(SCALE[warehouse_kind])
     with ExitStack() as stack:
-        if warehouse_kind == "duckdb":
-            url = f"duckdb:///{tmp_path_factory.mktemp('tpcds')}/warehouse.duckdb"
-        elif warehouse_kind == "postgres":
-            url = stack.enter_context(postgres_database(request.getfixturevalue("postgres_url"), "tpcds"))
-        else:
-            url = stack.enter_context(mariadb_database(request.getfixturevalue("mariadb_url"), "tpcds"))
-        project = tally.Project.load(HERE, warehouse=url)
+        url = stack.enter_context(warehouse_url_for(warehouse_kind, request, "tpcds"))
+        # a copy of tally.yml: the project's `.tally/` cache goes to a temp folder, not into tests/tpcds
+        root = tmp_path_factory.mktemp(f"tpcds_{warehouse_kind}")
+        shutil.copy(HERE / "tally.yml", root / "tally.yml")
+        project = tally.Project.load(root, warehouse=url)
         stack.callback(project.close)
         data.copy_into(project.warehouse, data.arrow_tables(con))
         yield project, con
