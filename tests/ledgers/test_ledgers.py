@@ -204,6 +204,10 @@ def test_listing_filters_orders_and_pages(tmp_path):
             ledgers.listing(project, "users", order="-nothing")
         with pytest.raises(QueryError):
             ledgers.listing(project, "users", limit=0)
+        # past BIGINT it reached the warehouse: a WarehouseError (exit 1, HTTP 503) rather than a bad page
+        with pytest.raises(QueryError, match="offset must be a whole number from 0 to 1000000000"):
+            ledgers.listing(project, "users", offset=10 ** 20)
+        assert ledgers.listing(project, "users", offset=10 ** 9) == []
     finally:
         project.close()
 

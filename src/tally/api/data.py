@@ -15,6 +15,7 @@ from tally.api import jsontext
 from tally.errors import QueryError
 
 RESERVED = {"grain", "from", "to", "limit", "offset", "cursor"}
+MAX_OFFSET = 10 ** 9   # past any page a client reads; a larger number overflows the warehouse's BIGINT
 
 
 class BadPage(QueryError):
@@ -41,7 +42,7 @@ def read_cursor(cursor: str, scope: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         offset, made_for = data["o"], data["s"]
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
             raise ValueError(offset)
     except Exception:   # anything a client can send: one clear 400
         raise BadPage("cursor is not one this API gave (use the `next` of the previous page)") from None
@@ -53,8 +54,8 @@ def read_cursor(cursor: str, scope: str) -> int:
 def paging(state, limit: int, offset: int, cursor: Optional[str], scope: str) -> tuple[int, int]:
     if limit < 1 or limit > state.settings.max_page_size:
         raise BadPage(f"limit must be 1 to {state.settings.max_page_size} (api.max_page_size), not {limit}")
-    if offset < 0:
-        raise BadPage(f"offset must not be negative, not {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadPage(f"offset must be 0 to {MAX_OFFSET}, not {offset}")
     return limit, read_cursor(cursor, scope) if cursor else offset
 
 

@@ -14,6 +14,7 @@ from tally.ledgers.definition import definition
 from tally.project.expr import parse_row_expr
 
 MAX_PAGE = 10_000
+MAX_OFFSET = 10 ** 9   # past any page a client reads; a larger number overflows the warehouse's BIGINT
 PAGES_KEPT = 256   # compiled listing queries kept per warehouse (the API pages through the same few)
 
 
@@ -149,5 +150,5 @@ def _order(order, names: list[str]) -> list[tuple[str, bool]]:
 def _check_page(limit, offset) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_PAGE:
         raise QueryError(f"limit must be a whole number from 1 to {MAX_PAGE}, not {limit!r}")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise QueryError(f"offset must be a whole number from 0, not {offset!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise QueryError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {offset!r}")

@@ -1,0 +1,52 @@
+"""Bad input a new user sent in a walkthrough: each a clear JSON 4xx, never a warehouse error."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from tally.api.security import hash_key
+from tests.api.conftest import client, make_project
+
+ADMIN = "tally_walkthrough-admin-key"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/rollups/h5_daily", "/api/v1/sources/h5_sales/rejects", "/api/v1/jobs"])
+@pytest.mark.parametrize("offset", [10 ** 20, 2 ** 63, 10 ** 9 + 1])
+def test_an_offset_past_any_table_is_a_bad_page(duck, path, offset):
+    # 10**20 reached the warehouse as a number past BIGINT: 503 warehouse_error
+    response = duck.get(path, params={"offset": offset})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_page"
+    assert "offset" in response.json()["error"]["message"]
+
+
+def test_a_cursor_carrying_a_huge_offset_is_refused(duck):
+    scope = json.dumps(["rejects", "h5_sales"])
+    text = json.dumps({"o": 10 ** 20, "s": hashlib.sha256(scope.encode()).hexdigest()[:12]})
+    cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    response = duck.get("/api/v1/sources/h5_sales/rejects", params={"cursor": cursor})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_page", response.text
+
+
+def test_the_largest_offset_still_answers_an_empty_page(duck):
+    page = duck.get("/api/v1/rollups/h5_daily", params={"offset": 10 ** 9}).json()
+    assert page["rows"] == [] and page["next"] is None
+
+
+def test_running_an_unknown_job_is_404(tmp_path):
+    from tally import Project
+
+    keys = f'api: {{keys: {{ops: {{hash: "{hash_key(ADMIN)}", scopes: [read, admin]}}}}}}\n'
+    project = Project.load(make_project(tmp_path, f"duckdb:///{tmp_path}/w.duckdb", api=keys, build=False))
+    try:
+        http = client(project)
+        for path in ("/api/v1/jobs/nope", "/api/v1/jobs/ingest/nope", "/api/v1/jobs/bogus:h5_sales"):
+            response = http.post(path, headers={"X-API-Key": ADMIN})
+            assert response.status_code == 404, response.text
+            assert response.json()["error"]["code"] == "not_found"
+    finally:
+        project.close()
