@@ -50,3 +50,34 @@ def test_running_an_unknown_job_is_404(tmp_path):
             assert response.json()["error"]["code"] == "not_found"
     finally:
         project.close()
+
+
+@pytest.mark.parametrize("limit", [-1, 0])
+def test_a_query_limit_below_one_is_a_bad_page_in_the_api_range(duck, limit):
+    # it said "limit must be a positive integer up to 9223372036854775807" (422): not this API's bound
+    response = duck.get("/api/v1/query", params={"metrics": "revenue", "limit": limit})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "bad_page" and "1 to" in error["message"] and "922337" not in error["message"]
+
+
+@pytest.mark.parametrize("params, word", [
+    ({"metrics": "revenue", "from": "2026-13-45"}, "from '2026-13-45'"),
+    ({"metrics": "revenue", "where": "shop ==="}, "where: cannot parse"),
+    ({"metrics": "revenue", "last": "abc"}, "last 'abc'"),
+    ({"metrics": "revenue", "period": "2026-Q9"}, "period '2026-Q9'"),
+    ({"metrics": "revenue", "from": "2026-10-01", "to": "2026-09-01"}, "from 2026-10-01 must be before to 2026-09-01"),
+])
+def test_query_errors_name_the_api_parameter_not_the_cli_option(duck, params, word):
+    message = duck.get("/api/v1/query", params=params).json()["error"]["message"]
+    assert "--" not in message and word in message, message
+
+
+def test_a_post_body_that_is_not_json_says_to_send_json(duck):
+    # curl -d sends a form content type: the answer said "Input should be a valid dictionary"
+    response = duck.post("/api/v1/query", content=b'{"metrics": ["revenue"]}',
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
+    good = duck.post("/api/v1/query", content=b'{"metrics": ["revenue"]}', headers={"Content-Type": "application/json"})
+    assert good.status_code == 200

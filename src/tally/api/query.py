@@ -109,11 +109,10 @@ def answer_body(state, request: QueryRequest) -> bytes:
 
     metrics = answer.metrics_of(request.metrics)
     args = request.arguments()
-    if args["limit"] is not None and args["limit"] > state.settings.max_page_size:
+    if args["limit"] is not None and not 1 <= args["limit"] <= state.settings.max_page_size:
         from tally.api.data import BadPage
 
-        raise BadPage(f"limit {args['limit']} is over the page size limit {state.settings.max_page_size} "
-                      "(api.max_page_size)")
+        raise BadPage(f"limit must be 1 to {state.settings.max_page_size} (api.max_page_size), not {args['limit']}")
     project = state.project
     config = project.config
     zone = args["timezone"] or config.timezone
