@@ -12,6 +12,7 @@ from tally.errors import ExpressionError, NotFoundError, QueryError
 from tally.ledgers import live, store
 from tally.ledgers.definition import definition
 from tally.project.expr import parse_row_expr
+from tally.project.exprtypes import warehouse_kind
 
 MAX_PAGE = 10_000
 MAX_OFFSET = 10 ** 9   # past any page a client reads; a larger number overflows the warehouse's BIGINT
@@ -67,6 +68,7 @@ def _page(warehouse, ldef, where, order, limit: int, offset: int):
     expr = table.select(names)
     if where is not None and str(where).strip():
         tree = _parse_where(where, names)
+        _check_kinds(where, tree, {name: warehouse_kind(expr[name].type()) for name in names})
         expr = expr.filter(to_condition(tree, lambda name: expr[name]))
     ordered = _order(order, names)
     keys = [expr[n].desc(nulls_first=False) if desc else expr[n].asc(nulls_first=False) for n, desc in ordered]
@@ -121,6 +123,17 @@ def _parse_where(text: str, names: list[str]):
             raise QueryError(f"--where: unknown name {ref!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                              + f"; a ledger filters by {', '.join(names)}")
     return parsed.tree
+
+
+def _check_kinds(text: str, tree, kinds: dict[str, str]) -> None:
+    """A true/false filter whose comparisons match the stored columns' kinds (Ibis would raise its own
+    type error mid-build: a crash, not a one-line answer)."""
+    from tally.project.exprtypes import ANY, Checker
+
+    try:
+        Checker(lambda name: kinds.get(name, ANY)).condition(tree)
+    except ExpressionError as exc:
+        raise ExpressionError(f"--where: {exc.message}") from None
 
 
 def _order(order, names: list[str]) -> list[tuple[str, bool]]:
