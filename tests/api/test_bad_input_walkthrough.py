@@ -81,3 +81,30 @@ def test_a_post_body_that_is_not_json_says_to_send_json(duck):
     assert "Content-Type: application/json" in response.json()["error"]["message"]
     good = duck.post("/api/v1/query", content=b'{"metrics": ["revenue"]}', headers={"Content-Type": "application/json"})
     assert good.status_code == 200
+
+
+@pytest.mark.parametrize("zone", ["America", "a" * 300])
+def test_a_timezone_that_is_a_folder_or_too_long_is_a_422(duck, zone):
+    # ZoneInfo raised IsADirectoryError / OSError (name too long): a 500 file_error
+    response = duck.get("/api/v1/query", params={"metrics": "revenue", "timezone": zone})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "bad_query" and "unknown timezone" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("where", ["timezone: America", "sources: {h5_sales: {schedule: {every: 1h, timezone: America}}}"])
+def test_a_folder_timezone_in_tally_yml_is_a_config_error(tmp_path, where):
+    import yaml
+
+    from tally import Project
+    from tally.errors import ConfigError
+    from tests.api.conftest import CONFIG
+
+    config = yaml.safe_load(CONFIG.format(url="duckdb:///w.duckdb", api=""))
+    for key, value in yaml.safe_load(where).items():
+        if isinstance(value, dict):
+            config[key]["h5_sales"].update(value["h5_sales"])
+        else:
+            config[key] = value
+    (tmp_path / "tally.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown timezone 'America'"):
+        Project.load(tmp_path).config
