@@ -108,3 +108,26 @@ def test_a_folder_timezone_in_tally_yml_is_a_config_error(tmp_path, where):
     (tmp_path / "tally.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown timezone 'America'"):
         Project.load(tmp_path).config
+
+
+def test_an_internal_error_is_logged_with_its_traceback_and_says_where_to_look(duck, monkeypatch, caplog):
+    # a 500 from an api_boundary InternalError left no trace in the server log and told the HTTP
+    # client "--debug shows where"
+    import logging
+
+    import tally.rollups.stored as stored
+    from tally.errors import api_boundary
+
+    @api_boundary
+    def describe(project):
+        raise ValueError("boom in describe")
+
+    monkeypatch.setattr(stored, "describe", describe)
+    with caplog.at_level(logging.ERROR, logger="tally.api"):
+        response = duck.get("/api/v1/rollups")
+    assert response.status_code == 500
+    message = response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "internal_error" and "--debug" not in message
+    assert "server log" in message
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "tally.api")
+    assert "Traceback" in logged and "boom in describe" in logged and "GET /api/v1/rollups" in logged

@@ -51,7 +51,13 @@ def install(app) -> None:
     from starlette.exceptions import HTTPException
 
     async def tally_error(request, exc: TallyError):
-        return response(exc.http_status, exc.code, api_words(redact_text(exc.message)))
+        message = api_words(redact_text(exc.message))
+        if exc.http_status >= 500 and exc.code in ("internal_error", "file_error"):
+            # a bug (or the machine): its traceback, redacted, for whoever reads the server log
+            log.error("error on %s %s: %s", request.method, request.url.path,
+                      redact_text("".join(traceback.format_exception(exc))))
+            message = message.replace("--debug shows where", "the server log has the details")
+        return response(exc.http_status, exc.code, message)
 
     async def http_error(request, exc: HTTPException):
         message = exc.detail if isinstance(exc.detail, str) else STATUS_CODES.get(exc.status_code, "error")
