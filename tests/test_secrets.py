@@ -61,6 +61,15 @@ def test_secret_query_parameters_are_masked():
                                "&access_token=***&api_key=***&page=6&sort=id")
 
 
+@pytest.mark.parametrize("tail", [": connection failed", ", then", ". Next", "; retry", ")"])
+def test_punctuation_after_a_url_in_a_message_stays_outside_it(tail):
+    # the colon after the URL was taken into its last query value and written back as %3A
+    url = "postgresql://ops@db:5432/operations?password=hunter3q&sslmode=disable"
+    text = redact_text(f"cannot connect to {url}{tail} refused", url)
+    assert text == f"cannot connect to postgresql://ops@db:5432/operations?password=***&sslmode=disable{tail} refused"
+    assert redact_text("see https://u:pw12@h/x.") == "see https://u:***@h/x."
+
+
 @pytest.mark.parametrize("password", NASTY)
 def test_a_warehouse_that_refuses_the_password_says_so_without_it(postgres_url, password):
     real = urlsplit(postgres_url)

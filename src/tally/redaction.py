@@ -95,4 +95,11 @@ def redact_text(text: str, *urls: str | None) -> str:
                     text = text.replace(form, MASK)
             else:
                 text = text.replace(url, redact_url(url))
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
+    return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match) -> str:
+    # punctuation closing a sentence ("... to URL: refused") is the message's, not the URL's last value
+    url = match.group()
+    stripped = url.rstrip(".,;:!?)")
+    return redact_url(stripped) + url[len(stripped):]

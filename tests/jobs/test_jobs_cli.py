@@ -108,3 +108,58 @@ def test_two_scheduler_processes_on_one_postgresql_warehouse_run_each_tick_once(
     assert len(lines) == len(ticks)   # one line per run, from whichever process ran it
     loaded = plain_rows(postgres_db_url, 'SELECT "rows" FROM "_tally_job_runs" ORDER BY "started_at"')
     assert loaded[0] == (count,) and plain_rows(postgres_db_url, 'SELECT count(*) FROM "orders"') == [(count,)]
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_runs_table_stays_readable_in_80_columns(monkeypatch, width):
+    # at 80 columns the error column was 3 characters wide (one line per 3 letters, 60 lines a run) or
+    # squeezed away while job ids and ticks were cut ("rollup:tx_dail", "12-07 02:25:3")
+    import datetime as dt
+    import io
+
+    from rich.console import Console
+
+    from tally import cli
+    from tally.cli import SummaryFormat
+    from tally.commands import jobs_cli
+
+    error = ("cannot connect to postgresql://opsuser@127.0.0.1:1/operations?password=***: "
+             "connection failed: Connection refused")
+    when = dt.datetime(2026, 12, 7, 2, 23, 10, tzinfo=dt.timezone.utc)
+    records = [{"started_at": when, "job": "rollup:monthly_by_country", "status": "failed", "rows": None,
+                "seconds": 0.1, "scheduled_for": when, "error": error},
+               {"started_at": when, "job": "ingest:tx", "status": "ok", "rows": 1, "seconds": 0.4,
+                "scheduled_for": None, "error": None}]
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=buffer, width=width, soft_wrap=True))
+    jobs_cli.show(records, jobs_cli.RUN_TABLE, SummaryFormat.table, "Job runs")
+    text = buffer.getvalue()
+    lines = [line for line in text.splitlines() if line.startswith("│")]
+    assert all(len(line) <= width for line in lines) and len(lines) <= 6   # a few lines a run at most
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
+    first = [" ".join(row[i] for row in cells[:len(cells) - 1] if row[i]) for i in range(len(cells[0]))]
+    assert first[0].replace(" ", "") == "12-0702:23:10" and first[1].replace(" ", "") == "rollup:monthly_by_country"
+    assert f"12-07 02:23:10 rollup:monthly_by_country: {error}" in text   # whole, under the table
+
+
+def test_the_jobs_list_keeps_its_schedule_column_in_80_columns(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from tally import cli
+    from tally.cli import SummaryFormat
+    from tally.commands import jobs_cli
+
+    import datetime as dt
+
+    when = dt.datetime(2026, 12, 7, 2, 25, 40, tzinfo=dt.timezone.utc)
+    records = [{"id": "ingest:tx", "schedule": "every 20s", "timezone": "UTC", "next_run": when,
+                "last_started_at": when, "last_status": "succeeded"},
+               {"id": "rollup:monthly_by_country", "schedule": None, "timezone": None, "next_run": None,
+                "last_started_at": None, "last_status": None}]
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=buffer, width=80, soft_wrap=True))
+    jobs_cli.show(records, jobs_cli.JOB_TABLE, SummaryFormat.table, "Jobs")
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in buffer.getvalue().splitlines() if line.startswith("│")]
+    assert " ".join(row[1] for row in cells).split()[:3] == ["every", "20s", "(UTC)"]

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tally import Project
-from tally.errors import ConfigError, QueryError
+from tally.errors import ConfigError, NotFoundError, QueryError
 from tally.jobs import KINDS, JobKind, Scheduler, recent_runs, run_job
 from tests.jobs.conftest import plain_rows, write_orders, write_project
 
@@ -117,7 +117,7 @@ def test_bad_arguments_are_errors(duck_url, tmp_path):
     project = Project.load(tmp_path)
     with pytest.raises(ConfigError, match="job 'orders' is ambiguous: say ingest:orders or rollup:orders"):
         run_job(project, "orders")
-    with pytest.raises(ConfigError, match=r"unknown job 'ghost' \(jobs: ingest:orders, rollup:orders\)"):
+    with pytest.raises(NotFoundError, match=r"unknown job 'ghost' \(jobs: ingest:orders, rollup:orders\)"):
         run_job(project, "ghost")
     with pytest.raises(ConfigError, match="trigger must be one of manual, schedule"):
         run_job(project, "ingest:orders", trigger="cron")

@@ -119,3 +119,26 @@ def test_shutdown_lets_the_running_job_finish_and_record_its_outcome(duck_url, t
     assert [(run.status, run.rows) for run in seen] == [("succeeded", 1)]
     rows = plain_rows(duck_url, 'SELECT "status" FROM "_tally_job_runs"')
     assert rows == [("succeeded",)]
+
+
+def test_an_interval_keeps_its_ticks_after_a_missed_run_at_start(duck_url, tmp_path, monkeypatch):
+    # the missed run moved the job's next_run_time to "now", and APScheduler counts an interval from
+    # the previous fire: every later tick fell at start + k * interval (`every 12s` ran up to 12 s late)
+    calls = beat_kind(monkeypatch, "every 1h", seconds=0)
+    write_orders(tmp_path, 3)
+    project = Project.load(write_project(tmp_path, duck_url))
+    earlier_run(project, monkeypatch, hours=3)
+    calls.clear()
+    scheduler = Scheduler(project)
+    scheduler.start()
+    deadline = time.monotonic() + 3
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    upcoming = scheduler.next_runs()["beat:x"]
+    scheduler.shutdown(wait=True)
+    trigger = trigger_for(project, jobs_of(project)["beat:x"])
+    project.close()
+    assert len(calls) == 1   # the missed tick ran once
+    assert dt.datetime.now(UTC) < upcoming <= dt.datetime.now(UTC) + dt.timedelta(hours=1)
+    assert upcoming.astimezone(trigger.timezone).time() == dt.time(upcoming.astimezone(trigger.timezone).hour)

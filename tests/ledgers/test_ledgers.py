@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tally import Project, ledgers
-from tally.errors import ConfigError, NotFoundError, QueryError
+from tally.errors import ConfigError, ExpressionError, NotFoundError, QueryError
 from tally.sources import ingest
 
 KINDS = ["duckdb", pytest.param("postgres", marks=pytest.mark.servers),
@@ -204,6 +204,17 @@ def test_listing_filters_orders_and_pages(tmp_path):
             ledgers.listing(project, "users", order="-nothing")
         with pytest.raises(QueryError):
             ledgers.listing(project, "users", limit=0)
+        # a comparison of mismatched kinds reached Ibis: IbisTypeError, a 500 over HTTP
+        with pytest.raises(ExpressionError, match=r"--where: balance > 'x' compares a number \(balance\) with text"):
+            ledgers.listing(project, "users", where="balance > 'x'")
+        with pytest.raises(ExpressionError, match="compares text"):
+            ledgers.listing(project, "users", where="user_id = 1")
+        with pytest.raises(ExpressionError, match="not a true/false condition"):
+            ledgers.listing(project, "users", where="balance + 1")
+        # past BIGINT it reached the warehouse: a WarehouseError (exit 1, HTTP 503) rather than a bad page
+        with pytest.raises(QueryError, match="offset must be a whole number from 0 to 1000000000"):
+            ledgers.listing(project, "users", offset=10 ** 20)
+        assert ledgers.listing(project, "users", offset=10 ** 9) == []
     finally:
         project.close()
 

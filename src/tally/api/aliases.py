@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from tally.api import jsontext
-from tally.api.data import Page, page, paging
+from tally.api.data import CURSOR, LIMIT, OFFSET, Page, page, paging
 
 from tally.errors import ConfigError, NotFoundError
 from tally.project.api_config import PATH_PARAM, RouteAlias
@@ -66,8 +66,19 @@ def router(state, read) -> APIRouter:
     ordered = sorted(state.settings.routes.items(), key=lambda item: len(PATH_PARAM.findall(item[1].path)))
     for name, alias in ordered:
         api.add_api_route(alias.path, _endpoint(state, name, alias), methods=[alias.method],
-                          summary=f"{name}: {alias.target} over ledger {alias.ledger}", name=f"alias_{name}")
+                          summary=f"{name}: {alias.target} over ledger {alias.ledger}", name=f"alias_{name}",
+                          openapi_extra=_path_params(state, alias))
     return api
+
+
+def _path_params(state, alias: RouteAlias) -> dict:
+    """The `{param}` of an entity route in the OpenAPI document: the endpoint reads it from
+    request.path_params, so FastAPI would not declare it (and Swagger's "Try it out" could not fill it)."""
+    key = state.project.config.ledgers[alias.ledger].entity
+    params = [{"name": param, "in": "path", "required": True, "schema": {"type": "string"},
+               "description": f"The entity's {key} in ledger {alias.ledger}."}
+              for param in PATH_PARAM.findall(alias.path)]
+    return {"parameters": params} if params else {}
 
 
 def ledgers_module(what: str):
@@ -103,8 +114,11 @@ def ledger_router(state, read, prefix: str) -> APIRouter:
     api = APIRouter(prefix=prefix, dependencies=[Depends(read)])
 
     @api.get("/ledgers/{ledger}", response_model=Page, summary="A ledger's entities")
-    def listing(ledger: str, where: Optional[str] = None, order: list[str] = Query([]), limit: int = 100,
-                offset: int = 0, cursor: Optional[str] = None) -> dict:
+    def listing(ledger: str = Path(description="A ledger of tally.yml."),
+                where: Optional[str] = Query(None, description="Filter over the ledger's fields: balance > 0."),
+                order: list[str] = Query([], description="Sort: -balance or balance desc (repeat)."),
+                limit: int = Query(100, description=LIMIT), offset: int = Query(0, description=OFFSET),
+                cursor: Optional[str] = Query(None, description=CURSOR)) -> dict:
         import json
 
         scope = json.dumps(["ledger", ledger, where, order])
@@ -116,7 +130,10 @@ def ledger_router(state, read, prefix: str) -> APIRouter:
         return jsontext.response(page(rows[:limit], len(rows) > limit, limit, offset, scope))
 
     @api.get("/ledgers/{ledger}/{entity}", summary="One entity of a ledger")
-    async def entity(ledger: str, entity: str, as_of: Optional[str] = None) -> dict[str, Any]:
+    async def entity(ledger: str = Path(description="A ledger of tally.yml."),
+                     entity: str = Path(description="The entity's key (a user id, ...)."),
+                     as_of: Optional[str] = Query(None, description="A past date or timestamp (project timezone): "
+                                                                      "the entity as of then.")) -> dict[str, Any]:
         ledgers = ledgers_module(f"GET /api/v1/ledgers/{ledger}/{entity}")
         # answered from memory on the event loop when it can be (no I/O: a sole writer's current
         # index); else read in a worker thread, under the project's lock

@@ -8,13 +8,17 @@ import hashlib
 import json
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from tally.api import jsontext
 from tally.errors import QueryError
 
 RESERVED = {"grain", "from", "to", "limit", "offset", "cursor"}
+MAX_OFFSET = 10 ** 9   # past any page a client reads; a larger number overflows the warehouse's BIGINT
+LIMIT = "Rows per page: 1 to api.max_page_size."
+OFFSET = f"Rows to skip: 0 to {MAX_OFFSET}."
+CURSOR = "The `next` of the previous page (instead of `offset`); tied to the same filters."
 
 
 class BadPage(QueryError):
@@ -41,7 +45,7 @@ def read_cursor(cursor: str, scope: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         offset, made_for = data["o"], data["s"]
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
             raise ValueError(offset)
     except Exception:   # anything a client can send: one clear 400
         raise BadPage("cursor is not one this API gave (use the `next` of the previous page)") from None
@@ -53,8 +57,8 @@ def read_cursor(cursor: str, scope: str) -> int:
 def paging(state, limit: int, offset: int, cursor: Optional[str], scope: str) -> tuple[int, int]:
     if limit < 1 or limit > state.settings.max_page_size:
         raise BadPage(f"limit must be 1 to {state.settings.max_page_size} (api.max_page_size), not {limit}")
-    if offset < 0:
-        raise BadPage(f"offset must not be negative, not {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadPage(f"offset must be 0 to {MAX_OFFSET}, not {offset}")
     return limit, read_cursor(cursor, scope) if cursor else offset
 
 
@@ -76,9 +80,12 @@ def router(state, read, prefix: str) -> APIRouter:
     @api.get("/rollups/{name}", response_model=Page, summary="A rollup's stored rows",
              description="Filter by `grain`, `from`/`to` (local dates of period_start) and any of the "
                          "rollup's dimensions (`?shop=A&shop=B`).")
-    def rollup_rows(request: Request, name: str, grain: Optional[str] = None,
-                    start: Optional[str] = Query(None, alias="from"), to: Optional[str] = None,
-                    limit: int = 100, offset: int = 0, cursor: Optional[str] = None) -> dict:
+    def rollup_rows(request: Request, name: str = Path(description="A rollup of tally.yml."),
+                    grain: Optional[str] = Query(None, description="One of the rollup's grains (day, month, ...)."),
+                    start: Optional[str] = Query(None, alias="from", description="Local date: period_start >= it."),
+                    to: Optional[str] = Query(None, description="Local date: period_start < it."),
+                    limit: int = Query(100, description=LIMIT), offset: int = Query(0, description=OFFSET),
+                    cursor: Optional[str] = Query(None, description=CURSOR)) -> dict:
         from tally.rollups.stored import page as stored_page
 
         values: dict[str, list[str]] = {}
@@ -100,7 +107,9 @@ def router(state, read, prefix: str) -> APIRouter:
             return source_status(state.project, state.project.sources)
 
     @api.get("/sources/{name}/rejects", response_model=Page, summary="A source's rejected rows, newest load first")
-    def rejects(name: str, limit: int = 100, offset: int = 0, cursor: Optional[str] = None) -> dict:
+    def rejects(name: str = Path(description="A source of tally.yml."), limit: int = Query(100, description=LIMIT),
+                offset: int = Query(0, description=OFFSET),
+                cursor: Optional[str] = Query(None, description=CURSOR)) -> dict:
         from tally.commands.inspect import rejects as read_rejects
 
         scope = json.dumps(["rejects", name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 
 from pydantic import BaseModel
@@ -13,6 +14,9 @@ from tally.errors import TallyError
 from tally.redaction import redact_text
 
 log = logging.getLogger("tally.api")
+
+# the core's messages name `tally query`'s options; over HTTP the same values are these parameters
+_CLI_OPTION = re.compile(r"(?<![\w-])--(from|to|where|last|period|as-of|order|limit|grain|timezone|compare|by)\b")
 
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 406: "not_acceptable", 413: "request_too_large",
@@ -47,7 +51,13 @@ def install(app) -> None:
     from starlette.exceptions import HTTPException
 
     async def tally_error(request, exc: TallyError):
-        return response(exc.http_status, exc.code, redact_text(exc.message))
+        message = api_words(redact_text(exc.message))
+        if exc.http_status >= 500 and exc.code in ("internal_error", "file_error"):
+            # a bug (or the machine): its traceback, redacted, for whoever reads the server log
+            log.error("error on %s %s: %s", request.method, request.url.path,
+                      redact_text("".join(traceback.format_exception(exc))))
+            message = message.replace("--debug shows where", "the server log has the details")
+        return response(exc.http_status, exc.code, message)
 
     async def http_error(request, exc: HTTPException):
         message = exc.detail if isinstance(exc.detail, str) else STATUS_CODES.get(exc.status_code, "error")
@@ -55,11 +65,22 @@ def install(app) -> None:
                         headers=getattr(exc, "headers", None))
 
     async def invalid(request, exc: RequestValidationError):
-        return response(400, "bad_request", validation_message(exc.errors()))
+        errors = exc.errors()
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors):
+            # FastAPI reads a body of another content type (curl -d's form type) as no JSON at all
+            return response(400, "bad_request", f"the body must be a JSON object sent with `Content-Type: "
+                                                f"application/json` (not {kind or 'no content type'})")
+        return response(400, "bad_request", validation_message(errors))
 
     app.add_exception_handler(TallyError, tally_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
+
+
+def api_words(message: str) -> str:
+    """`--from '2026-13-45' is not a date` as `from '2026-13-45' ...`: the parameter's name over HTTP."""
+    return _CLI_OPTION.sub(lambda match: match.group(1).replace("-", "_"), message)
 
 
 def validation_message(errors) -> str:

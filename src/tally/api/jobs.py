@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Query
 
-from tally.api.data import page, paging
+from tally.api.data import CURSOR, LIMIT, OFFSET, page, paging
 from tally.errors import ConfigError
 
 
@@ -30,7 +30,9 @@ def router(state, read, admin, prefix: str) -> APIRouter:
 
     @api.get("/jobs", dependencies=[Depends(read)], summary="The jobs, their schedules and recent runs",
              description="`runs` is a page of runs, newest first (`failed=true`: only failed ones).")
-    def jobs(failed: bool = False, limit: int = 50, offset: int = 0, cursor: Optional[str] = None) -> dict[str, Any]:
+    def jobs(failed: bool = Query(False, description="true: only failed runs."),
+             limit: int = Query(50, description=LIMIT), offset: int = Query(0, description=OFFSET),
+             cursor: Optional[str] = Query(None, description=CURSOR)) -> dict[str, Any]:
         from tally.delivery.tabular import json_value
 
         scope = json.dumps(["jobs", failed])
@@ -45,11 +47,13 @@ def router(state, read, admin, prefix: str) -> APIRouter:
     @api.post("/jobs/{name}", dependencies=[Depends(admin)], summary="Run a job now (admin)",
               description="`name`: a job id (`ingest:orders`, `rollup:daily`) or a bare name. The answer is "
                           "the run: `status` succeeded, failed (with its error) or skipped (running elsewhere).")
-    def run_now(name: str) -> dict[str, Any]:
+    def run_now(name: str = Path(description="A job id (ingest:orders) or a bare name one kind alone has.")
+                ) -> dict[str, Any]:
         return run(state, name)
 
     @api.post("/jobs/{kind}/{name}", dependencies=[Depends(admin)], summary="Run a job now (admin)")
-    def run_kind(kind: str, name: str) -> dict[str, Any]:
+    def run_kind(kind: str = Path(description="ingest or rollup."),
+                 name: str = Path(description="A source (ingest) or rollup (rollup) of tally.yml.")) -> dict[str, Any]:
         return run(state, f"{kind}:{name}")
 
     return api

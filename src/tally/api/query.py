@@ -53,14 +53,22 @@ def _names(value) -> list[str]:
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
+def _doc(field: str) -> str:
+    return QueryRequest.model_fields[field].description or ""
+
+
 async def query_params(
     metrics: list[str] = Query(..., description="Metric names (repeat, or comma-separated)."),
     by: list[str] = Query([], description="Dimensions (repeat, or comma-separated)."),
-    grain: Optional[str] = Query(None), start: Optional[str] = Query(None, alias="from"),
-    to: Optional[str] = Query(None), where: Optional[str] = Query(None), compare: Optional[str] = Query(None),
-    order: list[str] = Query([]), limit: Optional[int] = Query(None), timezone: Optional[str] = Query(None),
-    fill: bool = Query(True), last: Optional[str] = Query(None), period: Optional[str] = Query(None),
-    live: bool = Query(False),
+    grain: Optional[str] = Query(None, description=_doc("grain")),
+    start: Optional[str] = Query(None, alias="from", description=_doc("from_")),
+    to: Optional[str] = Query(None, description=_doc("to")), where: Optional[str] = Query(None, description=_doc("where")),
+    compare: Optional[str] = Query(None, description=_doc("compare")),
+    order: list[str] = Query([], description="Sort: -revenue or revenue desc (repeat, or comma-separated)."),
+    limit: Optional[int] = Query(None, description=_doc("limit")),
+    timezone: Optional[str] = Query(None, description=_doc("timezone")),
+    fill: bool = Query(True, description=_doc("fill")), last: Optional[str] = Query(None, description=_doc("last")),
+    period: Optional[str] = Query(None, description=_doc("period")), live: bool = Query(False, description=_doc("live")),
 ) -> QueryRequest:
     return QueryRequest(metrics=metrics, by=by, grain=grain, to=to, where=where, compare=compare, order=order,
                         limit=limit, timezone=timezone, fill=fill, last=last, period=period, live=live,
@@ -143,11 +151,10 @@ def answer_body(state, request: QueryRequest) -> bytes:
 
     metrics = answer.metrics_of(request.metrics)
     args = request.arguments()
-    if args["limit"] is not None and args["limit"] > state.settings.max_page_size:
+    if args["limit"] is not None and not 1 <= args["limit"] <= state.settings.max_page_size:
         from tally.api.data import BadPage
 
-        raise BadPage(f"limit {args['limit']} is over the page size limit {state.settings.max_page_size} "
-                      "(api.max_page_size)")
+        raise BadPage(f"limit must be 1 to {state.settings.max_page_size} (api.max_page_size), not {args['limit']}")
     project = state.project
     config = project.config
     zone = args["timezone"] or config.timezone

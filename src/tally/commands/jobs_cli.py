@@ -10,6 +10,7 @@ HEADERS = {"started_at": "started", "scheduled_for": "tick", "next_run": "next",
            "last_status": "last status", "last_rows": "rows", "last_error": "error"}
 # a table fits 80 columns: the trigger shows as the tick (none: by hand), the timezone beside the schedule
 RUN_TABLE = ["started_at", "job", "status", "rows", "seconds", "scheduled_for", "error"]
+WIDE = 120   # a terminal this wide shows a run's error in its row
 JOB_TABLE = ["id", "schedule", "next_run", "last_started_at", "last_status"]
 JOB_COLUMNS = ["id", "schedule", "timezone", "next_run", "last_started_at", "last_status", "last_rows", "last_error"]
 
@@ -109,18 +110,27 @@ def show(records: list[dict], columns: list[str], fmt, title: str) -> None:
     if fmt is SummaryFormat.csv:
         cli.print_records([{c: _text(r.get(c)) for c in columns} for r in records], columns)
         return
+    # under WIDE columns the error gets no room beside the other cells (rich squeezed it to 3 characters
+    # a line, or to nothing): it is printed under the table, one line per failed run
+    below = "error" in columns and cli.out.width < WIDE
+    shown = [column for column in columns if not (below and column == "error")]
     view = Table(title=f"{title} (times: UTC)", title_justify="left")
-    for column in columns:
+    for column in shown:
         view.add_column(HEADERS.get(column, column), overflow="fold",
                         justify="right" if column in ("rows", "seconds", "last_rows") else "left",
-                        no_wrap=column not in ("error", "schedule"))
+                        no_wrap=column in ("status", "rows", "seconds", "last_status"),
+                        min_width=10 if column == "schedule" else None)
     for record in records:
         if record.get("schedule") and record.get("timezone"):
             record = {**record, "schedule": f"{record['schedule']} ({record['timezone']})"}
-        view.add_row(*(_text(record.get(column), short=True) or "—" for column in columns))
+        view.add_row(*(_text(record.get(column), short=True) or "—" for column in shown))
     cli.out.print(view)
     if not records:
         cli.out.print("(no runs recorded yet)" if "job" in columns else "(no jobs)", highlight=False)
+    for record in records if below else []:
+        if record.get("error"):
+            cli.out.print(f"{_text(record.get('started_at'), short=True)} {record.get('job')}: {record['error']}",
+                          highlight=False, markup=False)
 
 
 @contextmanager

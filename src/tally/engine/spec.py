@@ -41,7 +41,7 @@ class QuerySpec:
             if not isinstance(timezone, str):
                 raise ValueError(timezone)
             tz = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder (America) or a name too long
             raise QueryError(f"unknown timezone {timezone!r} (use an IANA name like Europe/Istanbul)") from None
         start_at = parse_local(start, tz, "--from") if start is not None else None
         end_at = parse_local(end, tz, "--to") if end is not None else None

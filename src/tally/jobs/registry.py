@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from tally.errors import ConfigError, SourceError
+from tally.errors import ConfigError, NotFoundError, SourceError
 from tally.project.schedules import Schedule
 
 
@@ -56,7 +56,7 @@ def jobs_of(project) -> dict[str, Job]:
 
 
 def resolve(project, job_id: str) -> Job:
-    """The job named `kind:name`, or by a bare name when one kind alone has it; ConfigError otherwise."""
+    """The job named `kind:name`, or by a bare name when one kind alone has it; NotFoundError for no such job."""
     if not isinstance(job_id, str) or not job_id.strip():
         raise ConfigError(f"a job is named kind:name (like ingest:orders), not {job_id!r}")
     jobs = jobs_of(project)
@@ -68,7 +68,7 @@ def resolve(project, job_id: str) -> Job:
     if matches:
         raise ConfigError(f"job {job_id!r} is ambiguous: say {' or '.join(job.id for job in matches)}")
     known = ", ".join(jobs) or "none (add sources or rollups to tally.yml)"
-    raise ConfigError(f"unknown job {job_id!r} (jobs: {known})")
+    raise NotFoundError(f"unknown job {job_id!r} (jobs: {known})")
 
 
 def _ingest(project, name: str) -> int:

@@ -56,8 +56,11 @@ class Scheduler:
                                         job_defaults={"coalesce": True, "max_instances": 1,
                                                       "misfire_grace_time": None})
         for job, trigger in jobs:
-            first = {"next_run_time": now()} if self.missed_tick(job, trigger) else {}
-            scheduler.add_job(self._tick, trigger, args=(job, trigger), id=job.id, name=job.id, **first)
+            scheduler.add_job(self._tick, trigger, args=(job, trigger), id=job.id, name=job.id)
+            if self.missed_tick(job, trigger):   # a one-off run: moving the job's next_run_time instead
+                # would make APScheduler count its interval from now, off the anchored ticks
+                scheduler.add_job(self._tick, "date", run_date=now(), args=(job, trigger),
+                                  id=f"{job.id}@missed", name=job.id)
         scheduler.start()
         self._scheduler = scheduler
         log.info("scheduler started: %s", ", ".join(job.id for job, _ in jobs) or "no scheduled jobs")
@@ -80,8 +83,12 @@ class Scheduler:
         """When each scheduled job next runs (UTC)."""
         if self._scheduler is None:
             return {}
-        return {job.id: job.next_run_time.astimezone(dt.timezone.utc) if job.next_run_time else None
-                for job in self._scheduler.get_jobs()}
+        runs: dict[str, dt.datetime | None] = {}
+        for job in self._scheduler.get_jobs():   # by job id (`name`): a pending missed run is the earlier
+            when = job.next_run_time.astimezone(dt.timezone.utc) if job.next_run_time else None
+            if job.name not in runs or (when and (runs[job.name] is None or when < runs[job.name])):
+                runs[job.name] = when
+        return runs
 
     def missed_tick(self, job: Job, trigger) -> dt.datetime | None:
         """The tick to run at start: the latest one, when the job ran before it and not since (never with `skip`)."""

@@ -12,8 +12,10 @@ from tally.errors import ExpressionError, NotFoundError, QueryError
 from tally.ledgers import live, store
 from tally.ledgers.definition import definition
 from tally.project.expr import parse_row_expr
+from tally.project.exprtypes import warehouse_kind
 
 MAX_PAGE = 10_000
+MAX_OFFSET = 10 ** 9   # past any page a client reads; a larger number overflows the warehouse's BIGINT
 PAGES_KEPT = 256   # compiled listing queries kept per warehouse (the API pages through the same few)
 
 
@@ -78,6 +80,7 @@ def _page(warehouse, ldef, where, order, limit: int, offset: int):
     expr = table.select(names)
     if where is not None and str(where).strip():
         tree = _parse_where(where, names)
+        _check_kinds(where, tree, {name: warehouse_kind(expr[name].type()) for name in names})
         expr = expr.filter(to_condition(tree, lambda name: expr[name]))
     ordered = _order(order, names)
     keys = [expr[n].desc(nulls_first=False) if desc else expr[n].asc(nulls_first=False) for n, desc in ordered]
@@ -134,6 +137,17 @@ def _parse_where(text: str, names: list[str]):
     return parsed.tree
 
 
+def _check_kinds(text: str, tree, kinds: dict[str, str]) -> None:
+    """A true/false filter whose comparisons match the stored columns' kinds (Ibis would raise its own
+    type error mid-build: a crash, not a one-line answer)."""
+    from tally.project.exprtypes import ANY, Checker
+
+    try:
+        Checker(lambda name: kinds.get(name, ANY)).condition(tree)
+    except ExpressionError as exc:
+        raise ExpressionError(f"--where: {exc.message}") from None
+
+
 def _order(order, names: list[str]) -> list[tuple[str, bool]]:
     """`-balance`, `balance desc`, `balance asc`, comma-separated or a list; names checked."""
     if order is None:
@@ -161,5 +175,5 @@ def _order(order, names: list[str]) -> list[tuple[str, bool]]:
 def _check_page(limit, offset) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_PAGE:
         raise QueryError(f"limit must be a whole number from 1 to {MAX_PAGE}, not {limit!r}")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise QueryError(f"offset must be a whole number from 0, not {offset!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise QueryError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {offset!r}")

@@ -86,7 +86,7 @@ def _zone(value: str | None) -> str | None:
     if value is not None:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder (America) or a name too long
             raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Istanbul)") from None
     return value
 

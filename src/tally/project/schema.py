@@ -178,7 +178,7 @@ class Rollup(Strict):
         if value is not None:
             try:
                 ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder (America) or a name too long
                 raise ValueError(f"unknown timezone {value!r}") from None
         return value
 
@@ -216,7 +216,7 @@ class ProjectConfig(Strict):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder (America) or a name too long
             raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Istanbul)") from None
         return value
 

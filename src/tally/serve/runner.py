@@ -74,8 +74,8 @@ def serve(project, host: str = "127.0.0.1", port: int = 8000, scheduler: bool = 
                                                      serverfile.process_start(os.getpid())))
     bound = sockets[0].getsockname()
     say(f"tally serve: http://{_host_text(bound[0])}:{bound[1]} on {root}"
-        f"{'; CLI commands on this project run here' if handoff else ''}; scheduler "
-        f"{'on' if jobs else 'off'} (Ctrl-C or SIGTERM stops it)")
+        f"{'; CLI commands on this project run here' if handoff else ''}; {scheduler_text(jobs)}"
+        "; Ctrl-C or SIGTERM stops it")
     if ready is not None:
         ready(f"http://{_host_text(bound[0])}:{bound[1]}")
     try:
@@ -120,6 +120,15 @@ def stop(project, root: Path, handoff: Handoff | None, jobs, forced: bool) -> in
         if handoff is not None:
             serverfile.remove(root, handoff.token)
     return cut_short
+
+
+def scheduler_text(jobs) -> str:
+    """`scheduler on (2 scheduled jobs)`, `scheduler on (no job has a schedule)` or `scheduler off`."""
+    if jobs is None:
+        return "scheduler off"
+    count = len(jobs.next_runs())
+    return f"scheduler on ({count} scheduled job{'' if count == 1 else 's'})" if count else \
+        "scheduler on (no job has a schedule)"
 
 
 def start_scheduler(project, say: Callable[[str], None]):

@@ -96,7 +96,7 @@ class SourceConfig(BaseModel):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder (America) or a name too long
             raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Istanbul)") from None
         return value
 

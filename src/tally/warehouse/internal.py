@@ -49,7 +49,7 @@ def now() -> dt.datetime:
 
 def ensure_internal_tables(warehouse, names=None) -> None:
     """Create the internal tables that don't exist yet."""
-    existing = set(warehouse.backend.list_tables())
+    existing = set(warehouse.list_tables())   # under the warehouse lock: other threads share its connection
     for name, schema in SCHEMAS.items():
         if names is not None and name not in names:
             continue
