@@ -230,3 +230,17 @@ def test_create_app_has_no_side_effect(tmp_path):
     create_app(project)
     assert not (tmp_path / "w.duckdb").exists() and "warehouse" not in project.__dict__
     project.close()
+
+
+def test_rollups_answer_as_a_fresh_servers_first_request(duck_dir):
+    """GET /api/v1/rollups before anything opened the warehouse (it read Tally's state through the
+    plain driver, which cannot compile: a 500 when the suite ran it first)."""
+    from tally import Project
+
+    project = Project.load(duck_dir)
+    try:
+        response = client(project).get("/api/v1/rollups")
+        assert response.status_code == 200, response.text
+        assert [row["name"] for row in response.json()] == list(project.config.rollups)
+    finally:
+        project.close()

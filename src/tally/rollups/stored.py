@@ -15,7 +15,7 @@ def describe(project) -> list[dict]:
     import json
 
     found = []
-    warehouse = project.reader
+    warehouse = project.warehouse   # not `reader`: read_state compiles through Ibis
     has_state = warehouse.has_table("_tally_state")
     for rollup_def in definitions(project):
         text = stored_text(warehouse, rollup_def.name) if has_state else None
