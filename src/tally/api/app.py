@@ -56,12 +56,13 @@ def create_app(project, *, settings: ApiConfig | dict | None = None) -> FastAPI:
     _routes(app, state, read)
     from tally.api import aliases, data, query
 
+    # the hot routes first: a request is matched against the routes in order
     app.include_router(query.router(state, read, PREFIX))
+    app.include_router(aliases.ledger_router(state, read, PREFIX))
     app.include_router(data.router(state, read, PREFIX))
     from tally.api import jobs
 
     app.include_router(jobs.router(state, read, admin, PREFIX))
-    app.include_router(aliases.ledger_router(state, read, PREFIX))
     app.include_router(aliases.router(state, read))
     from tally.api import docs
 
