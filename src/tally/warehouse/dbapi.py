@@ -11,7 +11,7 @@ import sqlglot.expressions as sge
 
 from tally.errors import WarehouseError
 from tally.warehouse.base import Warehouse
-from tally.warehouse.rawsql import CompiledQuery, fetch_rows, rows_digest, rows_table
+from tally.warehouse.rawsql import CompiledQuery, db_cursor, fetch_rows, rows_digest, rows_table
 
 INSERT_BATCH = 2000
 
@@ -66,11 +66,8 @@ class ServerWarehouse(Warehouse):
 
     def execute_sql(self, sql: str) -> None:
         with self._lock:
-            cursor = self.backend.con.cursor()
-            try:
+            with db_cursor(self.backend.con) as cursor:
                 cursor.execute(sql)
-            finally:
-                cursor.close()
 
     @contextmanager
     def transaction(self):
@@ -95,20 +92,14 @@ class ServerWarehouse(Warehouse):
         return cursor
 
     def changed_in(self, con, sql: str, params=None) -> int:
-        cursor = con.cursor()
-        try:
+        with db_cursor(con) as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount
-        finally:
-            cursor.close()
 
     def fetch_in(self, con, sql: str, params=None) -> list[tuple]:
-        cursor = con.cursor()
-        try:
+        with db_cursor(con) as cursor:
             cursor.execute(sql, params or None)
             return cursor.fetchall()
-        finally:
-            cursor.close()
 
     def insert_rows(self, con, table: str, data: pa.Table, order_by: str | None = None) -> None:
         """COPY FROM STDIN where the driver has it (PostgreSQL), else multi-row INSERT batches.

@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import hashlib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,8 @@ class RawConnection:
         if self.dialect.name == "duckdb":
             self.con.execute(sql)
             return
-        cursor = self.con.cursor()
-        try:
+        with db_cursor(self.con) as cursor:
             cursor.execute(sql)
-        finally:
-            cursor.close()
 
     def digest(self, sql: str, values: dict[str, Any] | None = None) -> str | None:
         """The digest of a query's rows, as `Warehouse.run` takes it (see `table_digest`)."""
@@ -140,13 +138,9 @@ class RawConnection:
         if self.dialect.name == "duckdb":   # the name written in: see Warehouse._recorded
             sql = HAS_TABLE_SQL["duckdb"].replace("?", duckdb_literal(name))
             return self.con.execute(sql).fetchall()[0][0] > 0
-        cursor = self.con.cursor()
-        try:
+        with db_cursor(self.con) as cursor:
             cursor.execute(HAS_TABLE_SQL[self.dialect.name], (name,))
-            found = cursor.fetchall()[0][0] > 0
-        finally:
-            cursor.close()
-        return found
+            return cursor.fetchall()[0][0] > 0
 
     def close(self) -> None:
         self.con.close()
@@ -167,15 +161,28 @@ def schema_sql(dialect_name: str) -> str:
     return SCHEMA_SQL.format(schema=CURRENT_SCHEMA[dialect_name])
 
 
-def fetch_rows(con, dialect_name: str, sql: str, values: dict[str, Any]) -> tuple[list[str], list[tuple]]:
-    """Run a query on a PostgreSQL / MySQL DB-API connection: its column names and rows."""
+@contextmanager
+def db_cursor(con):
+    """A DB-API cursor, closed after use; closing never hides the error that ended the work (after
+    Ctrl-C in a MariaDB query, close() raises "Commands out of sync", which replaced the interrupt)."""
     cursor = con.cursor()
     try:
+        yield cursor
+    except BaseException:
+        try:
+            cursor.close()
+        except Exception:   # the connection is in no state to close it: the first error is the one
+            pass
+        raise
+    cursor.close()
+
+
+def fetch_rows(con, dialect_name: str, sql: str, values: dict[str, Any]) -> tuple[list[str], list[tuple]]:
+    """Run a query on a PostgreSQL / MySQL DB-API connection: its column names and rows."""
+    with db_cursor(con) as cursor:
         cursor.execute(sql, values)  # always a dict: the driver then turns %% back into %
         names = [col[0] for col in cursor.description]
         rows = cursor.fetchall()
-    finally:
-        cursor.close()
     if hasattr(con, "commit") and dialect_name == "mysql":
         con.commit()  # end the read transaction so later reads see new rows
     return names, rows
