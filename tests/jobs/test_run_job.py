@@ -141,13 +141,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("any_url", ["duckdb", "postgres", "mariadb"], indirect=True)
-def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, monkeypatch):
+def killed_mid_job(tmp_path, url: str, lease: str, monkeypatch):
+    """A project whose `slow:x` job a child process started and was killed (-9) in: its root."""
     started, release = threading.Event(), threading.Event()
     release.set()
     slow_kind(monkeypatch, started, release)
     write_orders(tmp_path, 3)
-    root = write_project(tmp_path, any_url, jobs={"lease": "1s"})
+    root = write_project(tmp_path, url, jobs={"lease": lease})
     marker = tmp_path / "started"
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(marker)], env=os.environ.copy())
     try:
@@ -158,6 +158,12 @@ def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, m
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+    return root
+
+
+@pytest.mark.parametrize("any_url", ["duckdb", "postgres", "mariadb"], indirect=True)
+def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, monkeypatch):
+    root = killed_mid_job(tmp_path, any_url, "1s", monkeypatch)
     assert [row[4] for row in plain_rows(any_url, RUNS)] == ["running"]
     time.sleep(1.2)   # the dead holder's lease (1s, renewed every third of it) has expired
     project = Project.load(root)
@@ -178,21 +184,7 @@ def test_a_run_whose_process_was_killed_is_marked_abandoned(any_url, tmp_path, m
 def test_a_sole_writer_frees_a_dead_processs_lease_at_once(duck_url, tmp_path, monkeypatch):
     """On an embedded file no other live process can hold a lease: a restart after kill -9 does not
     wait for the dead holder's lease (60 s here) to run out."""
-    started, release = threading.Event(), threading.Event()
-    release.set()
-    slow_kind(monkeypatch, started, release)
-    write_orders(tmp_path, 3)
-    root = write_project(tmp_path, duck_url, jobs={"lease": "60s"})
-    marker = tmp_path / "started"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(marker)], env=os.environ.copy())
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert child.poll() is None and time.monotonic() < deadline, "the child never started its job"
-            time.sleep(0.05)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    root = killed_mid_job(tmp_path, duck_url, "60s", monkeypatch)
     project = Project.load(root)
     scheduler = Scheduler(project)
     scheduler.start()   # frees the dead holder's lease and marks its run abandoned, without waiting
