@@ -126,41 +126,40 @@ def cached_body(state, request: QueryRequest) -> bytes | None:
 
 def request_key(state, request: QueryRequest, version: str) -> str | None:
     """The cache key of a request at `version`; None when its answer is never cached."""
+    from tally.api.cache import answer_key, cacheable
+
+    metrics, _, key_args = key_arguments(state, request)
+    return answer_key(state.digest, version, key_args) if cacheable(state.project, metrics) else None
+
+
+def key_arguments(state, request: QueryRequest) -> tuple[list[str], dict, dict]:
+    """The request's metrics, its `answer.answer` arguments, and the arguments its cache key holds
+    (a relative range as the dates it means today)."""
     from tally.delivery import answer
     from tally.engine.ranges import resolve
-
-    from tally.api.cache import answer_key, cacheable
 
     metrics = answer.metrics_of(request.metrics)
     args = request.arguments()
     config = state.project.config
-    if not cacheable(state.project, metrics):
-        return None
-    key_args = dict(args, metrics=metrics)   # a relative range is keyed by the dates it means today
+    key_args = dict(args, metrics=metrics)
     key_args["start"], key_args["end"] = resolve(args["last"], args["period"], args["start"], args["end"],
                                                  args["timezone"] or config.timezone, config.week_start_index)
-    return answer_key(state.digest, version, key_args)
+    return metrics, args, key_args
 
 
 def answer_body(state, request: QueryRequest) -> bytes:
     """The JSON answer: from the cache when the data has not moved since it was stored."""
     from tally.delivery import answer, tabular
-    from tally.engine.ranges import resolve
 
     from tally.api.cache import answer_key, cacheable
 
-    metrics = answer.metrics_of(request.metrics)
-    args = request.arguments()
-    if args["limit"] is not None and not 1 <= args["limit"] <= state.settings.max_page_size:
+    limit = request.limit
+    if limit is not None and not 1 <= limit <= state.settings.max_page_size:
         from tally.api.data import BadPage
 
-        raise BadPage(f"limit must be 1 to {state.settings.max_page_size} (api.max_page_size), not {args['limit']}")
+        raise BadPage(f"limit must be 1 to {state.settings.max_page_size} (api.max_page_size), not {limit}")
     project = state.project
-    config = project.config
-    zone = args["timezone"] or config.timezone
-    key_args = dict(args, metrics=metrics)   # a relative range is keyed by the dates it means today
-    key_args["start"], key_args["end"] = resolve(args["last"], args["period"], args["start"], args["end"], zone,
-                                                 config.week_start_index)
+    metrics, args, key_args = key_arguments(state, request)
     arrived = time.monotonic_ns()
     with state.lock:
         key = None
